@@ -1,0 +1,29 @@
+# Two commands matter: `make demo` and `make test`. Both install everything from the lock file.
+SHELL := /bin/bash
+export UV_PYTHON_DOWNLOADS := never
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+RUN := $(UV) run --locked --all-extras --no-sync
+
+.PHONY: install demo test lint unit integration clean
+
+$(CURDIR)/.tools/bin/uv:
+	python3 -m venv $(CURDIR)/.tools
+	$(CURDIR)/.tools/bin/pip install --quiet 'uv>=0.9,<1'
+
+install: $(UV)
+	$(UV) sync --locked --all-extras
+
+lint: install
+	$(RUN) ruff check airflow_mlops_provider dags tests benchmarks scripts
+
+demo: install
+	$(RUN) python scripts/demo.py
+
+test: lint
+	$(RUN) pytest -q -p no:cacheprovider -n 2 --dist loadgroup
+
+unit: install
+	$(RUN) pytest -q tests/unit
+
+clean:
+	rm -rf .mlops

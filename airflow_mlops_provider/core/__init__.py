@@ -1,0 +1,1 @@
+"""Pure logic with no Airflow import: policies, statistics, manifests, settings."""

@@ -1,0 +1,51 @@
+"""Exceptions raised by the provider; each carries the structured context a user needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class MlopsProviderError(Exception):
+    """Base class; ``context`` holds JSON-safe details for logs and XCom."""
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message)
+        self.context = context
+
+
+class MissingDependencyError(MlopsProviderError, ImportError):
+    def __init__(self, module: str, extra: str) -> None:
+        super().__init__(
+            f"The optional dependency {module!r} is not installed. "
+            f"Install it with: pip install 'airflow-mlops-provider[{extra}]'",
+            module=module,
+            extra=extra,
+        )
+
+
+class ConnectionConfigError(MlopsProviderError, ValueError):
+    """An Airflow connection's fields are malformed; names the connection and the field."""
+
+
+class MlflowConnectionError(MlopsProviderError):
+    """The MLflow tracking server or store could not be reached."""
+
+
+class DataVersionError(MlopsProviderError):
+    """A DVC repo, rev or path could not be resolved."""
+
+
+class DataValidationError(MlopsProviderError):
+    """Critical expectations failed; ``context['failed']`` lists them."""
+
+
+class ModelNotFoundError(MlopsProviderError, LookupError):
+    """A registered model, version or alias does not exist."""
+
+
+class PromotionRejected(MlopsProviderError):
+    """The promotion policy rejected the challenger."""
+
+
+class DeploymentRolledBack(MlopsProviderError):
+    """A deployment was rolled back (by us or by the platform)."""

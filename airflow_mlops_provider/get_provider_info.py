@@ -1,0 +1,93 @@
+"""Provider metadata read by Airflow's ProvidersManager; imports nothing heavy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def get_provider_info() -> dict[str, Any]:
+    from airflow_mlops_provider import __version__
+
+    return {
+        "package-name": "airflow-mlops-provider",
+        "name": "MLOps",
+        "description": "Validate (Great Expectations), version (DVC), train and promote (MLflow), "
+        "deploy (SageMaker, KServe) and monitor (Evidently) models from Airflow 3.",
+        "state": "ready",
+        "source-date-epoch": 1764028800,
+        "versions": [__version__],
+        "integrations": [
+            {"integration-name": "MLflow", "external-doc-url": "https://mlflow.org/docs/latest/",
+             "tags": ["software"]},
+            {"integration-name": "DVC", "external-doc-url": "https://dvc.org/doc", "tags": ["software"]},
+        ],
+        "hooks": [
+            {"integration-name": "MLflow", "python-modules": ["airflow_mlops_provider.hooks.mlflow"]},
+            {"integration-name": "DVC", "python-modules": ["airflow_mlops_provider.hooks.dvc"]},
+        ],
+        "connection-types": [
+            {
+                "connection-type": "mlflow",
+                "hook-class-name": "airflow_mlops_provider.hooks.mlflow.MlflowHook",
+                "hook-name": "MLflow",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port"],
+                    "relabeling": {
+                        "host": "Tracking URI",
+                        "login": "Username (basic auth)",
+                        "password": "Password or token",
+                    },
+                    "placeholders": {
+                        "host": "http://mlflow.internal:5000 (empty: embedded sqlite store under MLOPS_HOME)",
+                        "login": "leave empty to send the password as a bearer token",
+                    },
+                },
+                "conn-fields": {
+                    "registry_uri": {
+                        "label": "Registry URI",
+                        "description": "Model registry URI when it differs from the tracking URI.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "insecure_tls": {
+                        "label": "Skip TLS verification",
+                        "description": "Never in production.",
+                        "schema": {"type": ["boolean", "null"]},
+                    },
+                    "server_cert_path": {
+                        "label": "CA bundle path",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                },
+            },
+            {
+                "connection-type": "dvc",
+                "hook-class-name": "airflow_mlops_provider.hooks.dvc.DvcHook",
+                "hook-name": "DVC",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["port"],
+                    "relabeling": {
+                        "host": "Repository (path or git URL)",
+                        "schema": "Default rev",
+                        "login": "Remote access key id",
+                        "password": "Remote secret",
+                    },
+                    "placeholders": {
+                        "host": "https://github.com/org/data-registry.git (empty: MLOPS_HOME/data-repo)",
+                        "schema": "main",
+                    },
+                },
+                "conn-fields": {
+                    "remote": {
+                        "label": "DVC remote name",
+                        "description": "Remote to read from and push to; default: the repo's default remote.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "remote_config": {
+                        "label": "Remote config",
+                        "description": "Extra remote options as JSON, e.g. {\"endpointurl\": \"http://minio:9000\"}.",
+                        "schema": {"type": ["object", "null"]},
+                    },
+                },
+            },
+        ],
+    }

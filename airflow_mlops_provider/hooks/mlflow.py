@@ -1,0 +1,220 @@
+"""MlflowHook: one cached ``MlflowClient`` built from an Airflow connection of type ``mlflow``.
+
+Connection fields: ``host`` is the tracking URI (``http(s)://…``, ``sqlite:///…``,
+``postgresql://…``, ``file:///…``); ``login``/``password`` give basic auth, or ``password``
+alone a bearer token; extras ``registry_uri``, ``insecure_tls``, ``server_cert_path``.
+With no connection configured the hook uses the embedded sqlite store under ``MLOPS_HOME``.
+
+Credentials are handed to MLflow's REST stores through a ``get_host_creds`` callable, never
+through ``os.environ``, so two hooks with different credentials can live in one process.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from airflow_mlops_provider.core.settings import mlops_home
+from airflow_mlops_provider.exceptions import ConnectionConfigError, MlflowConnectionError
+from airflow_mlops_provider.version_compat import BaseHook
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+_SCHEMES = {"http", "https", "sqlite", "postgresql", "mysql", "mssql", "file", "databricks"}
+_REST_SCHEMES = {"http", "https"}
+
+
+def _check_uri(value: str, field: str, conn_id: str) -> str:
+    value = value.strip()
+    parts = urlsplit(value)
+    scheme = parts.scheme.split("+", 1)[0]
+    if scheme not in _SCHEMES:
+        raise ConnectionConfigError(
+            f"Connection {conn_id!r}: {field} {value!r} is not a valid MLflow URI; expected a "
+            f"scheme among {sorted(_SCHEMES)} (e.g. http://mlflow:5000 or sqlite:///mlflow.db)",
+            conn_id=conn_id, field=field, value=value,
+        )
+    if scheme in _REST_SCHEMES and not parts.hostname:
+        raise ConnectionConfigError(
+            f"Connection {conn_id!r}: {field} {value!r} has no host name",
+            conn_id=conn_id, field=field, value=value,
+        )
+    if scheme in _REST_SCHEMES:
+        try:
+            parts.port  # noqa: B018 - raises ValueError on a malformed port
+        except ValueError as err:
+            raise ConnectionConfigError(
+                f"Connection {conn_id!r}: {field} {value!r} has a malformed port",
+                conn_id=conn_id, field=field, value=value,
+            ) from err
+    return value.rstrip("/") if scheme in _REST_SCHEMES else value
+
+
+class MlflowHook(BaseHook):
+    """Talk to an MLflow tracking server and model registry.
+
+    :param mlflow_conn_id: Airflow connection of type ``mlflow``. When it does not exist the
+        embedded sqlite store under ``MLOPS_HOME`` is used (the laptop path).
+    """
+
+    conn_name_attr = "mlflow_conn_id"
+    default_conn_name = "mlflow_default"
+    conn_type = "mlflow"
+    hook_name = "MLflow"
+
+    def __init__(self, mlflow_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mlflow_conn_id = mlflow_conn_id
+
+    # -- connection ------------------------------------------------------------------------
+    @cached_property
+    def settings(self) -> dict[str, Any]:
+        """Resolved, validated settings (no secrets are logged from here)."""
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            conn = self.get_connection(self.mlflow_conn_id)
+        except AirflowNotFoundException:
+            if self.mlflow_conn_id != self.default_conn_name:
+                raise
+            home = mlops_home().ensure()
+            self.log.info("No connection %r: using the embedded MLflow store under %s",
+                          self.mlflow_conn_id, home.mlflow_dir)
+            return {"tracking_uri": home.mlflow_tracking_uri, "registry_uri": None,
+                    "username": None, "password": None, "token": None, "insecure_tls": False,
+                    "server_cert_path": None, "artifact_location": home.mlflow_artifacts.as_uri()}
+        extra = conn.extra_dejson
+        host = (conn.host or "").strip()
+        if not host:
+            raise ConnectionConfigError(
+                f"Connection {self.mlflow_conn_id!r} has no tracking URI in its host field",
+                conn_id=self.mlflow_conn_id, field="host")
+        if "://" not in host:
+            # A bare host name: http, with the port field when set.
+            host = f"http://{host}" + (f":{conn.port}" if conn.port else "")
+        elif conn.port and urlsplit(host).port is None and urlsplit(host).scheme in _REST_SCHEMES:
+            host = f"{host.rstrip('/')}:{conn.port}"
+        tracking_uri = _check_uri(host, "host", self.mlflow_conn_id)
+        registry_uri = extra.get("registry_uri")
+        if registry_uri:
+            registry_uri = _check_uri(str(registry_uri), "extra.registry_uri", self.mlflow_conn_id)
+        login, password = conn.login or None, conn.password or None
+        return {
+            "tracking_uri": tracking_uri,
+            "registry_uri": registry_uri,
+            "username": login if password else None,
+            "password": password if login else None,
+            "token": password if password and not login else None,
+            "insecure_tls": bool(extra.get("insecure_tls", False)),
+            "server_cert_path": extra.get("server_cert_path"),
+            "artifact_location": extra.get("artifact_location"),
+        }
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.settings["tracking_uri"]
+
+    @property
+    def registry_uri(self) -> str:
+        return self.settings["registry_uri"] or self.settings["tracking_uri"]
+
+    def _host_creds(self, uri: str):
+        from mlflow.utils.rest_utils import MlflowHostCreds
+
+        s = self.settings
+        return MlflowHostCreds(
+            host=uri, username=s["username"], password=s["password"], token=s["token"],
+            ignore_tls_verification=s["insecure_tls"], server_cert_path=s["server_cert_path"],
+        )
+
+    # -- client ----------------------------------------------------------------------------
+    def get_conn(self) -> MlflowClient:
+        return self.client
+
+    @cached_property
+    def client(self) -> MlflowClient:
+        """An ``MlflowClient`` bound to this connection, built once per hook."""
+        from airflow_mlops_provider.core.optional import require
+
+        require("mlflow")
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        try:
+            client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+        except MlflowException as err:
+            raise MlflowConnectionError(
+                f"Connection {self.mlflow_conn_id!r}: cannot open MLflow store "
+                f"{self.tracking_uri!r}: {err.message}", conn_id=self.mlflow_conn_id) from err
+        if urlsplit(self.tracking_uri).scheme in _REST_SCHEMES and self._has_credentials:
+            self._bind_credentials(client)
+        return client
+
+    @property
+    def _has_credentials(self) -> bool:
+        s = self.settings
+        return bool(s["token"] or s["username"] or s["insecure_tls"] or s["server_cert_path"])
+
+    def _bind_credentials(self, client: MlflowClient) -> None:
+        """Give the client REST stores whose credentials come from this connection.
+
+        MLflow's default REST stores read credentials from environment variables; its REST
+        stores accept a ``get_host_creds`` callable, which is how the connection's secret
+        reaches them without touching ``os.environ``.
+        """
+        from mlflow.store.model_registry.rest_store import RestStore as RegistryRestStore
+        from mlflow.store.tracking.rest_store import RestStore as TrackingRestStore
+        from mlflow.tracking._model_registry.client import ModelRegistryClient
+        from mlflow.tracking._tracking_service.client import TrackingServiceClient
+
+        tracking_store = TrackingRestStore(lambda: self._host_creds(self.tracking_uri))
+        registry_store = RegistryRestStore(lambda: self._host_creds(self.registry_uri))
+
+        class _ConnTrackingServiceClient(TrackingServiceClient):
+            store = property(lambda _self: tracking_store)
+
+        class _ConnModelRegistryClient(ModelRegistryClient):
+            store = property(lambda _self: registry_store)
+
+        client._tracking_client = _ConnTrackingServiceClient(self.tracking_uri)
+        client._registry_client_lazy = _ConnModelRegistryClient(self.registry_uri, self.tracking_uri)
+
+    # -- helpers ---------------------------------------------------------------------------
+    def test_connection(self) -> tuple[bool, str]:
+        """Airflow's "Test" button: list one experiment through the tracking API."""
+        try:
+            self.client.search_experiments(max_results=1)
+        except Exception as err:  # noqa: BLE001 - the UI wants a message, not a traceback
+            message = getattr(err, "message", None) or str(err)
+            return False, f"MLflow at {self.tracking_uri} is not reachable: {message.splitlines()[0][:300]}"
+        return True, f"Connected to MLflow at {self.tracking_uri}"
+
+    def get_or_create_experiment(self, name: str) -> str:
+        """Return the experiment id for ``name``, creating it with the connection's artifact location."""
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is not None:
+            if experiment.lifecycle_stage == "deleted":
+                self.client.restore_experiment(experiment.experiment_id)
+            return experiment.experiment_id
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.create_experiment(name, artifact_location=self.settings["artifact_location"])
+        except MlflowException:
+            # Another task created it between our read and our write.
+            experiment = self.client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+            return experiment.experiment_id
+
+    def activate(self) -> None:
+        """Point MLflow's process-global fluent API (``mlflow.start_run``, ``log_model``) here.
+
+        Airflow runs each task in its own process, so the global URI is scoped to the task.
+        """
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.registry_uri)
