@@ -186,13 +186,20 @@ class DvcHook(BaseHook):
                 remote.update(self.settings["remote_config"])
             yield repo
 
+    @staticmethod
+    def _targets(repo, targets: list[str] | None) -> list[str] | None:
+        # DVC resolves relative targets against the process cwd; ours are repo-relative.
+        return [str(Path(repo.root_dir) / t) for t in targets] if targets else None
+
     def push(self, targets: list[str] | None = None) -> int:
+        """Push ``targets`` (repo-relative paths; all when None) to the remote."""
         with self._local_repo() as repo:
-            return repo.push(targets=targets, remote=self.settings["remote"])
+            return repo.push(targets=self._targets(repo, targets), remote=self.settings["remote"])
 
     def pull(self, targets: list[str] | None = None) -> dict[str, Any]:
+        """Pull ``targets`` (repo-relative paths; all when None) from the remote."""
         with self._local_repo() as repo:
-            return repo.pull(targets=targets, remote=self.settings["remote"])
+            return repo.pull(targets=self._targets(repo, targets), remote=self.settings["remote"])
 
     def commit_version(self, path: str, message: str, push: bool = True) -> DataVersion:
         """Track the current content of ``path`` as a new data version: dvc add, git commit, push.
@@ -201,16 +208,15 @@ class DvcHook(BaseHook):
         returned.
         """
         with self._local_repo() as repo:
-            repo.add(path)
-            dvc_file = f"{path}.dvc"
+            root = Path(repo.root_dir)
+            repo.add(str(root / path))  # DVC resolves relative paths against the cwd
             scm = repo.scm
-            gitignore = str(Path(path).parent / ".gitignore")
-            to_add = [dvc_file] + ([gitignore] if (Path(self.repo) / gitignore).exists() else [])
-            scm.add(to_add)
+            gitignore = root / Path(path).parent / ".gitignore"
+            scm.add([str(root / f"{path}.dvc")] + ([str(gitignore)] if gitignore.exists() else []))
             if scm.is_dirty(untracked_files=False):
                 scm.commit(message)
             if push:
-                repo.push(targets=[path], remote=self.settings["remote"])
+                repo.push(targets=self._targets(repo, [path]), remote=self.settings["remote"])
         return self.data_version(path, "HEAD")
 
     def test_connection(self) -> tuple[bool, str]:

@@ -183,9 +183,20 @@ class MlflowHook(BaseHook):
 
     # -- helpers ---------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:
-        """Airflow's "Test" button: list one experiment through the tracking API."""
+        """Airflow's "Test" button: one authenticated API call, no retries, short timeout."""
         try:
-            self.client.search_experiments(max_results=1)
+            if urlsplit(self.tracking_uri).scheme in _REST_SCHEMES:
+                from mlflow.utils.rest_utils import http_request
+
+                resp = http_request(self._host_creds(self.tracking_uri),
+                                    "/api/2.0/mlflow/experiments/search", "POST",
+                                    json={"max_results": 1}, max_retries=0, timeout=10,
+                                    raise_on_status=False)
+                if resp.status_code != 200:
+                    return False, (f"MLflow at {self.tracking_uri} answered HTTP {resp.status_code}: "
+                                   f"{resp.text[:200]}")
+            else:
+                self.client.search_experiments(max_results=1)
         except Exception as err:  # noqa: BLE001 - the UI wants a message, not a traceback
             message = getattr(err, "message", None) or str(err)
             return False, f"MLflow at {self.tracking_uri} is not reachable: {message.splitlines()[0][:300]}"
