@@ -227,3 +227,27 @@ class DvcHook(BaseHook):
         except Exception as err:  # noqa: BLE001 - the UI wants a message
             return False, f"DVC repo {self.repo!r} is not usable: {str(err).splitlines()[0][:300]}"
         return True, f"DVC repo {self.repo!r} at {commit[:12]}"
+
+
+def init_local_repo(path: Path, remote: Path, remote_name: str = "local") -> Path:
+    """Create a git + DVC repository at ``path`` with a local-folder default remote (idempotent)."""
+    import subprocess
+
+    from airflow_mlops_provider.core.optional import require
+
+    require("dvc")
+    from dvc.repo import Repo
+
+    path, remote = Path(path), Path(remote)
+    if (path / ".dvc").is_dir():
+        return path
+    path.mkdir(parents=True, exist_ok=True)
+    remote.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
+    with Repo.init(str(path)) as repo:
+        with repo.config.edit() as conf:
+            conf["remote"][remote_name] = {"url": str(remote)}
+            conf["core"]["remote"] = remote_name
+        repo.scm.add([str(path / ".dvc"), str(path / ".dvcignore")])
+        repo.scm.commit("Initialise DVC with a local remote")
+    return path

@@ -229,3 +229,49 @@ class MlflowHook(BaseHook):
 
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.registry_uri)
+
+    # -- registry --------------------------------------------------------------------------
+    def get_version_by_alias(self, name: str, alias: str, required: bool = True):
+        """The model version an alias names; None (or ModelNotFoundError) when unset."""
+        from mlflow.exceptions import MlflowException
+
+        from airflow_mlops_provider.exceptions import ModelNotFoundError
+
+        try:
+            return self.client.get_model_version_by_alias(name, alias)
+        except MlflowException as err:
+            if not required:
+                return None
+            raise ModelNotFoundError(
+                f"registered model {name!r} has no alias {alias!r} ({err.message.splitlines()[0]})",
+                model=name, alias=alias) from err
+
+    def logged_model_uri(self, run_id: str) -> str:
+        """``models:/<model_id>`` of the model a run logged (MLflow 3 LoggedModel)."""
+        from airflow_mlops_provider.exceptions import ModelNotFoundError
+
+        outputs = self.client.get_run(run_id).outputs
+        models = list(getattr(outputs, "model_outputs", None) or [])
+        if not models:
+            raise ModelNotFoundError(f"MLflow run {run_id!r} logged no model", run_id=run_id)
+        if len(models) > 1:
+            raise ModelNotFoundError(f"MLflow run {run_id!r} logged {len(models)} models; pass model_uri "
+                                     f"explicitly", run_id=run_id)
+        return f"models:/{models[0].model_id}"
+
+    def wait_version_ready(self, name: str, version: str, timeout: float = 300, poll: float = 1.0):
+        import time
+
+        from airflow_mlops_provider.exceptions import ModelNotFoundError
+
+        deadline = time.monotonic() + timeout
+        while True:
+            mv = self.client.get_model_version(name, version)
+            if mv.status == "READY":
+                return mv
+            if mv.status == "FAILED_REGISTRATION":
+                raise ModelNotFoundError(f"model {name!r} version {version} failed registration: "
+                                         f"{mv.status_message}", model=name, version=version)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"model {name!r} version {version} not READY after {timeout}s")
+            time.sleep(poll)

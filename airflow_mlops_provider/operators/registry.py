@@ -1,0 +1,254 @@
+"""MLflow registry operators: register, alias, read by alias, decide and promote by aliases.
+
+Aliases, not stages (MLflow 3): ``challenger`` is the candidate, ``champion`` serves,
+``previous`` is the former champion kept for rollback.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+from airflow_mlops_provider.core.settings import mlops_home
+from airflow_mlops_provider.hooks.mlflow import MlflowHook
+from airflow_mlops_provider.version_compat import BaseOperator
+
+CHALLENGER, CHAMPION, PREVIOUS = "challenger", "champion", "previous"
+
+
+def version_dict(mv: Any) -> dict[str, Any]:
+    return {"name": mv.name, "version": str(mv.version), "run_id": mv.run_id, "source": mv.source,
+            "aliases": list(getattr(mv, "aliases", []) or []), "tags": dict(mv.tags or {})}
+
+
+class _MlflowRegistryOperator(BaseOperator):
+    ui_color = "#43b1f0"
+
+    def __init__(self, *, mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mlflow_conn_id = mlflow_conn_id
+
+    @cached_property
+    def hook(self) -> MlflowHook:
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+
+class MlflowRegisterModelOperator(_MlflowRegistryOperator):
+    """Register a run's model as a new version (once per run: reruns reuse it) and alias it.
+
+    Lineage tags of the run (``mlops.*``) are copied onto the version, together with the
+    location of the drift baseline.
+    """
+
+    template_fields: Sequence[str] = ("name", "run_id", "model_uri", "alias", "tags", "mlflow_conn_id")
+
+    def __init__(self, *, name: str, run_id: str, model_uri: str | None = None, alias: str | None = CHALLENGER,
+                 tags: dict[str, str] | None = None, ready_timeout: float = 300, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.name = name
+        self.run_id = run_id
+        self.model_uri = model_uri
+        self.alias = alias
+        self.tags = tags
+        self.ready_timeout = ready_timeout
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from mlflow.exceptions import MlflowException
+
+        client = self.hook.client
+        try:
+            client.get_registered_model(self.name)
+        except MlflowException:
+            try:
+                client.create_registered_model(self.name, description="Managed by airflow-mlops-provider")
+            except MlflowException:
+                client.get_registered_model(self.name)  # created concurrently: fine
+        existing = client.search_model_versions(f"name = '{self.name}' and run_id = '{self.run_id}'")
+        if existing:
+            mv = max(existing, key=lambda v: int(v.version))
+            self.log.info("Run %s is already registered as %s v%s; reusing it", self.run_id, self.name, mv.version)
+        else:
+            run = client.get_run(self.run_id)
+            source = self.model_uri or self.hook.logged_model_uri(self.run_id)
+            lineage = {k: v for k, v in run.data.tags.items() if k.startswith(("mlops.", "airflow."))}
+            lineage["mlops.baseline_uri"] = f"runs:/{self.run_id}/baseline"
+            mv = client.create_model_version(self.name, source, run_id=self.run_id,
+                                             tags={**lineage, **(self.tags or {})})
+            self.log.info("Registered %s as version %s", source, mv.version)
+        mv = self.hook.wait_version_ready(self.name, mv.version, timeout=self.ready_timeout)
+        if self.alias:
+            client.set_registered_model_alias(self.name, self.alias, mv.version)
+        return version_dict(client.get_model_version(self.name, mv.version))
+
+
+class MlflowSetModelAliasOperator(_MlflowRegistryOperator):
+    """Point ``alias`` at ``version`` (or delete it when ``version`` is None)."""
+
+    template_fields: Sequence[str] = ("name", "alias", "version", "mlflow_conn_id")
+
+    def __init__(self, *, name: str, alias: str, version: str | int | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.name = name
+        self.alias = alias
+        self.version = version
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        if self.version in (None, "", "None"):
+            self.hook.client.delete_registered_model_alias(self.name, self.alias)
+            return {"name": self.name, "alias": self.alias, "version": None}
+        self.hook.client.set_registered_model_alias(self.name, self.alias, str(self.version))
+        return {"name": self.name, "alias": self.alias, "version": str(self.version)}
+
+
+class MlflowGetModelVersionOperator(_MlflowRegistryOperator):
+    """Read the version an alias names; fails naming the alias when it is unset."""
+
+    template_fields: Sequence[str] = ("name", "alias", "mlflow_conn_id")
+
+    def __init__(self, *, name: str, alias: str = CHAMPION, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.name = name
+        self.alias = alias
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        return version_dict(self.hook.get_version_by_alias(self.name, self.alias))
+
+
+class MlflowCompareChallengerOperator(_MlflowRegistryOperator):
+    """Judge the challenger against the champion with a :class:`PromotionPolicy`.
+
+    The champion is re-scored on the challenger's holdout so both are judged on the same rows.
+    The decision (inputs, numbers, verdict, reasons) is appended to the audit ledger and written
+    as tags on the challenger version. A rejection is a normal outcome: the task succeeds and
+    returns ``verdict == "rejected"``; the promote task then skips.
+    """
+
+    template_fields: Sequence[str] = ("name", "challenger", "policy", "target", "mlflow_conn_id")
+    template_fields_renderers = {"policy": "json", "challenger": "json"}
+
+    def __init__(self, *, name: str, challenger: dict[str, Any], policy: dict[str, Any], target: str,
+                 challenger_metrics: dict[str, Any] | None = None, champion_alias: str = CHAMPION,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.name = name
+        self.challenger = challenger
+        self.challenger_metrics = challenger_metrics
+        self.policy = policy
+        self.target = target
+        self.champion_alias = champion_alias
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from airflow_mlops_provider.core import ledger
+        from airflow_mlops_provider.core.metrics import binary_classification_metrics, positive_scores
+        from airflow_mlops_provider.core.policy import PromotionPolicy
+        from airflow_mlops_provider.operators.training import load_holdout, load_pyfunc
+
+        policy = PromotionPolicy.from_dict(self.policy)
+        self.hook.activate()
+        version = str(self.challenger["version"])
+        run_id = self.challenger["run_id"]
+        holdout = load_holdout(self.hook, run_id)
+        y = holdout[self.target]
+
+        def score(model_uri: str) -> dict[str, float]:
+            model = load_pyfunc(model_uri)
+            features = model.metadata.get_input_schema().input_names()
+            missing = [c for c in features if c not in holdout.columns]
+            if missing:
+                raise KeyError(f"{model_uri} needs columns {missing} that the holdout lacks")
+            return binary_classification_metrics(y, positive_scores(model, holdout[features]))
+
+        challenger_metrics = self.challenger_metrics or score(f"models:/{self.name}/{version}")
+        champion = self.hook.get_version_by_alias(self.name, self.champion_alias, required=False)
+        champion_metrics = None
+        if champion is not None and str(champion.version) == version:
+            champion = None  # re-deciding an already promoted version: judge on floors only
+        if champion is not None:
+            champion_metrics = score(f"models:/{self.name}/{champion.version}")
+        decision = policy.decide(challenger_metrics, champion_metrics, eval_rows=len(holdout))
+        ti = context["ti"]
+        record = {
+            "event": "decision", "model": self.name, "challenger_version": version,
+            "champion_version": str(champion.version) if champion is not None else None,
+            "verdict": decision.verdict, "reasons": decision.reasons, "checks": decision.checks,
+            "challenger_metrics": challenger_metrics, "champion_metrics": champion_metrics,
+            "eval_rows": len(holdout), "policy": policy.to_dict(),
+            "data_version": self.challenger.get("tags", {}).get("mlops.data.id"),
+            "dag_id": ti.dag_id, "run_id": ti.run_id, "try_number": ti.try_number,
+        }
+        ledger.append(mlops_home().ledger_path, record)
+        client = self.hook.client
+        client.set_model_version_tag(self.name, version, "mlops.decision", decision.verdict)
+        client.set_model_version_tag(self.name, version, "mlops.decision.reasons", json.dumps(decision.reasons))
+        client.set_model_version_tag(self.name, version, "mlops.decision.against",
+                                     record["champion_version"] or "none")
+        log = self.log.info if decision.promote else self.log.warning
+        log("Decision for %s v%s against champion %s: %s — %s", self.name, version,
+            record["champion_version"], decision.verdict.upper(), "; ".join(decision.reasons))
+        return {k: record[k] for k in ("model", "challenger_version", "champion_version", "verdict",
+                                       "reasons", "challenger_metrics", "champion_metrics", "eval_rows")}
+
+
+class MlflowPromoteModelOperator(_MlflowRegistryOperator):
+    """Move ``champion`` to the challenger and keep the former champion as ``previous``.
+
+    Skips (and so skips what follows, e.g. deployment) when the decision rejected the
+    challenger. Promotion is a compare-and-set under a lock: if the champion moved since the
+    decision was taken, the challenger was judged against a stale champion and is not
+    promoted; the ledger records it. Give this task a 1-slot pool to serialise promotions
+    across hosts; the file lock under MLOPS_HOME serialises them on one host.
+    """
+
+    template_fields: Sequence[str] = ("name", "decision", "mlflow_conn_id")
+    template_fields_renderers = {"decision": "json"}
+
+    def __init__(self, *, name: str, decision: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.name = name
+        self.decision = decision
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from airflow_mlops_provider.core import ledger
+
+        if self.decision.get("verdict") != "promote":
+            raise AirflowSkipException(
+                f"challenger v{self.decision.get('challenger_version')} was rejected: "
+                + "; ".join(self.decision.get("reasons", [])))
+        home = mlops_home()
+        version = str(self.decision["challenger_version"])
+        expected = self.decision.get("champion_version")
+        ti = context["ti"]
+        client = self.hook.client
+        with ledger.file_lock(home.root / "locks" / f"promote-{self.name}.lock"):
+            current = self.hook.get_version_by_alias(self.name, CHAMPION, required=False)
+            current_v = str(current.version) if current is not None else None
+            base = {"model": self.name, "challenger_version": version, "dag_id": ti.dag_id,
+                    "run_id": ti.run_id}
+            if current_v == version:
+                self.log.info("%s v%s is already the champion", self.name, version)
+                return {"name": self.name, "champion": version, "previous": self._previous(), "changed": False}
+            if current_v != expected:
+                ledger.append(home.ledger_path, {**base, "event": "promotion_superseded",
+                                                 "expected_champion": expected, "actual_champion": current_v,
+                                                 "reasons": ["champion moved while the decision was taken"]})
+                raise AirflowSkipException(
+                    f"champion is now v{current_v}, not v{expected} the decision was taken against; "
+                    "not promoting on a stale comparison")
+            if current_v is not None:
+                client.set_registered_model_alias(self.name, PREVIOUS, current_v)
+            client.set_registered_model_alias(self.name, CHAMPION, version)
+            try:
+                client.delete_registered_model_alias(self.name, CHALLENGER)
+            except Exception:  # noqa: BLE001 - the alias may already be gone
+                pass
+            ledger.append(home.ledger_path, {**base, "event": "promoted", "previous_champion": current_v})
+        self.log.info("Promoted %s v%s to champion (previous: %s)", self.name, version, current_v)
+        return {"name": self.name, "champion": version, "previous": current_v, "changed": True}
+
+    def _previous(self) -> str | None:
+        prev = self.hook.get_version_by_alias(self.name, PREVIOUS, required=False)
+        return str(prev.version) if prev is not None else None
