@@ -14,7 +14,7 @@ install: $(UV)
 	$(UV) sync --locked --all-extras
 
 lint: install
-	$(RUN) ruff check airflow_mlops_provider dags tests benchmarks scripts
+	$(RUN) ruff check .
 
 demo: install
 	$(RUN) python scripts/demo.py
