@@ -49,3 +49,11 @@ class PromotionRejected(MlopsProviderError):
 
 class DeploymentRolledBack(MlopsProviderError):
     """A deployment was rolled back (by us or by the platform)."""
+
+
+class SuiteDefinitionError(MlopsProviderError, ValueError):
+    """An expectation suite (dict, JSON file or object) is malformed; names the source and expectation."""
+
+
+class DataFileError(MlopsProviderError, ValueError):
+    """A data file cannot be read or written in the expected format; names the path."""

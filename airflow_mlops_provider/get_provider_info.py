@@ -25,6 +25,9 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "MLflow", "python-modules": ["airflow_mlops_provider.hooks.mlflow"]},
             {"integration-name": "DVC", "python-modules": ["airflow_mlops_provider.hooks.dvc"]},
         ],
+        "extra-links": [
+            "airflow_mlops_provider.links.validation.GreatExpectationsDataDocsLink",
+        ],
         "connection-types": [
             {
                 "connection-type": "mlflow",

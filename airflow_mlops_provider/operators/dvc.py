@@ -29,6 +29,8 @@ class DvcGetDataVersionOperator(BaseOperator):
 
     def __init__(self, *, path: str, rev: str | None = None, dvc_conn_id: str = DvcHook.default_conn_name,
                  materialize: bool = True, **kwargs: Any) -> None:
+        # Each key of the returned dict is also its own XCom, so `op.output["key"]` works.
+        kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         self.path = path
         self.rev = rev

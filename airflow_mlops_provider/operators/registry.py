@@ -27,6 +27,8 @@ class _MlflowRegistryOperator(BaseOperator):
     ui_color = "#43b1f0"
 
     def __init__(self, *, mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
+        # Each key of the returned dict is also its own XCom, so `op.output["key"]` works.
+        kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         self.mlflow_conn_id = mlflow_conn_id
 
@@ -125,7 +127,8 @@ class MlflowCompareChallengerOperator(_MlflowRegistryOperator):
     returns ``verdict == "rejected"``; the promote task then skips.
     """
 
-    template_fields: Sequence[str] = ("name", "challenger", "policy", "target", "mlflow_conn_id")
+    template_fields: Sequence[str] = ("name", "challenger", "challenger_metrics", "policy", "target",
+                                      "mlflow_conn_id")
     template_fields_renderers = {"policy": "json", "challenger": "json"}
 
     def __init__(self, *, name: str, challenger: dict[str, Any], policy: dict[str, Any], target: str,

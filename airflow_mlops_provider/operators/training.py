@@ -75,7 +75,7 @@ def resolve_trusted_types(model: Any, explicit: Sequence[str] | None,
 
 
 class MlflowTrainModelOperator(BaseOperator):
-    """Run ``train_callable(X_train, y_train, **params)`` inside an MLflow run.
+    """Run ``train_callable(X_train, y_train, **train_params)`` inside an MLflow run.
 
     Logs params, the fitted model (sklearn flavor, with signature and input example, scored by
     ``predict_proba`` through pyfunc), the holdout split, and the drift baseline profile of the
@@ -91,26 +91,28 @@ class MlflowTrainModelOperator(BaseOperator):
     :param id_columns: columns that identify rows and are not features.
     :param feature_columns: explicit features; default: every other column.
     :param categorical_features: features profiled as categorical in the baseline.
-    :param params: hyper-parameters passed to ``train_callable`` and logged.
+    :param train_params: hyper-parameters passed to ``train_callable`` and logged.
     :param holdout_fraction: share of rows held out (stratified on ``target``).
     :param split_seed: seed of the split.
     :param skops_trusted_types: types to trust when the model is loaded again.
     """
 
     template_fields: Sequence[str] = ("data_path", "target", "experiment_name", "data_version", "validation",
-                                      "params", "mlflow_conn_id", "run_name")
-    template_fields_renderers = {"params": "json", "data_version": "json", "validation": "json"}
+                                      "train_params", "mlflow_conn_id", "run_name")
+    template_fields_renderers = {"train_params": "json", "data_version": "json", "validation": "json"}
     ui_color = "#0194e2"
 
     def __init__(self, *, train_callable: Callable[..., Any], data_path: str, target: str,
                  experiment_name: str, data_version: dict | None = None, validation: dict | None = None,
                  id_columns: Sequence[str] = (), feature_columns: Sequence[str] | None = None,
-                 categorical_features: Sequence[str] | None = None, params: dict | None = None,
+                 categorical_features: Sequence[str] | None = None, train_params: dict | None = None,
                  holdout_fraction: float = 0.2, split_seed: int = 42,
                  skops_trusted_types: Sequence[str] | None = None,
                  trusted_type_prefixes: Sequence[str] = DEFAULT_TRUSTED_PREFIXES,
                  mlflow_conn_id: str = MlflowHook.default_conn_name, run_name: str | None = None,
                  **kwargs: Any) -> None:
+        # Each key of the returned dict is also its own XCom, so `op.output["key"]` works.
+        kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         self.train_callable = train_callable
         self.data_path = data_path
@@ -121,7 +123,7 @@ class MlflowTrainModelOperator(BaseOperator):
         self.id_columns = id_columns
         self.feature_columns = feature_columns
         self.categorical_features = categorical_features
-        self.params = params
+        self.train_params = train_params
         self.holdout_fraction = holdout_fraction
         self.split_seed = split_seed
         self.skops_trusted_types = skops_trusted_types
@@ -166,7 +168,7 @@ class MlflowTrainModelOperator(BaseOperator):
 
         frame = read_table(self.data_path)
         features, train, holdout = self._split(frame)
-        params = dict(self.params or {})
+        params = dict(self.train_params or {})
         self.hook.activate()
         experiment_id = self.hook.get_or_create_experiment(self.experiment_name)
         tags = _lineage_tags(context, self.data_version, self.validation, _code_version(context))
@@ -215,6 +217,8 @@ class MlflowEvaluateModelOperator(BaseOperator):
 
     def __init__(self, *, run_id: str, target: str, model_uri: str | None = None,
                  mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
+        # Each key of the returned dict is also its own XCom, so `op.output["key"]` works.
+        kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         self.run_id = run_id
         self.model_uri = model_uri

@@ -1,0 +1,91 @@
+"""`make demo`: the whole loop on embedded defaults (SQLite Airflow, sqlite MLflow, local DVC).
+
+1. data v1 → mlops_retrain → the first champion
+2. data v2 (a new day) → mlops_retrain → a decision against the champion
+3. data v3 with noisy labels → mlops_retrain → rejected, the champion stays
+Then it prints where to look. Everything lives under MLOPS_HOME (default .mlops/).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+HOME = Path(os.environ.get("MLOPS_HOME", REPO / ".mlops")).resolve()
+os.environ.update({
+    "MLOPS_HOME": str(HOME),
+    "AIRFLOW_HOME": str(HOME / "airflow"),
+    "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+})
+os.environ.setdefault("GIT_AUTHOR_NAME", "mlops-demo")
+os.environ.setdefault("GIT_AUTHOR_EMAIL", "mlops-demo@example.invalid")
+os.environ.setdefault("GIT_COMMITTER_NAME", "mlops-demo")
+os.environ.setdefault("GIT_COMMITTER_EMAIL", "mlops-demo@example.invalid")
+BIN = Path(sys.executable).parent
+
+
+def step(title: str) -> None:
+    print(f"\n=== {title} ===", flush=True)
+
+
+def airflow(*args: str) -> None:
+    started = time.time()
+    proc = subprocess.run([str(BIN / "airflow"), *args], capture_output=True, text=True)
+    log = HOME / "logs" / f"{'-'.join(a for a in args[:3] if not a.startswith('-'))}-{int(started)}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        print(proc.stdout[-4000:], proc.stderr[-4000:], sep="\n")
+        raise SystemExit(f"airflow {' '.join(args)} failed (exit {proc.returncode}); log: {log}")
+    for line in proc.stdout.splitlines():
+        if "fraud-detector v" in line and ("PROMOTE" in line or "REJECTED" in line or "UNCHANGED" in line):
+            print("   ", line.split("print")[-1].strip()[-400:])
+    print(f"    ok in {time.time() - started:.0f}s (log: {log})")
+
+
+def main() -> None:
+    from airflow_mlops_provider.core import ledger
+    from airflow_mlops_provider.core.demo_data import generate
+    from airflow_mlops_provider.core.settings import mlops_home
+    from airflow_mlops_provider.hooks.dvc import DvcHook, init_local_repo
+
+    home = mlops_home().ensure()
+    step(f"MLOPS_HOME = {home.root}")
+    airflow("db", "migrate")
+    init_local_repo(home.dvc_repo, home.dvc_remote)
+    hook = DvcHook()
+    data = home.dvc_repo / "transactions.parquet"
+
+    runs = [("v1: first day of transactions", 1, "normal", "2026-11-01"),
+            ("v2: a new day of transactions", 2, "normal", "2026-11-08"),
+            ("v3: a day whose labels are noisy (a worse model)", 3, "noisy", "2026-11-15")]
+    for title, seed, kind, date in runs:
+        step(f"data {title}")
+        generate(n_rows=6000, seed=seed, kind=kind).to_parquet(data, index=False)
+        version = hook.commit_version("transactions.parquet", f"data {title}")
+        print(f"    DVC version {version.id}")
+        airflow("dags", "test", "mlops_retrain", date)
+
+    step("Where to look")
+    records = ledger.read(home.ledger_path)
+    for rec in records:
+        if rec.get("event") == "decision":
+            print(f"  v{rec['challenger_version']} vs champion {rec['champion_version']}: "
+                  f"{rec['verdict']} — {'; '.join(rec['reasons'])}")
+    print(f"  audit ledger      : {home.ledger_path}")
+    print(f"  MLflow store      : {home.mlflow_tracking_uri}")
+    print(f"  MLflow UI         : uv run mlflow ui --backend-store-uri {home.mlflow_tracking_uri}")
+    print(f"  data docs (GE)    : {home.reports_dir / 'data_docs'}")
+    print(f"  DVC repo / remote : {home.dvc_repo} / {home.dvc_remote}")
+    print(f"  Airflow UI        : AIRFLOW_HOME={home.airflow_home} uv run airflow standalone")
+    print(json.dumps({"decisions": sum(r.get("event") == "decision" for r in records)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""mlops_retrain end to end through real `airflow dags test` runs on embedded defaults."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_mlops_provider.core import ledger
+from airflow_mlops_provider.core.demo_data import generate
+from airflow_mlops_provider.core.settings import mlops_home as home_settings
+from airflow_mlops_provider.hooks.dvc import DvcHook, init_local_repo
+from airflow_mlops_provider.hooks.mlflow import MlflowHook
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("retrain_dag")]
+
+MODEL = "fraud-detector"
+
+
+def commit_data(kind: str, seed: int) -> dict:
+    home = home_settings()
+    init_local_repo(home.dvc_repo, home.dvc_remote)
+    generate(n_rows=5000, seed=seed, kind=kind).to_parquet(home.dvc_repo / "transactions.parquet", index=False)
+    return DvcHook().commit_version("transactions.parquet", f"{kind} data seed {seed}").to_dict()
+
+
+def test_first_run_crowns_a_champion_then_a_worse_model_is_rejected(mlops_home, run_dag):
+    v1 = commit_data("normal", seed=1)
+    first = run_dag("mlops_retrain", "2026-11-01")
+    assert first.returncode == 0, first
+    assert first.states["promote"] == "success", first.states
+    assert all(s == "success" for s in first.states.values()), first.states
+
+    client = MlflowHook().client
+    champion = client.get_model_version_by_alias(MODEL, "champion")
+    assert champion.tags["mlops.data.commit"] == v1["commit"]
+    assert champion.tags["mlops.data.md5"] == v1["md5"]
+    assert champion.tags["mlops.validation.result_id"] not in ("", "None")
+    assert champion.tags["mlops.decision"] == "promote"
+    run = client.get_run(champion.run_id)
+    assert run.data.tags["airflow.dag_id"] == "mlops_retrain"
+    assert run.data.metrics["roc_auc"] > 0.75
+    records = ledger.read(home_settings().ledger_path)
+    assert [r["event"] for r in records] == ["decision", "promoted"]
+    assert records[0]["verdict"] == "promote" and records[0]["champion_version"] is None
+
+    # Same data, a deliberately crippled model: worse than the champion on the same holdout.
+    second = run_dag("mlops_retrain", "2026-11-08",
+                     conf={"train_params": {"max_iter": 1, "learning_rate": 0.01, "max_depth": 1}})
+    assert second.returncode == 0, second
+    assert second.states["decide"] == "success"
+    assert second.states["promote"] == "skipped", second.states
+    assert second.states["summarize"] == "success"
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == str(champion.version)
+    decision = ledger.read(home_settings().ledger_path)[-1]
+    assert decision["event"] == "decision" and decision["verdict"] == "rejected"
+    assert decision["champion_version"] == str(champion.version)
+    assert any("worse than champion" in r for r in decision["reasons"]), decision["reasons"]
+    rejected = client.get_model_version(MODEL, decision["challenger_version"])
+    assert rejected.tags["mlops.decision"] == "rejected"
+
+
+def test_corrupt_data_fails_validation_and_nothing_is_trained(mlops_home, run_dag):
+    commit_data("corrupt", seed=7)
+    result = run_dag("mlops_retrain", "2026-11-02")
+    assert result.returncode != 0
+    assert result.states["validate_data"] == "failed", result.states
+    assert result.states["train"] == "upstream_failed"
+    assert result.states["register_challenger"] == "upstream_failed"
+    for expectation in ("expect_column_values_to_not_be_null", "expect_column_values_to_be_between",
+                        "expect_column_values_to_be_unique"):
+        assert expectation in result.output, expectation
+    client = MlflowHook().client
+    assert client.search_registered_models() == []
+    assert ledger.read(home_settings().ledger_path) == []
+
+
+def test_bad_params_are_refused_before_anything_runs(mlops_home, run_dag):
+    commit_data("normal", seed=1)
+    result = run_dag("mlops_retrain", "2026-11-03", conf={"policy": {"metrics": [{"name": "auc", "direction": "up"}]}})
+    assert result.returncode != 0
+    assert "direction" in result.output or "up" in result.output
+    assert MlflowHook().client.search_registered_models() == []
