@@ -18,12 +18,12 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow_mlops_provider.core.files import write_bytes_atomic
 from airflow_mlops_provider.core.optional import require
-from airflow_mlops_provider.exceptions import DataFileError, SuiteDefinitionError
+from airflow_mlops_provider.exceptions import SuiteDefinitionError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,11 +31,8 @@ if TYPE_CHECKING:
 
 SEVERITIES = ("critical", "warning", "info")
 RESULT_FORMATS = ("BOOLEAN_ONLY", "BASIC", "SUMMARY", "COMPLETE")
-FILE_FORMATS = ("csv", "parquet")
 DATA_DOCS_SITE = "mlops"
 
-_FORMAT_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-_COMPRESSION_SUFFIXES = {".gz": "gzip", ".bz2": "bz2", ".zip": "zip", ".xz": "xz", ".zst": "zstd"}
 _SUITE_KEYS = {"name", "expectations", "meta", "id", "notes", "suite_parameters", "data_asset_type"}
 _EXPECTATION_KEYS = {"type", "expectation_type", "kwargs", "meta", "notes", "description", "severity",
                      "id", "rendered_content", "expectation_context", "success_on_last_run"}
@@ -431,56 +428,6 @@ def unsplittable_failures(result: Any, *, severities: Sequence[str] = ("critical
                    if (r.get("result") or {}).get("unexpected_index_list") is None
                    and "partial_unexpected_index_list" not in (r.get("result") or {})),
                   key=_sort_key)
-
-
-# -- files -----------------------------------------------------------------------------------
-def infer_format(path: str | os.PathLike[str], file_format: str | None = None) -> tuple[str, str | None]:
-    """``(format, compression)`` for ``path``: from ``file_format`` when given, else its suffix."""
-    suffixes = [s.lower() for s in PurePosixPath(str(path)).suffixes]
-    compression = _COMPRESSION_SUFFIXES.get(suffixes[-1]) if suffixes else None
-    if file_format:
-        fmt = str(file_format).lower().lstrip(".")
-        if fmt not in FILE_FORMATS:
-            raise DataFileError(f"file_format {file_format!r} for {str(path)!r} is not supported; use one "
-                                f"of {list(FILE_FORMATS)}", path=str(path), file_format=str(file_format))
-        return fmt, compression if fmt == "csv" else None
-    base = suffixes[-2] if compression and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
-    fmt = _FORMAT_SUFFIXES.get(base)
-    if fmt is None or (compression and fmt != "csv"):
-        raise DataFileError(f"Cannot infer the file format of {str(path)!r} from its suffix; name it "
-                            f"*.csv, *.csv.gz or *.parquet, or pass file_format (one of {list(FILE_FORMATS)})",
-                            path=str(path))
-    return fmt, compression
-
-
-def read_frame(source: Any, file_format: str, *, name: str, compression: str | None = None) -> pd.DataFrame:
-    """Read a CSV or Parquet file (path or binary file object); errors name the file."""
-    pd = require("pandas")
-    try:
-        if file_format == "csv":
-            return pd.read_csv(source, compression=compression)
-        require("pyarrow")
-        return pd.read_parquet(source)
-    except FileNotFoundError as err:
-        raise FileNotFoundError(f"Data file {name!r} does not exist") from err
-    except Exception as err:  # parsers raise many unrelated types for a bad file
-        raise DataFileError(f"Cannot read {name!r} as {file_format}: {type(err).__name__}: "
-                            f"{str(err).strip()[:300]}", path=name, file_format=file_format) from err
-
-
-def frame_to_bytes(df: pd.DataFrame, file_format: str, *, compression: str | None = None) -> bytes:
-    """Serialize ``df`` (without its index) as CSV or Parquet bytes."""
-    import io
-
-    buffer = io.BytesIO()
-    if file_format == "csv":
-        df.to_csv(buffer, index=False, compression={"method": compression} if compression else None)
-    elif file_format == "parquet":
-        require("pyarrow")
-        df.to_parquet(buffer, index=False)
-    else:
-        raise ValueError(f"Unknown file format {file_format!r}")
-    return buffer.getvalue()
 
 
 def write_json_atomic(path: str | os.PathLike[str], payload: Any) -> Path:

@@ -152,7 +152,7 @@ class GreatExpectationsValidateDataOperator(BaseOperator):
 
     # -- steps -----------------------------------------------------------------------------
     def _check_arguments(self) -> tuple[str, str, str | None]:
-        from airflow_mlops_provider.core.validation import infer_format
+        from airflow_mlops_provider.core.tables import infer_format
 
         path = str(self.path).strip() if self.path is not None else ""
         if not path:
@@ -171,7 +171,7 @@ class GreatExpectationsValidateDataOperator(BaseOperator):
         return ObjectStoragePath(uri, conn_id=self.conn_id or None)
 
     def _read(self, path: str, fmt: str, compression: str | None) -> pd.DataFrame:
-        from airflow_mlops_provider.core.validation import read_frame
+        from airflow_mlops_provider.core.tables import read_frame
 
         source = self._storage(path)
         if not source.exists():
@@ -184,7 +184,7 @@ class GreatExpectationsValidateDataOperator(BaseOperator):
     def _write(self, df: pd.DataFrame, target: str, fmt: str, compression: str | None) -> str:
         """Publish ``df`` at ``target`` whole: temp file + rename locally, one upload remotely."""
         from airflow_mlops_provider.core.files import write_bytes_atomic
-        from airflow_mlops_provider.core.validation import frame_to_bytes
+        from airflow_mlops_provider.core.tables import frame_to_bytes
 
         data = frame_to_bytes(df, fmt, compression=compression)
         destination = self._storage(target)
@@ -196,7 +196,8 @@ class GreatExpectationsValidateDataOperator(BaseOperator):
 
     def _quarantine(self, df: pd.DataFrame, result: dict[str, Any], summary: dict[str, Any], path: str,
                     fmt: str, stem: str, result_id: str) -> dict[str, Any]:
-        from airflow_mlops_provider.core.validation import infer_format, split_failing_rows
+        from airflow_mlops_provider.core.tables import infer_format
+        from airflow_mlops_provider.core.validation import split_failing_rows
 
         split = split_failing_rows(df, result)
         home = mlops_home()

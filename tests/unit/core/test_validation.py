@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from airflow_mlops_provider.core import tables
 from airflow_mlops_provider.core import validation as v
 from airflow_mlops_provider.exceptions import DataFileError, SuiteDefinitionError
 
@@ -237,37 +238,37 @@ def test_split_refuses_partial_results_and_foreign_frames():
     ("tx.data", ".parquet", ("parquet", None)),
 ])
 def test_infer_format(path, file_format, expected):
-    assert v.infer_format(path, file_format) == expected
+    assert tables.infer_format(path, file_format) == expected
 
 
 def test_unknown_formats_name_the_path():
     with pytest.raises(DataFileError, match="Cannot infer the file format of 's3://b/tx.json'"):
-        v.infer_format("s3://b/tx.json")
+        tables.infer_format("s3://b/tx.json")
     with pytest.raises(DataFileError, match="'tx.parquet.gz'"):
-        v.infer_format("tx.parquet.gz")
+        tables.infer_format("tx.parquet.gz")
     with pytest.raises(DataFileError, match="file_format 'xlsx' for 'tx.csv' is not supported"):
-        v.infer_format("tx.csv", "xlsx")
+        tables.infer_format("tx.csv", "xlsx")
 
 
 def test_read_frame_errors_name_the_file(tmp_path):
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(b"PAR1 this is not parquet")
     with pytest.raises(DataFileError, match=f"Cannot read '{bad}' as parquet"):
-        v.read_frame(str(bad), "parquet", name=str(bad))
+        tables.read_frame(str(bad), "parquet", name=str(bad))
     empty = tmp_path / "empty.csv"
     empty.write_text("")
     with pytest.raises(DataFileError, match=f"Cannot read '{empty}' as csv: EmptyDataError"):
-        v.read_frame(str(empty), "csv", name=str(empty))
+        tables.read_frame(str(empty), "csv", name=str(empty))
     with pytest.raises(FileNotFoundError, match="Data file 'gone.csv' does not exist"):
-        v.read_frame(str(tmp_path / "gone.csv"), "csv", name="gone.csv")
+        tables.read_frame(str(tmp_path / "gone.csv"), "csv", name="gone.csv")
 
 
 @pytest.mark.parametrize(("fmt", "compression"), [("csv", None), ("csv", "gzip"), ("parquet", None)])
 def test_frame_bytes_round_trip(tmp_path, fmt, compression):
     df = frame()
     target = tmp_path / "out"
-    target.write_bytes(v.frame_to_bytes(df, fmt, compression=compression))
-    pd.testing.assert_frame_equal(v.read_frame(str(target), fmt, name="out", compression=compression), df)
+    target.write_bytes(tables.frame_to_bytes(df, fmt, compression=compression))
+    pd.testing.assert_frame_equal(tables.read_frame(str(target), fmt, name="out", compression=compression), df)
 
 
 def test_write_json_atomic_leaves_no_partial_file(tmp_path, monkeypatch):
