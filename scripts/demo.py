@@ -44,12 +44,15 @@ def airflow(*args: str) -> None:
         print(proc.stdout[-4000:], proc.stderr[-4000:], sep="\n")
         raise SystemExit(f"airflow {' '.join(args)} failed (exit {proc.returncode}); log: {log}")
     for line in proc.stdout.splitlines():
-        if "fraud-detector v" in line and ("PROMOTE" in line or "REJECTED" in line or "UNCHANGED" in line):
-            print("   ", line.split("print")[-1].strip()[-400:])
+        if line.startswith("fraud-detector v"):  # the summarize task's one-line verdict
+            print("   ", line[:400])
     print(f"    ok in {time.time() - started:.0f}s (log: {log})")
 
 
 def main() -> None:
+    import logging
+
+    logging.getLogger("dvc").setLevel(logging.WARNING)  # DVC's "git add ..." hints are noise here
     from airflow_mlops_provider.core import ledger
     from airflow_mlops_provider.core.demo_data import generate
     from airflow_mlops_provider.core.settings import mlops_home

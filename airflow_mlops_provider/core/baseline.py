@@ -12,14 +12,37 @@ from __future__ import annotations
 from typing import Any
 
 PROFILE_VERSION = 1
-N_QUANTILES = 1001
+N_QUANTILES = 2001
+# The extreme values dominate the Wasserstein distance of heavy-tailed features: keep the lowest
+# and highest TAIL_VALUES reference values exactly, the quantile grid covers the middle.
+TAIL_VALUES = 1000
 SAMPLE_ROWS = 5000
+# Numeric features with at most this many distinct values also keep exact value counts.
+MAX_NUMERIC_COUNTS = 20
+
+
+# Evidently treats integer columns with at most this many distinct values as categorical.
+INTEGER_CARDINALITY_LIMIT = 10
 
 
 def is_categorical(series: Any) -> bool:
+    """Evidently's column-type inference: floats numeric, low-cardinality integers categorical."""
     import pandas as pd
 
-    return not (pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series))
+    if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+        return True
+    if pd.api.types.is_integer_dtype(series):
+        return series.nunique() <= INTEGER_CARDINALITY_LIMIT
+    return False
+
+
+def category_keys(values: Any) -> Any:
+    """String keys for category counts; numbers keyed by float value so that 3 and 3.0 match."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return values.astype(float).map(repr)
+    return values.astype(str)
 
 
 def compute_profile(frame: Any, features: list[str], categorical: list[str] | None = None) -> dict[str, Any]:
@@ -36,20 +59,28 @@ def compute_profile(frame: Any, features: list[str], categorical: list[str] | No
         col = frame[name]
         nulls = int(col.isna().sum())
         values = col.dropna()
-        entry: dict[str, Any] = {"count": int(len(values)), "nulls": nulls, "dtype": str(col.dtype)}
+        entry: dict[str, Any] = {"nulls": nulls, "dtype": str(col.dtype)}
         if name in cats:
-            counts = values.astype(str).value_counts()
-            entry.update(kind="categorical", counts={str(k): int(v) for k, v in counts.items()})
+            counts = category_keys(values).value_counts()
+            entry.update(kind="categorical", count=int(len(values)),
+                         counts={str(k): int(v) for k, v in counts.items()})
         else:
             arr = values.to_numpy(dtype=float)
+            arr = arr[np.isfinite(arr)]  # drift tests ignore +-inf like NaN
+            uniques, counts = np.unique(arr, return_counts=True)
+            if len(uniques) <= MAX_NUMERIC_COUNTS:
+                entry["counts"] = {repr(float(u)): int(c) for u, c in zip(uniques, counts, strict=True)}
             entry.update(
                 kind="numeric",
+                count=int(len(arr)),
                 mean=float(arr.mean()) if len(arr) else None,
-                std=float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
+                std=float(arr.std()) if len(arr) else 0.0,  # ddof=0, as the drift norm uses
                 min=float(arr.min()) if len(arr) else None,
                 max=float(arr.max()) if len(arr) else None,
-                n_unique=int(min(len(np.unique(arr)), 1000)) if len(arr) else 0,
-                quantiles=np.quantile(arr, levels).tolist() if len(arr) else [],
+                n_unique=int(len(uniques)),
+                quantiles=np.quantile(arr, levels, method="inverted_cdf").tolist() if len(arr) else [],
+                low_tail=np.sort(arr)[:TAIL_VALUES].tolist(),
+                high_tail=np.sort(arr)[-TAIL_VALUES:].tolist() if len(arr) else [],
             )
         columns[name] = entry
     return {"version": PROFILE_VERSION, "rows": int(len(frame)), "features": features, "columns": columns}

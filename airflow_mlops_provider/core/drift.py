@@ -1,0 +1,240 @@
+"""Per-feature drift against a stored baseline profile, with Evidently's default tests.
+
+The choice of test and its threshold follow Evidently's defaults (``DataDriftPreset``):
+
+* reference of at most 1000 rows (the stored sample then holds every row): numeric features
+  with more than 5 distinct values use the two-sample Kolmogorov-Smirnov test (drift when
+  p <= 0.05); other numeric features and categorical ones use chi-square (more than 2 distinct
+  values) or the two-proportion Z test (drift when p < 0.05);
+* larger references: numeric features with more than 5 distinct values use the Wasserstein
+  distance normed by the reference standard deviation (drift when >= 0.1); the others use the
+  Jensen-Shannon distance of value frequencies (drift when >= 0.1).
+
+Large references are never reloaded: the Wasserstein distance is integrated from the current
+data's exact quantile function against the reference's stored tails and quantile grid, and
+Jensen-Shannon uses the stored value counts. NaN and infinities are ignored, as Evidently does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SMALL_REFERENCE = 1000
+PVALUE_THRESHOLD = 0.05
+DISTANCE_THRESHOLD = 0.1
+
+
+@dataclass
+class ColumnDrift:
+    column: str
+    kind: str
+    method: str
+    statistic: float | None
+    threshold: float
+    drifted: bool
+    current_rows: int
+    note: str | None = None
+
+
+@dataclass
+class DriftPolicy:
+    """When a partition counts as drifted: a share of drifted features, or any key feature."""
+
+    drift_share: float = 0.5
+    key_features: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> DriftPolicy:
+        data = dict(data or {})
+        unknown = set(data) - {"drift_share", "key_features"}
+        if unknown:
+            raise ValueError(f"drift policy has unknown fields {sorted(unknown)}")
+        share = float(data.get("drift_share", 0.5))
+        if not 0 < share <= 1:
+            raise ValueError(f"drift policy: drift_share must be in (0, 1], got {share}")
+        return cls(drift_share=share, key_features=tuple(data.get("key_features", ())))
+
+
+@dataclass
+class DriftResult:
+    columns: list[ColumnDrift]
+    drift_share: float
+    n_drifted: int
+    drifted: bool
+    reasons: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"columns": {c.column: asdict(c) for c in self.columns}, "drift_share": self.drift_share,
+                "n_drifted": self.n_drifted, "n_columns": len(self.columns), "drifted": self.drifted,
+                "reasons": self.reasons}
+
+
+def _clean(values: Any, numeric: bool) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    series = pd.Series(values)
+    if numeric:
+        arr = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+        return arr[np.isfinite(arr)]
+    from airflow_mlops_provider.core.baseline import category_keys
+
+    series = series.dropna()
+    if pd.api.types.is_float_dtype(series):
+        series = series[np.isfinite(series)]
+    return category_keys(series)
+
+
+def _js_distance(ref_counts: dict[str, int], cur_counts: dict[str, int]) -> float:
+    import numpy as np
+    from scipy.spatial import distance
+
+    keys = sorted(set(ref_counts) | set(cur_counts))
+    ref_n, cur_n = sum(ref_counts.values()), sum(cur_counts.values())
+    p = np.array([ref_counts.get(k, 0) / ref_n for k in keys])
+    q = np.array([cur_counts.get(k, 0) / cur_n for k in keys])
+    return float(distance.jensenshannon(p, q))
+
+
+def _reference_quantile_function(ref: dict[str, Any], u: Any) -> Any:
+    """The reference's empirical quantile function at ``u``: exact in the stored tails,
+    interpolated on the stored quantile grid in between."""
+    import numpy as np
+
+    n = int(ref["count"])
+    low, high = np.asarray(ref["low_tail"]), np.asarray(ref["high_tail"])
+    idx = np.clip(np.ceil(u * n).astype(np.int64) - 1, 0, n - 1)  # index into the sorted reference
+    levels = np.linspace(0.0, 1.0, len(ref["quantiles"]))
+    out = np.interp(u, levels, ref["quantiles"])
+    in_low = idx < len(low)
+    out[in_low] = low[idx[in_low]]
+    top = idx - (n - len(high))
+    in_high = top >= 0
+    out[in_high] = high[top[in_high]]
+    return out
+
+
+def _wasserstein(ref: dict[str, Any], current_sorted: Any) -> float:
+    """W1 = integral over u of |Q_ref(u) - Q_cur(u)|.
+
+    Integrated piecewise between the merged step points of both quantile functions, so it is
+    exact wherever the reference is stored exactly (its tails) and interpolated in between.
+    """
+    import numpy as np
+
+    n, n_ref = len(current_sorted), int(ref["count"])
+    k_low, k_high = len(ref["low_tail"]), len(ref["high_tail"])
+    breaks = np.unique(np.concatenate([
+        np.arange(n + 1) / n,
+        np.arange(k_low + 1) / n_ref,
+        (n_ref - np.arange(k_high + 1)) / n_ref,
+        np.linspace(0.0, 1.0, len(ref["quantiles"])),
+    ]))
+    mid = (breaks[:-1] + breaks[1:]) / 2
+    cur_q = current_sorted[np.clip(np.ceil(mid * n).astype(np.int64) - 1, 0, n - 1)]
+    return float(np.sum(np.abs(cur_q - _reference_quantile_function(ref, mid)) * np.diff(breaks)))
+
+
+def _z_test(ref: Any, cur: Any) -> float:
+    import numpy as np
+    from scipy import stats
+
+    keys = sorted(set(np.unique(ref)) | set(np.unique(cur)))
+    if len(keys) == 1:
+        return 1.0
+    p1, p2 = float(np.mean(ref != keys[0])), float(np.mean(cur != keys[0]))
+    n1, n2 = len(ref), len(cur)
+    pooled = (p1 * n1 + p2 * n2) / (n1 + n2)
+    denom = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    if denom == 0:
+        return 1.0
+    return float(2 * (1 - stats.norm.cdf(abs((p1 - p2) / denom))))
+
+
+def _chi_square(ref: Any, cur: Any) -> float:
+    import numpy as np
+    from scipy import stats
+
+    keys = sorted(set(np.unique(ref)) | set(np.unique(cur)))
+    ref_vals, ref_c = np.unique(ref, return_counts=True)
+    cur_vals, cur_c = np.unique(cur, return_counts=True)
+    ref_map, cur_map = dict(zip(ref_vals, ref_c, strict=True)), dict(zip(cur_vals, cur_c, strict=True))
+    k = len(cur) / len(ref)
+    f_exp = np.array([ref_map.get(key, 0) * k for key in keys], dtype=float)
+    f_obs = np.array([cur_map.get(key, 0) for key in keys], dtype=float)
+    return float(stats.chisquare(f_obs, f_exp)[1])
+
+
+def column_drift(name: str, ref: dict[str, Any], current: Any, ref_sample: Any = None) -> ColumnDrift:
+    """Drift of one feature: ``ref`` is its profile entry, ``ref_sample`` the stored sample column."""
+    import numpy as np
+    from scipy import stats
+
+    numeric = ref["kind"] == "numeric"
+    cur = _clean(current, numeric)
+    ref_n = int(ref["count"])
+    if len(cur) == 0 or ref_n == 0:
+        return ColumnDrift(name, ref["kind"], "none", None, 0.0, False, len(cur),
+                           note="no non-null values on one side; not tested")
+    if ref_n <= SMALL_REFERENCE:
+        if ref_sample is None or len(_clean(ref_sample, numeric)) != ref_n:
+            raise ValueError(f"feature {name!r}: a reference of {ref_n} rows needs the full sample")
+        sample = _clean(ref_sample, numeric)
+        sample_arr = sample if numeric else sample.to_numpy()
+        cur_arr = cur if numeric else cur.to_numpy()
+        n_values = len(set(np.unique(sample_arr)) | set(np.unique(cur_arr)))
+        if numeric and n_values > 5:
+            p = float(stats.ks_2samp(sample_arr, cur_arr)[1])
+            return ColumnDrift(name, "numeric", "ks", p, PVALUE_THRESHOLD, p <= PVALUE_THRESHOLD, len(cur))
+        if n_values > 2:
+            p = _chi_square(sample_arr, cur_arr)
+            return ColumnDrift(name, ref["kind"], "chisquare", p, PVALUE_THRESHOLD, p < PVALUE_THRESHOLD, len(cur))
+        p = _z_test(sample_arr, cur_arr)
+        return ColumnDrift(name, ref["kind"], "z", p, PVALUE_THRESHOLD, p < PVALUE_THRESHOLD, len(cur))
+
+    if numeric:
+        ref_counts = ref.get("counts")
+        many = ref_counts is None  # more than MAX_NUMERIC_COUNTS distinct reference values
+        if not many:
+            cur_vals, cur_c = np.unique(cur, return_counts=True)
+            keys = set(ref_counts) | {repr(float(v)) for v in cur_vals}
+            many = len(keys) > 5
+        if many:
+            wd = _wasserstein(ref, np.sort(cur))
+            value = wd / max(float(ref["std"]), 0.001)
+            return ColumnDrift(name, "numeric", "wasserstein", value, DISTANCE_THRESHOLD,
+                               value >= DISTANCE_THRESHOLD, len(cur))
+        cur_counts = {repr(float(v)): int(c) for v, c in zip(cur_vals, cur_c, strict=True)}
+    else:
+        ref_counts = ref["counts"]
+        cur_counts = {str(k): int(v) for k, v in cur.value_counts().items()}
+    value = _js_distance(ref_counts, cur_counts)
+    return ColumnDrift(name, ref["kind"], "jensenshannon", value, DISTANCE_THRESHOLD,
+                       value >= DISTANCE_THRESHOLD, len(cur))
+
+
+def detect_drift(profile: dict[str, Any], current: Any, sample: Any = None,
+                 policy: DriftPolicy | None = None, columns: list[str] | None = None) -> DriftResult:
+    """Test every profiled feature (or ``columns``) of ``current`` and apply ``policy``."""
+    policy = policy or DriftPolicy()
+    names = columns or list(profile["features"])
+    missing = [c for c in names if c not in current.columns]
+    if missing:
+        raise KeyError(f"the scored data lacks baseline features {missing}")
+    unknown = [c for c in policy.key_features if c not in profile["columns"]]
+    if unknown:
+        raise KeyError(f"drift policy key_features {unknown} are not in the baseline")
+    results = [column_drift(c, profile["columns"][c], current[c],
+                            None if sample is None or c not in sample.columns else sample[c]) for c in names]
+    drifted = [r.column for r in results if r.drifted]
+    share = len(drifted) / len(results) if results else 0.0
+    reasons = []
+    if results and share >= policy.drift_share:
+        reasons.append(f"{len(drifted)} of {len(results)} features drifted ({share:.0%} >= "
+                       f"{policy.drift_share:.0%}): {drifted}")
+    key_hits = [c for c in policy.key_features if c in drifted]
+    if key_hits:
+        reasons.append(f"key features drifted: {key_hits}")
+    return DriftResult(columns=results, drift_share=share, n_drifted=len(drifted), drifted=bool(reasons),
+                       reasons=reasons)
