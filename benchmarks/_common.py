@@ -1,0 +1,30 @@
+"""Shared helpers for the side-by-side benchmarks (each script prints one JSON object)."""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+
+def peak_rss_mb_of(cmd: list[str]) -> tuple[float, dict]:
+    """Run ``cmd`` in a fresh process; return (its own reported peak RSS in MB, its JSON)."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd} failed: {proc.stderr[-3000:]}")
+    payload = json.loads(proc.stdout.strip().splitlines()[-1])
+    return payload["peak_rss_mb"], payload
+
+
+def own_peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def emit(obj: dict) -> None:
+    print(json.dumps(obj))
+    sys.stdout.flush()
+
+
+HERE = Path(__file__).resolve().parent
