@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
 
+from airflow_mlops_provider import assets
 from airflow_mlops_provider.core.demo_data import ID_COLUMN, TARGET, TRAINING_SUITE
 from airflow_mlops_provider.core.policy import DEFAULT_POLICY
+from airflow_mlops_provider.core.settings import mlops_home
 from airflow_mlops_provider.operators.dvc import DvcGetDataVersionOperator
 from airflow_mlops_provider.operators.registry import (
     MlflowCompareChallengerOperator,
@@ -23,9 +25,13 @@ from airflow_mlops_provider.operators.training import MlflowEvaluateModelOperato
 from airflow_mlops_provider.operators.validation import GreatExpectationsValidateDataOperator
 
 MODEL_NAME = "fraud-detector"
-TRAINING_DATA = Asset(name="mlops_training_data", uri="mlops://datasets/transactions")
-DRIFT_DETECTED = Asset(name="mlops_drift_detected", uri="mlops://drift/fraud-detector")
-CHAMPION_CHANGED = Asset(name="mlops_champion_changed", uri="mlops://models/fraud-detector/champion")
+TRAINING_FILE = "transactions.parquet"
+_home = mlops_home()
+# A new DVC version of the training file schedules a retrain (the triggerer watches the repo).
+TRAINING_DATA = assets.dvc_data("transactions", repo=str(_home.dvc_repo), path=TRAINING_FILE,
+                                state_path=str(_home.root / "state" / "dvc-watch-transactions.json"))
+DRIFT_DETECTED = assets.drift_detected(MODEL_NAME)
+CHAMPION_CHANGED = assets.champion_changed(MODEL_NAME)
 
 POLICY_SCHEMA = {
     "type": "object",
@@ -80,7 +86,7 @@ with DAG(
     tags=["mlops", "training"],
     doc_md=__doc__,
     params={
-        "data_path": Param("transactions.parquet", type="string", minLength=1,
+        "data_path": Param(TRAINING_FILE, type="string", minLength=1,
                            description="Path of the training file inside the DVC repository"),
         "data_rev": Param("", type="string", description="Git rev of the data; empty: the latest (HEAD)"),
         "model_name": Param(MODEL_NAME, type="string", pattern=r"^[A-Za-z0-9_.-]+$"),
@@ -127,8 +133,6 @@ with DAG(
     @task(trigger_rule="none_failed")
     def summarize(decision: dict, **context) -> dict:
         """One readable line per run: what was decided and why."""
-        from airflow_mlops_provider.core.settings import mlops_home
-
         promoted = context["ti"].xcom_pull(task_ids="promote")
         verdict = decision["verdict"] if promoted is None or promoted.get("changed") else "unchanged"
         print(f"{decision['model']} v{decision['challenger_version']}: {verdict.upper()} "

@@ -57,6 +57,13 @@ class DvcHook(BaseHook):
         super().__init__(**kwargs)
         self.dvc_conn_id = dvc_conn_id
 
+    @classmethod
+    def for_repo(cls, repo: str, rev: str | None = None, remote: str | None = None) -> DvcHook:
+        """A hook on ``repo`` without an Airflow connection (triggers, scripts)."""
+        hook = cls()
+        hook.__dict__["settings"] = {"repo": str(repo), "rev": rev, "remote": remote, "remote_config": None}
+        return hook
+
     @cached_property
     def settings(self) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowNotFoundException

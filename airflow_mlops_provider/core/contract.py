@@ -1,0 +1,49 @@
+"""The input contract of a model version: a GE suite derived from its signature and baseline.
+
+Critical: every signature column (and key column) is present, with a compatible type family;
+integer columns have no nulls (MLflow's schema enforcement refuses them). Warnings: nulls in
+columns that had none in training, categories never seen in training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+_NUMERIC_TYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+                  "float16", "float32", "float64", "Int64", "Float64"]
+_TYPE_LISTS = {
+    "long": _NUMERIC_TYPES, "integer": _NUMERIC_TYPES, "double": _NUMERIC_TYPES, "float": _NUMERIC_TYPES,
+    "string": ["object", "str", "string", "category", "large_string"],
+    "boolean": ["bool", "boolean", *_NUMERIC_TYPES],
+}
+
+
+def contract_suite(name: str, inputs: Sequence[tuple[str, str]], profile: dict[str, Any] | None,
+                   key_columns: Sequence[str] = ()) -> dict[str, Any]:
+    """``inputs`` are (column, MLflow type) pairs from the model signature."""
+    columns = [c for c, _ in inputs]
+    expectations: list[dict[str, Any]] = [
+        {"type": "expect_table_columns_to_match_set",
+         "kwargs": {"column_set": list(dict.fromkeys([*key_columns, *columns])), "exact_match": False},
+         "severity": "critical"},
+    ]
+    expectations += [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": k},
+                      "severity": "critical"} for k in key_columns]
+    for column, mlflow_type in inputs:
+        types = _TYPE_LISTS.get(mlflow_type)
+        if types:
+            expectations.append({"type": "expect_column_values_to_be_in_type_list",
+                                 "kwargs": {"column": column, "type_list": types}, "severity": "critical"})
+        base = (profile or {}).get("columns", {}).get(column, {})
+        if mlflow_type in ("long", "integer"):
+            expectations.append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": column},
+                                 "severity": "critical"})
+        elif base.get("nulls") == 0:
+            expectations.append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": column},
+                                 "severity": "warning"})
+        if base.get("kind") == "categorical" and mlflow_type == "string" and base.get("counts"):
+            expectations.append({"type": "expect_column_values_to_be_in_set",
+                                 "kwargs": {"column": column, "value_set": sorted(base["counts"])},
+                                 "severity": "warning"})
+    return {"name": name, "expectations": expectations}

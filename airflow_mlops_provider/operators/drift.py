@@ -1,0 +1,183 @@
+"""Drift of a scored partition against the baseline stored with the model version that scored it."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from airflow_mlops_provider.core.settings import mlops_home
+from airflow_mlops_provider.hooks.mlflow import MlflowHook
+from airflow_mlops_provider.links.drift import EvidentlyDriftReportLink
+from airflow_mlops_provider.version_compat import BaseOperator
+
+
+def load_baseline(hook: MlflowHook, model_name: str, version: str) -> tuple[dict[str, Any], Any]:
+    """The (profile, sample frame) stored with a model version at training time."""
+    import mlflow
+    import pandas as pd
+
+    from airflow_mlops_provider.exceptions import ModelNotFoundError
+
+    mv = hook.client.get_model_version(model_name, str(version))
+    uri = (mv.tags or {}).get("mlops.baseline_uri")
+    if not uri:
+        raise ModelNotFoundError(f"model {model_name!r} v{version} has no drift baseline (tag mlops.baseline_uri); "
+                                 "it was not trained by MlflowTrainModelOperator", model=model_name, version=version)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp,
+                                                         tracking_uri=hook.tracking_uri))
+        profile = json.loads((local / "profile.json").read_text())
+        sample = pd.read_parquet(local / "sample.parquet")
+    return profile, sample
+
+
+class EvidentlyCheckDriftOperator(BaseOperator):
+    """Per-feature drift verdicts with Evidently's default tests, a drift policy, and the report.
+
+    Statistics come from :mod:`airflow_mlops_provider.core.drift` (the same tests and thresholds
+    as Evidently's ``DataDriftPreset``, computed column by column in bounded memory against the
+    stored baseline). The Evidently HTML report is rendered on a sample of at most
+    ``report_sample_rows`` rows, saved under ``MLOPS_HOME/reports/drift`` and logged to MLflow
+    in the ``<model>-monitoring`` experiment. Returns the verdicts; ``drifted`` says whether the
+    policy fires.
+
+    :param policy: ``{"drift_share": 0.5, "key_features": [...]}``.
+    """
+
+    template_fields: Sequence[str] = ("model_name", "model_version", "data_path", "policy", "report_name",
+                                      "mlflow_conn_id")
+    template_fields_renderers = {"policy": "json"}
+    operator_extra_links = (EvidentlyDriftReportLink(),)
+    ui_color = "#ed0500"
+
+    def __init__(self, *, model_name: str, model_version: str, data_path: str, policy: dict | None = None,
+                 report_name: str | None = None, report_sample_rows: int = 20_000, log_to_mlflow: bool = True,
+                 mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
+        kwargs.setdefault("multiple_outputs", True)
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.model_version = model_version
+        self.data_path = data_path
+        self.policy = policy
+        self.report_name = report_name
+        self.report_sample_rows = report_sample_rows
+        self.log_to_mlflow = log_to_mlflow
+        self.mlflow_conn_id = mlflow_conn_id
+
+    @cached_property
+    def hook(self) -> MlflowHook:
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        import pyarrow.parquet as pq
+
+        from airflow_mlops_provider.core.drift import DriftPolicy, DriftResult, column_drift
+        from airflow_mlops_provider.core.scoring import ScoringInputError, open_parquet
+
+        policy = DriftPolicy.from_dict(self.policy)
+        profile, sample = load_baseline(self.hook, self.model_name, str(self.model_version))
+        features = list(profile["features"])
+        pf = open_parquet(self.data_path)
+        missing = [c for c in features if c not in pf.schema_arrow.names]
+        if missing:
+            raise ScoringInputError(f"{self.data_path!r} lacks baseline features {missing}", path=self.data_path)
+        unknown = [c for c in policy.key_features if c not in profile["columns"]]
+        if unknown:
+            raise KeyError(f"drift policy key_features {unknown} are not features of {self.model_name} "
+                           f"v{self.model_version}")
+        # One column at a time: memory is bounded by a column, not by the partition.
+        columns = []
+        for name in features:
+            values = pq.read_table(self.data_path, columns=[name], pre_buffer=False).column(0).to_pandas()
+            columns.append(column_drift(name, profile["columns"][name], values,
+                                        sample[name] if name in sample.columns else None))
+        drifted = [c.column for c in columns if c.drifted]
+        share = len(drifted) / len(columns) if columns else 0.0
+        reasons = []
+        if columns and share >= policy.drift_share:
+            reasons.append(f"{len(drifted)} of {len(columns)} features drifted ({share:.0%} >= "
+                           f"{policy.drift_share:.0%}): {drifted}")
+        if key_hits := [c for c in policy.key_features if c in drifted]:
+            reasons.append(f"key features drifted: {key_hits}")
+        result = DriftResult(columns=columns, drift_share=share, n_drifted=len(drifted),
+                             drifted=bool(reasons), reasons=reasons)
+        for c in columns:
+            self.log.info("%-20s %-14s %10.5f  threshold %.3f  %s", c.column, c.method,
+                          c.statistic if c.statistic is not None else float("nan"), c.threshold,
+                          "DRIFT" if c.drifted else "ok")
+        report = self._report(context, pf, features, sample)
+        EvidentlyDriftReportLink.persist(context, report.as_uri())
+        run_id = self._log_mlflow(context, result, report) if self.log_to_mlflow else None
+        summary = result.to_dict()
+        (self.log.warning if result.drifted else self.log.info)(
+            "Drift share %.0f%% (%d/%d): %s", share * 100, len(drifted), len(columns),
+            "; ".join(reasons) or "policy does not fire")
+        return {
+            "model_name": self.model_name, "model_version": str(self.model_version), "data_path": self.data_path,
+            "drifted": result.drifted, "drift_share": share, "n_drifted": len(drifted),
+            "n_columns": len(columns), "drifted_features": drifted, "reasons": reasons,
+            "report_path": str(report), "mlflow_run_id": run_id,
+            "columns": {k: {"method": v["method"], "statistic": v["statistic"], "drifted": v["drifted"]}
+                        for k, v in summary["columns"].items()},
+        }
+
+    def _report(self, context: Any, pf: Any, features: list[str], sample: Any) -> Path:
+        from evidently import Report
+        from evidently.presets import DataDriftPreset
+
+        from airflow_mlops_provider.core.files import atomic_path
+
+        current = pf.read(columns=features).to_pandas() if pf.metadata.num_rows <= self.report_sample_rows \
+            else _sample_rows(pf, features, self.report_sample_rows)
+        snapshot = Report([DataDriftPreset()]).run(current, sample[features])
+        name = self.report_name or f"{self.model_name}-v{self.model_version}-{context['ti'].run_id}"
+        target = mlops_home().reports_dir / "drift" / f"{_safe(name)}.html"
+        with atomic_path(target) as tmp:
+            snapshot.save_html(str(tmp))
+        return target
+
+    def _log_mlflow(self, context: Any, result: Any, report: Path) -> str:
+        client = self.hook.client
+        experiment = self.hook.get_or_create_experiment(f"{self.model_name}-monitoring")
+        ti = context["ti"]
+        run = client.create_run(experiment, run_name=f"drift {ti.run_id}", tags={
+            "mlops.model_name": self.model_name, "mlops.model_version": str(self.model_version),
+            "mlops.data_path": str(self.data_path), "mlops.drifted": str(result.drifted),
+            "airflow.dag_id": ti.dag_id, "airflow.run_id": ti.run_id, "airflow.task_id": ti.task_id})
+        run_id = run.info.run_id
+        client.log_metric(run_id, "drift_share", result.drift_share)
+        client.log_metric(run_id, "n_drifted", result.n_drifted)
+        for c in result.columns:
+            if c.statistic is not None:
+                client.log_metric(run_id, f"drift.{c.column}.{c.method}", float(c.statistic))
+        client.log_artifact(run_id, str(report), artifact_path="drift")
+        client.set_terminated(run_id)
+        return run_id
+
+
+def _sample_rows(pf: Any, features: list[str], n: int, seed: int = 0) -> Any:
+    """A uniform random sample of ``n`` rows, read row group by row group."""
+    import numpy as np
+    import pandas as pd
+
+    total = pf.metadata.num_rows
+    rng = np.random.default_rng(seed)
+    wanted = np.sort(rng.choice(total, size=n, replace=False))
+    parts, offset = [], 0
+    for g in range(pf.num_row_groups):
+        size = pf.metadata.row_group(g).num_rows
+        local = wanted[(wanted >= offset) & (wanted < offset + size)] - offset
+        if len(local):
+            parts.append(pf.read_row_group(g, columns=features).take(local).to_pandas())
+        offset += size
+    return pd.concat(parts, ignore_index=True)
+
+
+def _safe(name: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", name).strip("._")[:150] or "drift"
