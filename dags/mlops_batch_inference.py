@@ -87,7 +87,7 @@ with DAG(
 
         import mlflow
 
-        from airflow_mlops_provider.core.contract import contract_suite
+        from airflow_mlops_provider.core.contract import contract_suite, signature_inputs
         from airflow_mlops_provider.hooks.mlflow import MlflowHook
 
         hook = MlflowHook()
@@ -96,7 +96,7 @@ with DAG(
         schema = mlflow.models.get_model_info(uri).signature.inputs
         profile = json.loads(mlflow.artifacts.load_text(f"{champion['tags']['mlops.baseline_uri']}/profile.json"))
         return contract_suite(f"{champion['name']}_v{champion['version']}_input",
-                              [(c.name, str(c.type)) for c in schema.inputs], profile, KEY_COLUMNS)
+                              signature_inputs(schema), profile, KEY_COLUMNS)
 
     inspected = inspect_partition(partition.output)
     contract = build_contract(champion.output)

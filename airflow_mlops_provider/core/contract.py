@@ -19,6 +19,11 @@ _TYPE_LISTS = {
 }
 
 
+def signature_inputs(schema: Any) -> list[tuple[str, str]]:
+    """(column, type name) pairs of an MLflow input schema: ``long``, ``double``, ``string`` ..."""
+    return [(c.name, getattr(c.type, "name", str(c.type))) for c in schema.inputs]
+
+
 def contract_suite(name: str, inputs: Sequence[tuple[str, str]], profile: dict[str, Any] | None,
                    key_columns: Sequence[str] = ()) -> dict[str, Any]:
     """``inputs`` are (column, MLflow type) pairs from the model signature."""

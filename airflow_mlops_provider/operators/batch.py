@@ -95,6 +95,7 @@ class MlflowBatchScoreOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
+        from airflow_mlops_provider.core.contract import signature_inputs
         from airflow_mlops_provider.core.scoring import open_parquet, positive_class_scorer, score_file
         from airflow_mlops_provider.operators.training import load_pyfunc
 
@@ -105,7 +106,7 @@ class MlflowBatchScoreOperator(BaseOperator):
         self.hook.activate()
         model = load_pyfunc(f"models:/{self.model_name}/{version.version}")
         features = model.metadata.get_input_schema().input_names()
-        expected = {c.name: str(c.type) for c in model.metadata.get_input_schema().inputs}
+        expected = dict(signature_inputs(model.metadata.get_input_schema()))
         shadow_predict, shadow_version = None, None
         if self.shadow_alias:
             shadow = self.hook.get_version_by_alias(self.model_name, self.shadow_alias, required=False)

@@ -1,0 +1,156 @@
+"""mlops_batch_inference end to end through real `airflow dags test` runs, after a real retrain."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pyarrow.parquet as pq
+import pytest
+
+from airflow_mlops_provider.core.demo_data import TARGET, generate
+from airflow_mlops_provider.core.settings import mlops_home as home_settings
+from airflow_mlops_provider.hooks.dvc import DvcHook, init_local_repo
+from airflow_mlops_provider.hooks.mlflow import MlflowHook
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("batch_dag")]
+
+MODEL = "fraud-detector"
+
+
+@pytest.fixture(scope="module")
+def trained_home(tmp_path_factory, airflow_db):
+    """One MLOPS_HOME with a champion trained by a real mlops_retrain run, shared by this module."""
+    import os
+    import subprocess
+
+    from tests.conftest import BIN
+
+    home = tmp_path_factory.mktemp("batch") / "mlops"
+    env = {**os.environ, "MLOPS_HOME": str(home)}
+    old = os.environ.get("MLOPS_HOME")
+    os.environ["MLOPS_HOME"] = str(home)
+    try:
+        h = home_settings().ensure()
+        init_local_repo(h.dvc_repo, h.dvc_remote)
+        generate(5000, seed=1).to_parquet(h.dvc_repo / "transactions.parquet", index=False)
+        DvcHook().commit_version("transactions.parquet", "v1")
+    finally:
+        if old is None:
+            os.environ.pop("MLOPS_HOME")
+        else:
+            os.environ["MLOPS_HOME"] = old
+    proc = subprocess.run([str(BIN / "airflow"), "dags", "test", "mlops_retrain", "2026-10-01"], env=env,
+                          capture_output=True, text=True, timeout=900, cwd=str(home))
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return home
+
+
+@pytest.fixture
+def mlops_home(trained_home, monkeypatch):  # overrides the per-test home of conftest
+    monkeypatch.setenv("MLOPS_HOME", str(trained_home))
+    return trained_home
+
+
+def incoming(day: str, frame) -> str:
+    path = home_settings().data_dir / "incoming" / f"{day}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False, row_group_size=4000)
+    return str(path)
+
+
+def output(day: str):
+    return home_settings().outputs_dir / "scores" / f"date={day}.parquet"
+
+
+def drift_events(db) -> list[dict]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+                            "WHERE a.name = ?", (f"mlops_drift_detected__{MODEL}",)).fetchall()
+    return [json.loads(r[0]) for r in rows]
+
+
+def test_normal_day_scores_every_row_and_emits_no_drift(mlops_home, run_dag, airflow_db):
+    source = generate(12_000, seed=21).drop(columns=[TARGET])
+    incoming("2026-11-10", source)
+    before = len(drift_events(airflow_db))
+    result = run_dag("mlops_batch_inference", "2026-11-10")
+    assert result.returncode == 0, result
+    assert result.states["signal_drift"] == "skipped", result.states
+    assert len(drift_events(airflow_db)) == before
+    champion = MlflowHook().client.get_model_version_by_alias(MODEL, "champion")
+    table = pq.read_table(output("2026-11-10"))
+    assert table.num_rows == len(source)
+    assert sorted(table.column("transaction_id").to_pylist()) == sorted(source["transaction_id"])
+    assert set(table.column("model_version").to_pylist()) == {str(champion.version)}
+    assert set(table.column("model_run_id").to_pylist()) == {champion.run_id}
+    assert result.states["score[0]"] == "success" and result.states["score[1]"] == "success"  # 2 shards
+
+    # Rerun of the same date: same rows, same scores, no duplicates.
+    first = table.sort_by("transaction_id")
+    again = run_dag("mlops_batch_inference", "2026-11-10")
+    assert again.returncode == 0, again
+    second = pq.read_table(output("2026-11-10")).sort_by("transaction_id")
+    assert second.num_rows == first.num_rows
+    assert second.column("score").to_pylist() == first.column("score").to_pylist()
+    assert not any((home_settings().outputs_dir / "staging").rglob("*.parquet"))
+
+
+def test_drifted_day_emits_drift_detected(mlops_home, run_dag, airflow_db):
+    incoming("2026-11-11", generate(12_000, seed=22, kind="drifted").drop(columns=[TARGET]))
+    before = len(drift_events(airflow_db))
+    result = run_dag("mlops_batch_inference", "2026-11-11")
+    assert result.returncode == 0, result
+    assert result.states["signal_drift"] == "success", result.states
+    events = drift_events(airflow_db)
+    assert len(events) == before + 1
+    extra = events[-1]
+    assert extra["model_name"] == MODEL and extra["drift_share"] >= 0.5
+    assert "amount" in extra["drifted_features"]
+    assert extra["report"].endswith(".html")
+    html = open(extra["report"], encoding="utf-8").read()
+    assert "Dataset Drift" in html and "Drifted Columns" in html
+
+
+@pytest.mark.parametrize(
+    ("case", "failed_task", "needle"),
+    [
+        ("missing_column", "validate_input", "amount"),
+        ("retyped_column", "validate_input", "hour"),
+        ("corrupt", "inspect_partition", "is not a readable Parquet file"),
+    ],
+)
+def test_bad_partitions_fail_clearly_and_write_nothing(mlops_home, run_dag, case, failed_task, needle):
+    day = {"missing_column": "2026-11-12", "retyped_column": "2026-11-13", "corrupt": "2026-11-14"}[case]
+    frame = generate(3000, seed=23).drop(columns=[TARGET])
+    if case == "missing_column":
+        incoming(day, frame.drop(columns=["amount"]))
+    elif case == "retyped_column":
+        incoming(day, frame.assign(hour=frame["hour"].map(lambda h: f"{h}h")))
+    else:
+        path = home_settings().data_dir / "incoming" / f"{day}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"PAR1 not really parquet")
+    result = run_dag("mlops_batch_inference", day)
+    assert result.returncode != 0
+    assert result.states[failed_task] == "failed", result.states
+    assert needle in result.output
+    assert not output(day).exists()
+
+
+def test_empty_partition_is_an_explicit_skip(mlops_home, run_dag):
+    incoming("2026-11-15", generate(10, seed=24).drop(columns=[TARGET]).iloc[:0])
+    result = run_dag("mlops_batch_inference", "2026-11-15")
+    assert result.returncode == 0, result
+    assert result.states["inspect_partition"] == "skipped"
+    assert "has 0 rows: nothing to score" in result.output
+    assert not output("2026-11-15").exists()
+
+
+def test_unknown_model_names_the_alias(mlops_home, run_dag):
+    incoming("2026-11-16", generate(3000, seed=25).drop(columns=[TARGET]))
+    result = run_dag("mlops_batch_inference", "2026-11-16", conf={"model_name": "no-such-model"})
+    assert result.returncode != 0
+    assert result.states["resolve_champion"] == "failed"
+    assert "has no alias 'champion'" in result.output
+    assert not output("2026-11-16").exists()
