@@ -7,6 +7,7 @@ Runs weekly, or as soon as a new version of the training data or a drift alert a
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
@@ -29,7 +30,8 @@ TRAINING_FILE = "transactions.parquet"
 _home = mlops_home()
 # A new DVC version of the training file schedules a retrain (the triggerer watches the repo).
 TRAINING_DATA = assets.dvc_data("transactions", repo=str(_home.dvc_repo), path=TRAINING_FILE,
-                                state_path=str(_home.root / "state" / "dvc-watch-transactions.json"))
+                                state_path=str(_home.root / "state" / "dvc-watch-transactions.json"),
+                                poll_interval=float(os.environ.get("MLOPS_DVC_WATCH_INTERVAL", "60")))
 DRIFT_DETECTED = assets.drift_detected(MODEL_NAME)
 CHAMPION_CHANGED = assets.champion_changed(MODEL_NAME)
 

@@ -3,6 +3,8 @@
 1. data v1 → mlops_retrain → the first champion
 2. data v2 (a new day) → mlops_retrain → a decision against the champion
 3. data v3 with noisy labels → mlops_retrain → rejected, the champion stays
+4. mlops_batch_inference scores two days with @champion: a normal day, then a drifted day,
+   which emits the `drift detected` Asset event (the event that schedules mlops_retrain)
 Then it prints where to look. Everything lives under MLOPS_HOME (default .mlops/).
 """
 
@@ -44,15 +46,22 @@ def airflow(*args: str) -> None:
         print(proc.stdout[-4000:], proc.stderr[-4000:], sep="\n")
         raise SystemExit(f"airflow {' '.join(args)} failed (exit {proc.returncode}); log: {log}")
     for line in proc.stdout.splitlines():
-        if line.startswith("fraud-detector v"):  # the summarize task's one-line verdict
+        if line.startswith(("fraud-detector v", "output partition", "DRIFT DETECTED")):  # task summaries
             print("   ", line[:400])
     print(f"    ok in {time.time() - started:.0f}s (log: {log})")
 
 
-def main() -> None:
-    import logging
+def drift_events(db: Path) -> list[dict]:
+    """The ``drift detected`` asset events recorded by Airflow, with their extras."""
+    import sqlite3
 
-    logging.getLogger("dvc").setLevel(logging.WARNING)  # DVC's "git add ..." hints are noise here
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+                            "WHERE a.uri LIKE 'mlops://drift/%' ORDER BY e.id").fetchall()
+    return [json.loads(r[0]) if r[0] else {} for r in rows]
+
+
+def main() -> None:
     from airflow_mlops_provider.core import ledger
     from airflow_mlops_provider.core.demo_data import generate
     from airflow_mlops_provider.core.settings import mlops_home
@@ -75,6 +84,22 @@ def main() -> None:
         print(f"    DVC version {version.id}")
         airflow("dags", "test", "mlops_retrain", date)
 
+    from airflow_mlops_provider.core.demo_data import TARGET
+
+    incoming = home.data_dir / "incoming"
+    incoming.mkdir(parents=True, exist_ok=True)
+    for title, seed, kind, day in [("a normal day", 101, "normal", "2026-11-20"),
+                                   ("a drifted day", 102, "drifted", "2026-11-21")]:
+        step(f"batch inference on {title} ({day})")
+        frame = generate(n_rows=200_000, seed=seed, kind=kind).drop(columns=[TARGET])
+        frame.to_parquet(incoming / f"{day}.parquet", index=False, row_group_size=50_000)
+        airflow("dags", "test", "mlops_batch_inference", day)
+    events = drift_events(home.airflow_home / "airflow.db")
+    print(f"    drift events emitted: {len(events)}")
+    for extra in events:
+        print(f"      {extra.get('data_path')}: drift share {extra.get('drift_share', 0):.0%}, "
+              f"features {extra.get('drifted_features')}, report {extra.get('report')}")
+
     step("Where to look")
     records = ledger.read(home.ledger_path)
     for rec in records:
@@ -85,9 +110,12 @@ def main() -> None:
     print(f"  MLflow store      : {home.mlflow_tracking_uri}")
     print(f"  MLflow UI         : uv run mlflow ui --backend-store-uri {home.mlflow_tracking_uri}")
     print(f"  data docs (GE)    : {home.reports_dir / 'data_docs'}")
+    print(f"  drift reports     : {home.reports_dir / 'drift'}")
+    print(f"  scored partitions : {home.outputs_dir / 'scores'}")
     print(f"  DVC repo / remote : {home.dvc_repo} / {home.dvc_remote}")
     print(f"  Airflow UI        : AIRFLOW_HOME={home.airflow_home} uv run airflow standalone")
-    print(json.dumps({"decisions": sum(r.get("event") == "decision" for r in records)}))
+    print(json.dumps({"decisions": sum(r.get("event") == "decision" for r in records),
+                      "drift_events": len(events)}))
 
 
 if __name__ == "__main__":

@@ -255,6 +255,7 @@ def init_local_repo(path: Path, remote: Path, remote_name: str = "local") -> Pat
         with repo.config.edit() as conf:
             conf["remote"][remote_name] = {"url": str(remote)}
             conf["core"]["remote"] = remote_name
+            conf["core"]["autostage"] = True  # `dvc add` stages its .dvc files in git
         repo.scm.add([str(path / ".dvc"), str(path / ".dvcignore")])
         repo.scm.commit("Initialise DVC with a local remote")
     return path

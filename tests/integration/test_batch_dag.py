@@ -86,13 +86,16 @@ def test_normal_day_scores_every_row_and_emits_no_drift(mlops_home, run_dag, air
     assert set(table.column("model_run_id").to_pylist()) == {champion.run_id}
     assert result.states["score[0]"] == "success" and result.states["score[1]"] == "success"  # 2 shards
 
-    # Rerun of the same date: same rows, same scores, no duplicates.
+    # Rerun of the same date (with the champion also scoring in shadow): same rows, same scores,
+    # no duplicates.
     first = table.sort_by("transaction_id")
-    again = run_dag("mlops_batch_inference", "2026-11-10")
+    again = run_dag("mlops_batch_inference", "2026-11-10", conf={"shadow_alias": "champion"})
     assert again.returncode == 0, again
     second = pq.read_table(output("2026-11-10")).sort_by("transaction_id")
     assert second.num_rows == first.num_rows
     assert second.column("score").to_pylist() == first.column("score").to_pylist()
+    assert second.column("shadow_score").to_pylist() == first.column("score").to_pylist()
+    assert "decision_agreement = 1.000000" in again.output
     assert not any((home_settings().outputs_dir / "staging").rglob("*.parquet"))
 
 
