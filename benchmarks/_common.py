@@ -19,6 +19,18 @@ def peak_rss_mb_of(cmd: list[str]) -> tuple[float, dict]:
 
 
 def own_peak_rss_mb() -> float:
+    """This process's own peak RSS.
+
+    ``VmHWM`` belongs to the process image and starts afresh at exec; ``ru_maxrss`` survives
+    exec on Linux, so a child would report its parent's peak when that was higher.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
