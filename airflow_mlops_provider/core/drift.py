@@ -214,19 +214,14 @@ def column_drift(name: str, ref: dict[str, Any], current: Any, ref_sample: Any =
                        value >= DISTANCE_THRESHOLD, len(cur))
 
 
-def detect_drift(profile: dict[str, Any], current: Any, sample: Any = None,
-                 policy: DriftPolicy | None = None, columns: list[str] | None = None) -> DriftResult:
-    """Test every profiled feature (or ``columns``) of ``current`` and apply ``policy``."""
-    policy = policy or DriftPolicy()
-    names = columns or list(profile["features"])
-    missing = [c for c in names if c not in current.columns]
-    if missing:
-        raise KeyError(f"the scored data lacks baseline features {missing}")
+def check_key_features(policy: DriftPolicy, profile: dict[str, Any]) -> None:
     unknown = [c for c in policy.key_features if c not in profile["columns"]]
     if unknown:
         raise KeyError(f"drift policy key_features {unknown} are not in the baseline")
-    results = [column_drift(c, profile["columns"][c], current[c],
-                            None if sample is None or c not in sample.columns else sample[c]) for c in names]
+
+
+def apply_policy(results: list[ColumnDrift], policy: DriftPolicy) -> DriftResult:
+    """Decide whether the partition drifted from its per-feature verdicts."""
     drifted = [r.column for r in results if r.drifted]
     share = len(drifted) / len(results) if results else 0.0
     reasons = []
@@ -238,3 +233,17 @@ def detect_drift(profile: dict[str, Any], current: Any, sample: Any = None,
         reasons.append(f"key features drifted: {key_hits}")
     return DriftResult(columns=results, drift_share=share, n_drifted=len(drifted), drifted=bool(reasons),
                        reasons=reasons)
+
+
+def detect_drift(profile: dict[str, Any], current: Any, sample: Any = None,
+                 policy: DriftPolicy | None = None, columns: list[str] | None = None) -> DriftResult:
+    """Test every profiled feature (or ``columns``) of a DataFrame and apply ``policy``."""
+    policy = policy or DriftPolicy()
+    names = columns or list(profile["features"])
+    missing = [c for c in names if c not in current.columns]
+    if missing:
+        raise KeyError(f"the scored data lacks baseline features {missing}")
+    check_key_features(policy, profile)
+    results = [column_drift(c, profile["columns"][c], current[c],
+                            None if sample is None or c not in sample.columns else sample[c]) for c in names]
+    return apply_policy(results, policy)

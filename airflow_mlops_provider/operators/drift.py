@@ -75,7 +75,12 @@ class EvidentlyCheckDriftOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         import pyarrow.parquet as pq
 
-        from airflow_mlops_provider.core.drift import DriftPolicy, DriftResult, column_drift
+        from airflow_mlops_provider.core.drift import (
+            DriftPolicy,
+            apply_policy,
+            check_key_features,
+            column_drift,
+        )
         from airflow_mlops_provider.core.scoring import ScoringInputError, open_parquet
 
         policy = DriftPolicy.from_dict(self.policy)
@@ -85,26 +90,14 @@ class EvidentlyCheckDriftOperator(BaseOperator):
         missing = [c for c in features if c not in pf.schema_arrow.names]
         if missing:
             raise ScoringInputError(f"{self.data_path!r} lacks baseline features {missing}", path=self.data_path)
-        unknown = [c for c in policy.key_features if c not in profile["columns"]]
-        if unknown:
-            raise KeyError(f"drift policy key_features {unknown} are not features of {self.model_name} "
-                           f"v{self.model_version}")
+        check_key_features(policy, profile)
         # One column at a time: memory is bounded by a column, not by the partition.
         columns = []
         for name in features:
             values = pq.read_table(self.data_path, columns=[name], pre_buffer=False).column(0).to_pandas()
             columns.append(column_drift(name, profile["columns"][name], values,
                                         sample[name] if name in sample.columns else None))
-        drifted = [c.column for c in columns if c.drifted]
-        share = len(drifted) / len(columns) if columns else 0.0
-        reasons = []
-        if columns and share >= policy.drift_share:
-            reasons.append(f"{len(drifted)} of {len(columns)} features drifted ({share:.0%} >= "
-                           f"{policy.drift_share:.0%}): {drifted}")
-        if key_hits := [c for c in policy.key_features if c in drifted]:
-            reasons.append(f"key features drifted: {key_hits}")
-        result = DriftResult(columns=columns, drift_share=share, n_drifted=len(drifted),
-                             drifted=bool(reasons), reasons=reasons)
+        result = apply_policy(columns, policy)
         for c in columns:
             self.log.info("%-20s %-14s %10.5f  threshold %.3f  %s", c.column, c.method,
                           c.statistic if c.statistic is not None else float("nan"), c.threshold,
@@ -113,13 +106,14 @@ class EvidentlyCheckDriftOperator(BaseOperator):
         EvidentlyDriftReportLink.persist(context, report.as_uri())
         run_id = self._log_mlflow(context, result, report) if self.log_to_mlflow else None
         summary = result.to_dict()
+        drifted = [c.column for c in columns if c.drifted]
         (self.log.warning if result.drifted else self.log.info)(
-            "Drift share %.0f%% (%d/%d): %s", share * 100, len(drifted), len(columns),
-            "; ".join(reasons) or "policy does not fire")
+            "Drift share %.0f%% (%d/%d): %s", result.drift_share * 100, result.n_drifted, len(columns),
+            "; ".join(result.reasons) or "policy does not fire")
         return {
             "model_name": self.model_name, "model_version": str(self.model_version), "data_path": self.data_path,
-            "drifted": result.drifted, "drift_share": share, "n_drifted": len(drifted),
-            "n_columns": len(columns), "drifted_features": drifted, "reasons": reasons,
+            "drifted": result.drifted, "drift_share": result.drift_share, "n_drifted": result.n_drifted,
+            "n_columns": len(columns), "drifted_features": drifted, "reasons": result.reasons,
             "report_path": str(report), "mlflow_run_id": run_id,
             "columns": {k: {"method": v["method"], "statistic": v["statistic"], "drifted": v["drifted"]}
                         for k, v in summary["columns"].items()},
