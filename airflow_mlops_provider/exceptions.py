@@ -57,3 +57,11 @@ class SuiteDefinitionError(MlopsProviderError, ValueError):
 
 class DataFileError(MlopsProviderError, ValueError):
     """A data file cannot be read or written in the expected format; names the path."""
+
+
+class KServeError(MlopsProviderError):
+    """A KServe InferenceService could not be applied, read, served or verified.
+
+    ``context`` names the InferenceService (``name``, ``namespace``) and a ``reason``
+    (``invalid``, ``api``, ``timeout``, ``failed``, ``smoke``).
+    """
