@@ -1,8 +1,14 @@
-"""mlops_retrain: validate → train → evaluate → champion/challenger gate → promote.
+"""mlops_retrain: validate → train → evaluate → champion/challenger gate → (deploy) → promote.
 
 Runs weekly, or as soon as a new version of the training data or a drift alert arrives
 (Airflow Assets). Every step is a provider operator; the only user code is
 ``train_fraud_model`` below.
+
+With ``deploy_target = kserve`` a challenger the policy accepts is first rolled out as a
+canary of the KServe InferenceService, verified (smoke test plus a bake of repeated requests
+with error-rate and latency limits), then traffic goes to 100% and ``@champion`` moves; if any
+of that fails, traffic goes back to the former model, the ledger records the rollback and
+``@champion`` never moved.
 """
 
 from __future__ import annotations
@@ -10,12 +16,18 @@ from __future__ import annotations
 import os
 from datetime import datetime
 
+from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
 
 from airflow_mlops_provider import assets
 from airflow_mlops_provider.core.demo_data import ID_COLUMN, TARGET, TRAINING_SUITE
 from airflow_mlops_provider.core.policy import DEFAULT_POLICY
 from airflow_mlops_provider.core.settings import mlops_home
+from airflow_mlops_provider.operators.deploy_kserve import (
+    KServeDeployInferenceServiceOperator,
+    KServePromoteInferenceServiceOperator,
+    KServeRollbackInferenceServiceOperator,
+)
 from airflow_mlops_provider.operators.dvc import DvcGetDataVersionOperator
 from airflow_mlops_provider.operators.registry import (
     MlflowCompareChallengerOperator,
@@ -60,6 +72,26 @@ POLICY_SCHEMA = {
 }
 
 
+KSERVE_DEFAULTS = {"name": "fraud-detector", "namespace": "default", "canary_traffic_percent": 10,
+                   "ready_timeout_s": 900, "poll_interval_s": 10, "bake_requests": 5, "max_error_rate": 0.0,
+                   "max_latency_ms": 2000, "smoke_rows": 5}
+KSERVE_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "pattern": "^[a-z]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63},
+        "namespace": {"type": "string", "minLength": 1},
+        "canary_traffic_percent": {"type": "integer", "minimum": 1, "maximum": 100},
+        "ready_timeout_s": {"type": "number", "exclusiveMinimum": 0},
+        "poll_interval_s": {"type": "number", "exclusiveMinimum": 0},
+        "bake_requests": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "max_error_rate": {"type": "number", "minimum": 0, "maximum": 1},
+        "max_latency_ms": {"type": "number", "exclusiveMinimum": 0},
+        "smoke_rows": {"type": "integer", "minimum": 1, "maximum": 1000},
+    },
+}
+
+
 def train_fraud_model(X, y, **params):
     """The user's training code: gradient-boosted trees behind a one-hot encoder."""
     from sklearn.compose import ColumnTransformer
@@ -96,7 +128,10 @@ with DAG(
         "train_params": Param({"max_iter": 150, "learning_rate": 0.1, "max_leaf_nodes": 31}, type="object"),
         "policy": Param(DEFAULT_POLICY, type="object", schema=POLICY_SCHEMA,
                         description="PromotionPolicy: per-metric direction, floor and change threshold"),
-        "deploy_target": Param("none", enum=["none"], description="Where a promoted model is deployed"),
+        "deploy_target": Param("none", enum=["none", "kserve"],
+                               description="Where an accepted challenger is rolled out before promotion"),
+        "kserve": Param(KSERVE_DEFAULTS, type="object", schema=KSERVE_SCHEMA,
+                        description="KServe InferenceService, canary share and verification limits"),
     },
 ) as dag:
     data_version = DvcGetDataVersionOperator(
@@ -128,9 +163,77 @@ with DAG(
         task_id="decide", name="{{ params.model_name }}", challenger=registration.output,
         challenger_metrics=evaluation.output["metrics"], policy="{{ params.policy }}", target=TARGET)
 
+    @task.branch
+    def route(decision: dict, **context) -> str:
+        """Deploy only a challenger the policy accepted, and only when a target is set."""
+        target = context["params"]["deploy_target"]
+        return "no_deploy" if decision["verdict"] != "promote" or target == "none" else f"{target}_deploy"
+
+    no_deploy = EmptyOperator(task_id="no_deploy")
+
+    kserve_deploy = KServeDeployInferenceServiceOperator(
+        task_id="kserve_deploy", name="{{ params.kserve.name }}", namespace="{{ params.kserve.namespace }}",
+        model_name="{{ params.model_name }}", model_version=registration.output["version"],
+        canary_traffic_percent="{{ params.kserve.canary_traffic_percent }}",
+        timeout="{{ params.kserve.ready_timeout_s }}", poll_interval="{{ params.kserve.poll_interval_s }}")
+
+    @task
+    def kserve_verify(deployed: dict, challenger: dict, **context) -> dict:
+        """Smoke test, then a bake of repeated requests against error-rate and latency limits."""
+        from airflow_mlops_provider.core.kserve import bake
+        from airflow_mlops_provider.hooks.mlflow import MlflowHook
+        from airflow_mlops_provider.operators.training import load_holdout
+
+        limits = context["params"]["kserve"]
+        hook = MlflowHook()
+        hook.activate()
+        holdout = load_holdout(hook, challenger["run_id"]).drop(columns=[TARGET, ID_COLUMN], errors="ignore")
+        rows = holdout.head(int(limits["smoke_rows"]))
+        return bake(deployed["url"], deployed["name"], rows.values.tolist(), columns=list(rows.columns),
+                    requests=int(limits["bake_requests"]), max_error_rate=float(limits["max_error_rate"]),
+                    max_latency_ms=float(limits["max_latency_ms"]))
+
+    kserve_promote_traffic = KServePromoteInferenceServiceOperator(
+        task_id="kserve_promote_traffic", name="{{ params.kserve.name }}",
+        namespace="{{ params.kserve.namespace }}")
+
+    kserve_rollback = KServeRollbackInferenceServiceOperator(
+        task_id="kserve_rollback", name="{{ params.kserve.name }}", namespace="{{ params.kserve.namespace }}",
+        trigger_rule="one_failed")
+
+    @task
+    def record_rollback(rolled_back: dict, decision: dict, **context) -> dict:
+        """The rollback is part of the audit trail: ledger record and a tag on the version."""
+        from airflow_mlops_provider.core import ledger
+        from airflow_mlops_provider.core.settings import mlops_home
+        from airflow_mlops_provider.hooks.mlflow import MlflowHook
+
+        ti = context["ti"]
+        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id],
+                                    task_ids=["kserve_deploy", "kserve_verify", "kserve_promote_traffic"])
+        failed = sorted(t for t, st in states.get(ti.run_id, {}).items() if st in ("failed", "upstream_failed"))
+        record = {"event": "rolled_back", "model": decision["model"], "target": context["params"]["deploy_target"],
+                  "challenger_version": decision["challenger_version"],
+                  "champion_version": decision["champion_version"], "failed_tasks": failed,
+                  "serving": rolled_back.get("storage_uri"), "mode": rolled_back.get("mode"),
+                  "dag_id": ti.dag_id, "run_id": ti.run_id}
+        ledger.append(mlops_home().ledger_path, record)
+        MlflowHook().client.set_model_version_tag(decision["model"], decision["challenger_version"],
+                                                  "mlops.deployment", "rolled_back")
+        print(f"ROLLED BACK {decision['model']} v{decision['challenger_version']}: failed {failed}")
+        return record
+
     promotion = MlflowPromoteModelOperator(
         task_id="promote", name="{{ params.model_name }}", decision=decision.output,
-        outlets=[CHAMPION_CHANGED])
+        outlets=[CHAMPION_CHANGED], trigger_rule="none_failed_min_one_success")
+
+    routed = route(decision.output)
+    verified = kserve_verify(kserve_deploy.output, registration.output)
+    routed >> [no_deploy, kserve_deploy]
+    verified >> kserve_promote_traffic
+    [no_deploy, kserve_promote_traffic] >> promotion
+    [kserve_deploy, verified, kserve_promote_traffic] >> kserve_rollback
+    record_rollback(kserve_rollback.output, decision.output)
 
     @task(trigger_rule="none_failed")
     def summarize(decision: dict, **context) -> dict:

@@ -37,7 +37,7 @@ from airflow_mlops_provider.version_compat import BaseOperator
 class _KServeOperator(BaseOperator):
     """Shared wait: already serving → return; else poll (sync) or defer to the trigger."""
 
-    template_fields: Sequence[str] = ("name", "namespace", "kubernetes_conn_id")
+    template_fields: Sequence[str] = ("name", "namespace", "kubernetes_conn_id", "timeout", "poll_interval")
     ui_color = "#7fd3c3"
 
     def __init__(self, *, name: str, namespace: str = "default",
@@ -73,6 +73,7 @@ class _KServeOperator(BaseOperator):
                             "revisions": traffic.get("revisions", [])}}
 
     def _wait(self, expected: int | None, details: dict[str, Any]) -> dict[str, Any]:
+        self.timeout, self.poll_interval = float(self.timeout), float(self.poll_interval)  # may be templated
         status = self.hook.status(self.name, self.namespace)
         if is_serving(status, expected):
             return self._result(details, status)
@@ -121,7 +122,7 @@ class _KServeOperator(BaseOperator):
         traffic = status.get("traffic") or {}
         raise KServeError(
             f"{self._where} did not become Ready with {expected if expected is not None else 100}% on the "
-            f"latest revision within {self.timeout:g}s (ready={status.get('ready')}, latest revision "
+            f"latest revision within {float(self.timeout):g}s (ready={status.get('ready')}, latest revision "
             f"traffic={traffic.get('latest')}%): {why}",
             name=self.name, namespace=self.namespace, reason="timeout", timeout=self.timeout)
 

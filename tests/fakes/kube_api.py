@@ -396,8 +396,9 @@ class _Handler(BaseHTTPRequestHandler):
                     width = int(inputs[0]["shape"][1])
                     data = inputs[0]["data"]
                     preds = [float(sum(data[i * width:(i + 1) * width])) for i in range(rows)]
-                else:  # one named input per column
-                    preds = [float(sum(inp["data"][i] for inp in inputs)) for i in range(rows)]
+                else:  # one named input per column; text columns (BYTES) do not add to the score
+                    preds = [float(sum(inp["data"][i] for inp in inputs
+                                       if isinstance(inp["data"][i], (int, float)))) for i in range(rows)]
             else:
                 instances = body["instances"]
                 preds = [float(sum(r.values() if isinstance(r, dict) else r)) for r in instances]
