@@ -65,3 +65,11 @@ class KServeError(MlopsProviderError):
     ``context`` names the InferenceService (``name``, ``namespace``) and a ``reason``
     (``invalid``, ``api``, ``timeout``, ``failed``, ``smoke``).
     """
+
+
+class SageMakerError(MlopsProviderError):
+    """A SageMaker deployment step could not be done, was throttled, timed out or failed its smoke test.
+
+    ``context`` names the resource (``endpoint``, ``call``) and a ``reason`` (``invalid``,
+    ``throttled``, ``api``, ``failed``, ``timeout``, ``conflict``, ``smoke``).
+    """

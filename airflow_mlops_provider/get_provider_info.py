@@ -28,6 +28,7 @@ def get_provider_info() -> dict[str, Any]:
         "extra-links": [
             "airflow_mlops_provider.links.validation.GreatExpectationsDataDocsLink",
             "airflow_mlops_provider.links.drift.EvidentlyDriftReportLink",
+            "airflow_mlops_provider.links.sagemaker.SageMakerEndpointLink",
         ],
         "connection-types": [
             {

@@ -1,0 +1,485 @@
+"""Deploy MLflow model versions to SageMaker real-time endpoints, verify them, roll them back.
+
+``SageMakerDeployModelVersionOperator`` packages a registered MLflow version as
+``model.tar.gz`` in S3, creates the SageMaker model and endpoint config named after the
+version (reruns find and reuse them), creates the endpoint or updates it with a blue/green
+``DeploymentConfig``, waits (deferrable) and then checks that the endpoint really serves the
+requested config: SageMaker rolls an update back by itself when an alarm fires, and still
+reports ``InService``. ``SageMakerRollbackEndpointOperator`` puts a previous config back.
+``smoke_test_endpoint`` sends a few rows in MLflow's scoring format.
+
+Everything AWS goes through the amazon provider's hooks (``SageMakerHook``, ``S3Hook``,
+``AwsBaseHook`` for ``sagemaker-runtime``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from airflow.configuration import conf
+
+from airflow_mlops_provider.core.sagemaker import (
+    THROTTLING_CODES,
+    DeploymentConfig,
+    EndpointSpec,
+    SageMakerSpecError,
+    call_with_backoff,
+    console_url,
+    predictions_from_body,
+    s3_model_key,
+    same_variants,
+    scoring_request,
+    version_resource_name,
+)
+from airflow_mlops_provider.exceptions import DeploymentRolledBack, ModelNotFoundError, SageMakerError
+from airflow_mlops_provider.hooks.mlflow import MlflowHook
+from airflow_mlops_provider.links.sagemaker import SageMakerEndpointLink
+from airflow_mlops_provider.triggers.sagemaker import ENDPOINT_TRANSITIONAL, SageMakerEndpointSettledTrigger
+from airflow_mlops_provider.version_compat import BaseOperator
+
+if TYPE_CHECKING:
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+    from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+
+T = TypeVar("T")
+PREVIOUS_CONFIG_TAG = "mlops:previous-endpoint-config"
+MLFLOW_VERSION_TAG = "mlops:mlflow-model-version"
+
+
+def is_throttled(err: BaseException) -> bool:
+    """A botocore ClientError whose code (or HTTP status 429) says "slow down"."""
+    response = getattr(err, "response", None)
+    if not isinstance(response, dict):
+        return False
+    code = (response.get("Error") or {}).get("Code", "")
+    status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+    return code in THROTTLING_CODES or status == 429
+
+
+def _error_code(err: BaseException) -> str:
+    response = getattr(err, "response", None)
+    return ((response or {}).get("Error") or {}).get("Code", "") if isinstance(response, dict) else ""
+
+
+def _not_found(err: BaseException) -> bool:
+    # SageMaker answers Describe* on a missing resource with ValidationException "Could not find ...".
+    return _error_code(err) in ("ValidationException", "ResourceNotFound") and "could not find" in str(err).lower()
+
+
+def aws_call(call: str, fn: Callable[[], T], *, attempts: int = 6, base_delay: float = 0.5,
+             sleep: Callable[[float], None] | None = None, **context: Any) -> T:
+    """One AWS call with bounded exponential backoff on throttling; other errors pass through."""
+    return call_with_backoff(fn, call=call, is_throttled=is_throttled, attempts=attempts,
+                             base_delay=base_delay, sleep=sleep, context=context)
+
+
+def smoke_test_endpoint(hook: AwsBaseHook, endpoint: str, rows: list[list[Any]], timeout: float = 30.0, *,
+                        columns: list[str] | None = None, throttle_attempts: int = 6) -> dict[str, Any]:
+    """POST ``rows`` to ``endpoint`` in MLflow's scoring format and check the answer.
+
+    :param hook: ``AwsBaseHook(client_type="sagemaker-runtime")`` (any hook whose ``conn`` is a
+        sagemaker-runtime client).
+    :param timeout: the longest acceptable latency of the call, in seconds.
+    Returns ``{"endpoint_name", "rows", "predictions", "latency_ms"}``; raises
+    :class:`SageMakerError` (``reason="smoke"``) when the call fails, is too slow, or does not
+    return exactly one prediction per row.
+    """
+    payload = json.dumps(scoring_request(rows, columns))
+    client = hook.conn
+    started = time.monotonic()
+    try:
+        response = aws_call("InvokeEndpoint", lambda: client.invoke_endpoint(
+            EndpointName=endpoint, ContentType="application/json", Accept="application/json", Body=payload),
+            attempts=throttle_attempts, endpoint=endpoint)
+        raw = response["Body"].read()
+    except SageMakerError:
+        raise
+    except Exception as err:
+        raise SageMakerError(f"Smoke test of SageMaker endpoint {endpoint!r} failed: the call raised {err}",
+                             endpoint=endpoint, reason="smoke") from err
+    latency = time.monotonic() - started
+    if latency > timeout:
+        raise SageMakerError(f"Smoke test of SageMaker endpoint {endpoint!r} failed: answered in {latency:.2f}s, "
+                             f"over the {timeout}s limit", endpoint=endpoint, reason="smoke",
+                             latency_ms=round(latency * 1000, 1))
+    try:
+        predictions = predictions_from_body(json.loads(raw))
+    except ValueError as err:
+        raise SageMakerError(f"Smoke test of SageMaker endpoint {endpoint!r} failed: the body is not an MLflow "
+                             f"scoring answer: {err}", endpoint=endpoint, reason="smoke") from err
+    if len(predictions) != len(rows):
+        raise SageMakerError(f"Smoke test of SageMaker endpoint {endpoint!r} failed: {len(rows)} rows sent, "
+                             f"{len(predictions)} predictions returned", endpoint=endpoint, reason="smoke")
+    return {"endpoint_name": endpoint, "rows": len(rows), "predictions": predictions,
+            "latency_ms": round(latency * 1000, 1)}
+
+
+class _SageMakerEndpointOperator(BaseOperator):
+    """Shared: AWS hooks, throttled calls, and the wait → verify of an endpoint's config."""
+
+    template_fields: Sequence[str] = ("endpoint_name", "aws_conn_id", "region_name", "timeout", "poll_interval")
+    operator_extra_links = (SageMakerEndpointLink(),)
+    ui_color = "#f0a04b"
+
+    def __init__(self, *, endpoint_name: str, aws_conn_id: str | None = "aws_default", region_name: str | None = None,
+                 timeout: float = 3600, poll_interval: float = 30, throttle_attempts: int = 6,
+                 deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.endpoint_name = endpoint_name
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.timeout = timeout
+        self.poll_interval = poll_interval
+        self.throttle_attempts = throttle_attempts
+        self.deferrable = deferrable
+
+    @cached_property
+    def hook(self) -> SageMakerHook:
+        from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+
+        return SageMakerHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+
+    def _call(self, call: str, fn: Callable[[], T]) -> T:
+        return aws_call(call, fn, attempts=int(self.throttle_attempts), endpoint=self.endpoint_name)
+
+    def _describe_or_none(self, call: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
+        try:
+            return self._call(call, fn)
+        except SageMakerError:
+            raise
+        except Exception as err:
+            if _not_found(err):
+                return None
+            raise
+
+    def _describe_endpoint(self) -> dict[str, Any] | None:
+        return self._describe_or_none("DescribeEndpoint", lambda: self.hook.describe_endpoint(self.endpoint_name))
+
+    def _region(self) -> str:
+        return self.region_name or self.hook.conn_region_name
+
+    def _wait(self, details: dict[str, Any]) -> dict[str, Any]:
+        """Return once the endpoint settled on ``details['endpoint_config_name']``; defer if asked."""
+        timeout, poll = float(self.timeout), float(self.poll_interval)
+        desc = self._describe_endpoint() or {}
+        if desc.get("EndpointStatus") not in ENDPOINT_TRANSITIONAL:
+            return self._settled(details, desc.get("EndpointStatus"), desc.get("EndpointConfigName"),
+                                 desc.get("FailureReason"))
+        if self.deferrable:
+            self.defer(trigger=SageMakerEndpointSettledTrigger(
+                endpoint_name=self.endpoint_name, aws_conn_id=self.aws_conn_id, region_name=self.region_name,
+                poll_interval=poll, deadline=time.time() + timeout),
+                method_name="execute_complete", kwargs={"details": details},
+                timeout=timedelta(seconds=timeout + 60))
+        deadline = time.monotonic() + timeout
+        while desc.get("EndpointStatus") in ENDPOINT_TRANSITIONAL:
+            if time.monotonic() >= deadline:
+                raise SageMakerError(
+                    f"SageMaker endpoint {self.endpoint_name!r} still {desc.get('EndpointStatus')} after "
+                    f"{timeout:.0f}s", endpoint=self.endpoint_name, reason="timeout", **details)
+            self.log.info("Endpoint %s is %s; next check in %.0fs", self.endpoint_name,
+                          desc.get("EndpointStatus"), poll)
+            time.sleep(poll)
+            desc = self._describe_endpoint() or {}
+        return self._settled(details, desc.get("EndpointStatus"), desc.get("EndpointConfigName"),
+                             desc.get("FailureReason"))
+
+    def execute_complete(self, context: Any, event: dict[str, Any], details: dict[str, Any] | None = None
+                         ) -> dict[str, Any]:
+        details = details or {}
+        status = event.get("status")
+        if status == "timeout":
+            raise SageMakerError(
+                f"SageMaker endpoint {self.endpoint_name!r} still {event.get('endpoint_status')} after "
+                f"{float(self.timeout):.0f}s", endpoint=self.endpoint_name, reason="timeout", **details)
+        if status != "settled":
+            raise SageMakerError(f"Waiting for SageMaker endpoint {self.endpoint_name!r} failed: "
+                                 f"{event.get('message')}", endpoint=self.endpoint_name, reason="api", **details)
+        return self._settled(details, event.get("endpoint_status"), event.get("endpoint_config_name"),
+                             event.get("failure_reason"))
+
+    def _settled(self, details: dict[str, Any], status: str | None, live_config: str | None,
+                 failure: str | None) -> dict[str, Any]:
+        wanted = details["endpoint_config_name"]
+        if status != "InService":
+            raise SageMakerError(
+                f"SageMaker endpoint {self.endpoint_name!r} is {status} (wanted InService on {wanted!r})"
+                + (f": {failure}" if failure else ""), endpoint=self.endpoint_name, reason="failed",
+                status=status, live_config=live_config, failure_reason=failure, **details)
+        if live_config != wanted:
+            self._on_other_config(details, live_config)
+        self.log.info("Endpoint %s is InService on %s", self.endpoint_name, wanted)
+        return details
+
+    def _on_other_config(self, details: dict[str, Any], live_config: str | None) -> None:
+        raise NotImplementedError
+
+
+class SageMakerDeployModelVersionOperator(_SageMakerEndpointOperator):
+    """Deploy one MLflow model version to a SageMaker endpoint (blue/green on update).
+
+    :param endpoint_name: the endpoint to create or update.
+    :param model_name: registered MLflow model; ``model_version`` is a number or ``@alias``.
+    :param image_uri: ECR URI of the serving container (e.g. MLflow's pyfunc image).
+    :param execution_role_arn: IAM role SageMaker assumes to pull the image and the model.
+    :param s3_bucket: bucket for ``model.tar.gz``; the key is
+        ``<s3_prefix>/<endpoint>/<model>/v<version>/model.tar.gz``, so reruns reuse it.
+    :param deployment_config: ``{"traffic_shift": {"type": "canary", "percent": 10,
+        "wait_seconds": 300}, "termination_wait_seconds": 0, "max_execution_timeout": 1800,
+        "auto_rollback_alarms": ["model-5xx"]}`` (or a :class:`DeploymentConfig`); used when
+        the endpoint exists. None: SageMaker's default update.
+
+    Returns ``{"endpoint_name", "endpoint_config_name", "model_name", "previous_config_name",
+    "model_version", "region", "action": "created"|"updated"|"unchanged", "model_data_url"}``
+    where ``model_name`` is the SageMaker model. Raises :class:`DeploymentRolledBack` when the
+    endpoint ends InService on another config than the one requested (SageMaker rolled back).
+    """
+
+    template_fields: Sequence[str] = (*_SageMakerEndpointOperator.template_fields, "model_name", "model_version",
+                                      "image_uri", "instance_type", "initial_instance_count", "execution_role_arn",
+                                      "s3_bucket", "s3_prefix", "deployment_config", "environment",
+                                      "mlflow_conn_id")
+    template_fields_renderers = {"deployment_config": "json", "environment": "json"}
+
+    def __init__(self, *, endpoint_name: str, model_name: str, model_version: str | int, image_uri: str,
+                 execution_role_arn: str, s3_bucket: str, instance_type: str = "ml.m5.large",
+                 initial_instance_count: int = 1, s3_prefix: str = "mlops/sagemaker",
+                 deployment_config: dict[str, Any] | DeploymentConfig | None = None,
+                 environment: dict[str, str] | None = None,
+                 mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(endpoint_name=endpoint_name, **kwargs)
+        self.model_name = model_name
+        self.model_version = model_version
+        self.image_uri = image_uri
+        self.execution_role_arn = execution_role_arn
+        self.s3_bucket = s3_bucket
+        self.instance_type = instance_type
+        self.initial_instance_count = initial_instance_count
+        self.s3_prefix = s3_prefix
+        self.deployment_config = deployment_config
+        self.environment = environment
+        self.mlflow_conn_id = mlflow_conn_id
+
+    # -- steps ---------------------------------------------------------------------------------
+    def _resolve_version(self, mlflow: MlflowHook) -> str:
+        version = str(self.model_version or "").strip()
+        if not version:
+            raise SageMakerSpecError("SageMaker deploy: model_version is required", field="model_version",
+                                     reason="invalid")
+        if version.startswith("@"):
+            return str(mlflow.get_version_by_alias(self.model_name, version[1:]).version)
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mlflow.client.get_model_version(self.model_name, version)
+        except MlflowException as err:
+            raise ModelNotFoundError(f"registered model {self.model_name!r} has no version {version}",
+                                     model=self.model_name, version=version) from err
+        return version
+
+    def _package(self, mlflow: MlflowHook, version: str, workdir: str) -> str:
+        """Download the version's artifacts and tar them (MLmodel at the root) reproducibly."""
+        import gzip
+        import tarfile
+        from pathlib import Path
+
+        import mlflow as mlflow_lib
+
+        uri = mlflow.client.get_model_version_download_uri(self.model_name, version)
+        local = Path(workdir) / "model"
+        local.mkdir()
+        try:
+            mlflow_lib.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(local),
+                                                    tracking_uri=mlflow.tracking_uri)
+        except Exception as err:  # any failure means "no usable artifacts"
+            raise SageMakerSpecError(
+                f"MLflow model {self.model_name!r} version {version} has no downloadable artifacts at "
+                f"{uri!r}: {err}", field="model_version", model=self.model_name, version=version,
+                reason="invalid") from err
+        roots = [p.parent for p in local.rglob("MLmodel")]
+        if not roots:
+            raise SageMakerSpecError(
+                f"MLflow model {self.model_name!r} version {version} has no model artifacts (no MLmodel "
+                f"file under {uri!r})", field="model_version", model=self.model_name, version=version,
+                reason="invalid")
+        root = min(roots, key=lambda p: len(p.parts))
+        archive = Path(workdir) / "model.tar.gz"
+        with open(archive, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
+                tarfile.open(fileobj=gz, mode="w") as tar:
+            for path in sorted(root.rglob("*")):
+                info = tar.gettarinfo(str(path), arcname=str(path.relative_to(root)))
+                info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+                if path.is_file():
+                    with open(path, "rb") as fh:
+                        tar.addfile(info, fh)
+                else:
+                    tar.addfile(info)
+        return str(archive)
+
+    def _upload(self, archive: str, key: str) -> str:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        s3 = S3Hook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+        url = f"s3://{self.s3_bucket}/{key}"
+        if self._call("HeadObject", lambda: s3.check_for_key(key, self.s3_bucket)):
+            self.log.info("%s already exists (same model version): not uploading again", url)
+        else:
+            self._call("PutObject", lambda: s3.load_file(archive, key, self.s3_bucket, replace=True))
+            self.log.info("Uploaded the model artifacts to %s", url)
+        return url
+
+    def _ensure_model_and_config(self, spec: EndpointSpec, name: str, data_url: str, version: str,
+                                 previous: str | None) -> str | None:
+        """Create the SageMaker model and endpoint config unless a rerun already did.
+
+        Returns the previous config recorded on the endpoint config when it existed.
+        """
+        if self._describe_or_none("DescribeModel", lambda: self.hook.describe_model(name)) is None:
+            request = spec.model_request(name, data_url, self.environment)
+            request["Tags"] = [{"Key": MLFLOW_VERSION_TAG, "Value": f"{self.model_name}/{version}"}]
+            self._call("CreateModel", lambda: self.hook.create_model(request))
+            self.log.info("Created SageMaker model %s", name)
+        else:
+            self.log.info("SageMaker model %s exists (rerun): reusing it", name)
+        wanted = spec.endpoint_config_request(name, name)
+        live = self._describe_or_none("DescribeEndpointConfig", lambda: self.hook.describe_endpoint_config(name))
+        if live is None:
+            wanted["Tags"] = [{"Key": PREVIOUS_CONFIG_TAG, "Value": previous or "none"},
+                              {"Key": MLFLOW_VERSION_TAG, "Value": f"{self.model_name}/{version}"}]
+            self._call("CreateEndpointConfig", lambda: self.hook.create_endpoint_config(wanted))
+            self.log.info("Created endpoint config %s", name)
+            return previous
+        if not same_variants(live, wanted):
+            raise SageMakerError(
+                f"Endpoint config {name!r} already exists with other variants "
+                f"({live.get('ProductionVariants')}) than requested ({wanted['ProductionVariants']}); "
+                "configs are immutable: delete it or deploy under another endpoint name",
+                endpoint=self.endpoint_name, config=name, reason="conflict")
+        tags = self._call("ListTags", lambda: self.hook.conn.list_tags(ResourceArn=live["EndpointConfigArn"]))
+        recorded = {t["Key"]: t["Value"] for t in tags.get("Tags", [])}.get(PREVIOUS_CONFIG_TAG)
+        self.log.info("Endpoint config %s exists (rerun): reusing it", name)
+        return None if recorded in (None, "none") else recorded
+
+    # -- execute -------------------------------------------------------------------------------
+    def execute(self, context: Any) -> dict[str, Any]:
+        import tempfile
+
+        # 1. Everything that can be checked without AWS, before any resource exists.
+        spec = EndpointSpec(endpoint_name=str(self.endpoint_name), image_uri=self.image_uri,
+                            instance_type=self.instance_type, initial_instance_count=self.initial_instance_count,
+                            execution_role_arn=self.execution_role_arn)
+        deployment = (DeploymentConfig.from_dict(self.deployment_config)
+                      if self.deployment_config not in (None, "", {}) else None)
+        if not self.s3_bucket:
+            raise SageMakerSpecError("SageMaker deploy: s3_bucket is required", field="s3_bucket", reason="invalid")
+        mlflow = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+        version = self._resolve_version(mlflow)
+        name = version_resource_name(spec.endpoint_name, self.model_name, version)
+        region = self._region()
+        SageMakerEndpointLink.persist(context, console_url(region, spec.endpoint_name))
+
+        with tempfile.TemporaryDirectory(prefix="mlops-sagemaker-") as workdir:
+            archive = self._package(mlflow, version, workdir)
+            # 2. AWS: artifacts, model, config, endpoint.
+            data_url = self._upload(archive, s3_model_key(self.s3_prefix, spec.endpoint_name, self.model_name,
+                                                          version))
+        endpoint = self._describe_endpoint()
+        live_config = endpoint.get("EndpointConfigName") if endpoint else None
+        pending = ((endpoint or {}).get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+        previous = live_config if live_config != name else None
+        recorded = self._ensure_model_and_config(spec, name, data_url, version, previous)
+        if previous is None:
+            previous = recorded
+        details = {"endpoint_name": spec.endpoint_name, "endpoint_config_name": name, "model_name": name,
+                   "previous_config_name": previous, "model_version": version, "region": region,
+                   "model_data_url": data_url, "action": "unchanged"}
+        if endpoint is None:
+            self._call("CreateEndpoint", lambda: self.hook.create_endpoint(
+                {"EndpointName": spec.endpoint_name, "EndpointConfigName": name}, wait_for_completion=False))
+            details["action"] = "created"
+            self.log.info("Creating endpoint %s on %s", spec.endpoint_name, name)
+        elif live_config == name or pending == name:
+            self.log.info("Endpoint %s already serves (or is moving to) %s", spec.endpoint_name, name)
+        elif endpoint.get("EndpointStatus") in ENDPOINT_TRANSITIONAL:
+            raise SageMakerError(
+                f"SageMaker endpoint {spec.endpoint_name!r} is {endpoint['EndpointStatus']} towards another "
+                f"config ({pending or live_config!r}); not starting a second update", endpoint=spec.endpoint_name,
+                reason="conflict", live_config=live_config, pending_config=pending)
+        else:
+            request: dict[str, Any] = {"EndpointName": spec.endpoint_name, "EndpointConfigName": name}
+            if deployment is not None:
+                request["DeploymentConfig"] = deployment.to_api()
+            self._call("UpdateEndpoint", lambda: self.hook.update_endpoint(request, wait_for_completion=False))
+            details["action"] = "updated"
+            self.log.info("Updating endpoint %s from %s to %s", spec.endpoint_name, live_config, name)
+        return self._wait(details)
+
+    def _on_other_config(self, details: dict[str, Any], live_config: str | None) -> None:
+        raise DeploymentRolledBack(
+            f"SageMaker endpoint {details['endpoint_name']!r} is InService on {live_config!r}, not on the requested "
+            f"{details['endpoint_config_name']!r}: SageMaker rolled the update back (an auto-rollback alarm fired "
+            "or the new fleet failed). Nothing else was changed.",
+            endpoint=details["endpoint_name"], requested_config=details["endpoint_config_name"],
+            live_config=live_config, model_version=details["model_version"], region=details["region"])
+
+
+class SageMakerRollbackEndpointOperator(_SageMakerEndpointOperator):
+    """Update an endpoint back to ``endpoint_config_name`` (e.g. the deploy's ``previous_config_name``).
+
+    A no-op when the endpoint already serves it. Returns ``{"endpoint_name",
+    "endpoint_config_name", "previous_config_name", "region", "action": "updated"|"unchanged"}``.
+    """
+
+    template_fields: Sequence[str] = (*_SageMakerEndpointOperator.template_fields, "endpoint_config_name",
+                                      "deployment_config")
+    template_fields_renderers = {"deployment_config": "json"}
+
+    def __init__(self, *, endpoint_name: str, endpoint_config_name: str | None,
+                 deployment_config: dict[str, Any] | DeploymentConfig | None = None, **kwargs: Any) -> None:
+        super().__init__(endpoint_name=endpoint_name, **kwargs)
+        self.endpoint_config_name = endpoint_config_name
+        self.deployment_config = deployment_config
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        target = self.endpoint_config_name
+        if target in (None, "", "None", "none"):
+            raise AirflowSkipException(f"no previous endpoint config for {self.endpoint_name!r}: nothing to roll "
+                                       "back to (first deployment)")
+        deployment = (DeploymentConfig.from_dict(self.deployment_config)
+                      if self.deployment_config not in (None, "", {}) else None)
+        region = self._region()
+        SageMakerEndpointLink.persist(context, console_url(region, str(self.endpoint_name)))
+        endpoint = self._describe_endpoint()
+        if endpoint is None:
+            raise SageMakerError(f"SageMaker endpoint {self.endpoint_name!r} does not exist: nothing to roll back",
+                                 endpoint=self.endpoint_name, reason="invalid")
+        if self._describe_or_none("DescribeEndpointConfig",
+                                  lambda: self.hook.describe_endpoint_config(target)) is None:
+            raise SageMakerSpecError(f"Endpoint config {target!r} does not exist: cannot roll back to it",
+                                     field="endpoint_config_name", reason="invalid")
+        live = endpoint.get("EndpointConfigName")
+        details = {"endpoint_name": self.endpoint_name, "endpoint_config_name": target,
+                   "previous_config_name": live if live != target else None, "region": region, "action": "unchanged"}
+        pending = (endpoint.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+        if live != target and pending != target:
+            request: dict[str, Any] = {"EndpointName": self.endpoint_name, "EndpointConfigName": target}
+            if deployment is not None:
+                request["DeploymentConfig"] = deployment.to_api()
+            self._call("UpdateEndpoint", lambda: self.hook.update_endpoint(request, wait_for_completion=False))
+            details["action"] = "updated"
+            self.log.info("Rolling endpoint %s back from %s to %s", self.endpoint_name, live, target)
+        return self._wait(details)
+
+    def _on_other_config(self, details: dict[str, Any], live_config: str | None) -> None:
+        raise SageMakerError(
+            f"Rollback of SageMaker endpoint {self.endpoint_name!r} to {details['endpoint_config_name']!r} did not "
+            f"take: it is InService on {live_config!r}", endpoint=self.endpoint_name, reason="failed",
+            live_config=live_config, **details)

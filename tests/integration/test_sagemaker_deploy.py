@@ -1,0 +1,360 @@
+"""SageMaker deployment against moto in server mode, through a real ``aws`` Airflow connection.
+
+MLflow is real (a tiny sklearn model registered in the embedded store); SageMaker and S3 are
+moto over HTTP, with the test doubles of ``tests.fakes.sagemaker`` for UpdateEndpoint and
+InvokeEndpoint (moto lacks the first and answers a fixed body for the second). The task
+instance is the boundary mock (its ``xcom_push`` calls are what a real task would store).
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+import time
+from unittest.mock import MagicMock
+
+import pytest
+from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
+
+from airflow_mlops_provider.core.sagemaker import SageMakerSpecError, version_resource_name
+from airflow_mlops_provider.exceptions import DeploymentRolledBack, SageMakerError
+from airflow_mlops_provider.hooks.mlflow import MlflowHook
+from airflow_mlops_provider.links.sagemaker import SageMakerEndpointLink
+from airflow_mlops_provider.operators.deploy_sagemaker import (
+    SageMakerDeployModelVersionOperator,
+    SageMakerRollbackEndpointOperator,
+    smoke_test_endpoint,
+)
+from airflow_mlops_provider.triggers.sagemaker import SageMakerEndpointSettledTrigger
+from tests.conftest import free_port
+from tests.fakes import sagemaker as fake_sagemaker
+
+pytestmark = pytest.mark.integration
+
+MODEL = "fraud"
+ENDPOINT = "fraud-prod"
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlflow-pyfunc:3.17"
+ROLE = "arn:aws:iam::123456789012:role/sagemaker-exec"
+BUCKET = "models"
+CANARY = {"traffic_shift": {"type": "canary", "percent": 10, "wait_seconds": 300},
+          "termination_wait_seconds": 60, "max_execution_timeout": 1800, "auto_rollback_alarms": ["fraud-5xx"]}
+
+
+@pytest.fixture
+def sm(monkeypatch):
+    fake, server = fake_sagemaker.start(monkeypatch, free_port())
+    # botocore's own retries are switched off so the provider's backoff is what is tested.
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_SM", json.dumps({
+        "conn_type": "aws", "login": "testing", "password": "testing",
+        "extra": {"endpoint_url": fake.url, "region_name": fake_sagemaker.REGION,
+                  "config_kwargs": {"retries": {"total_max_attempts": 1}}}}))
+    fake.client("s3").create_bucket(Bucket=BUCKET)
+    yield fake
+    server.stop()
+
+
+@pytest.fixture
+def versions(mlops_home):
+    """Two real registered versions of a tiny sklearn model in the embedded MLflow store."""
+    import mlflow
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    hook = MlflowHook()
+    hook.activate()
+    x = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [0.5, 3.0]])
+    out = []
+    for seed in (1, 2):
+        model = LogisticRegression(random_state=seed).fit(x, [0, 1, 1, 0])
+        with mlflow.start_run():
+            info = mlflow.sklearn.log_model(model, name="model", registered_model_name=MODEL,
+                                            serialization_format="cloudpickle")
+        out.append(str(info.registered_model_version))
+    return out
+
+
+def deploy(version, *, ti=None, **kwargs):
+    kwargs = {"endpoint_name": ENDPOINT, "model_name": MODEL, "model_version": version, "image_uri": IMAGE,
+              "execution_role_arn": ROLE, "s3_bucket": BUCKET, "aws_conn_id": "aws_sm", "poll_interval": 0.05,
+              "timeout": 30, "deferrable": False, **kwargs}
+    op = SageMakerDeployModelVersionOperator(task_id="deploy", **kwargs)
+    return op.execute({"ti": ti or MagicMock()})
+
+
+def live(fake) -> dict:
+    return fake.client().describe_endpoint(EndpointName=ENDPOINT)
+
+
+def runtime_hook():
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+    return AwsBaseHook(aws_conn_id="aws_sm", client_type="sagemaker-runtime")
+
+
+# -- first deploy, rerun ---------------------------------------------------------------------
+def test_first_deploy_creates_everything_and_serves(sm, versions):
+    ti = MagicMock()
+    started = time.monotonic()
+    result = deploy(versions[0], ti=ti, deployment_config=CANARY)
+    print(f"first deploy: {time.monotonic() - started:.2f}s")
+
+    name = version_resource_name(ENDPOINT, MODEL, versions[0])
+    assert name == f"fraud-prod-fraud-v{versions[0]}"
+    assert result == {"endpoint_name": ENDPOINT, "endpoint_config_name": name, "model_name": name,
+                      "previous_config_name": None, "model_version": versions[0], "region": "us-east-1",
+                      "model_data_url": f"s3://{BUCKET}/mlops/sagemaker/{ENDPOINT}/{MODEL}/v{versions[0]}/model.tar.gz",
+                      "action": "created"}
+    json.dumps(result, allow_nan=False)
+    assert sm.names() == {"models": [name], "configs": [name], "endpoints": [ENDPOINT]}
+    assert sm.updates == []  # a new endpoint is created, never updated
+    desc = live(sm)
+    assert (desc["EndpointStatus"], desc["EndpointConfigName"]) == ("InService", name)
+    model = sm.client().describe_model(ModelName=name)
+    assert model["PrimaryContainer"]["Image"] == IMAGE
+    assert model["PrimaryContainer"]["ModelDataUrl"] == result["model_data_url"]
+    config = sm.client().describe_endpoint_config(EndpointConfigName=name)
+    assert config["ProductionVariants"][0]["InstanceType"] == "ml.m5.large"
+
+    # The archive is the MLflow model with MLmodel at its root.
+    body = sm.client("s3").get_object(Bucket=BUCKET, Key=result["model_data_url"].split("/", 3)[3])["Body"]
+    with tarfile.open(fileobj=body, mode="r|gz") as tar:
+        members = {m.name for m in tar}
+    assert {"MLmodel", "model.pkl", "requirements.txt"} <= members
+
+    # The console link went to XCom.
+    ti.xcom_push.assert_any_call(key=SageMakerEndpointLink.key,
+                                 value="https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1"
+                                       f"#/endpoints/{ENDPOINT}")
+
+    smoke = smoke_test_endpoint(runtime_hook(), ENDPOINT, [[0.0, 1.0], [2.0, 1.0], [1.0, 1.0]], timeout=5,
+                                columns=["a", "b"])
+    assert smoke["endpoint_name"] == ENDPOINT and smoke["rows"] == 3 and len(smoke["predictions"]) == 3
+    assert smoke["latency_ms"] < 5000
+    assert sm.invocations[-1]["content_type"] == "application/json"
+    assert sm.invocations[-1]["payload"] == {"dataframe_split": {"columns": ["a", "b"],
+                                                                 "data": [[0.0, 1.0], [2.0, 1.0], [1.0, 1.0]]}}
+
+
+def test_rerun_is_idempotent(sm, versions):
+    first = deploy(versions[0])
+    calls_before = dict(sm.calls)
+    MlflowHook().client.set_registered_model_alias(MODEL, "champion", versions[0])
+    second = deploy("@champion")  # the same version, named through its alias
+
+    assert second == {**first, "action": "unchanged"}
+    assert sm.names()["models"] == [first["model_name"]] and sm.names()["configs"] == [first["model_name"]]
+    assert sm.updates == []
+    new_calls = {k: v - calls_before.get(k, 0) for k, v in sm.calls.items() if v - calls_before.get(k, 0)}
+    assert "CreateModel" not in new_calls and "CreateEndpointConfig" not in new_calls
+    assert "CreateEndpoint" not in new_calls and "UpdateEndpoint" not in new_calls
+
+
+# -- update, rollback ------------------------------------------------------------------------
+def test_new_version_goes_through_update_endpoint_with_the_deployment_config(sm, versions):
+    v1 = deploy(versions[0])
+    sm.updating_polls = 3
+    v2 = deploy(versions[1], deployment_config=CANARY)
+
+    assert v2["action"] == "updated"
+    assert v2["previous_config_name"] == v1["endpoint_config_name"]
+    assert live(sm)["EndpointConfigName"] == v2["endpoint_config_name"]
+    assert len(sm.updates) == 1
+    update = sm.updates[0]
+    assert (update["from"], update["EndpointConfigName"]) == (v1["endpoint_config_name"], v2["endpoint_config_name"])
+    assert update["DeploymentConfig"] == {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {"Type": "CANARY", "WaitIntervalInSeconds": 300,
+                                            "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}},
+            "TerminationWaitInSeconds": 60, "MaximumExecutionTimeoutInSeconds": 1800},
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "fraud-5xx"}]}}
+
+    # A rerun of the same update keeps the previous config it recorded, and changes nothing.
+    again = deploy(versions[1], deployment_config=CANARY)
+    assert again == {**v2, "action": "unchanged"}
+    assert len(sm.updates) == 1
+
+    # Explicit rollback to the previous config.
+    rolled = SageMakerRollbackEndpointOperator(
+        task_id="rollback", endpoint_name=ENDPOINT, endpoint_config_name=v2["previous_config_name"],
+        aws_conn_id="aws_sm", poll_interval=0.05, deferrable=False).execute({"ti": MagicMock()})
+    assert rolled == {"endpoint_name": ENDPOINT, "endpoint_config_name": v1["endpoint_config_name"],
+                      "previous_config_name": v2["endpoint_config_name"], "region": "us-east-1",
+                      "action": "updated"}
+    assert live(sm)["EndpointConfigName"] == v1["endpoint_config_name"]
+    assert len(sm.updates) == 2
+
+
+def test_automatic_rollback_raises_and_changes_nothing_else(sm, versions):
+    v1 = deploy(versions[0])
+    sm.update_mode = "rollback"
+    before = sm.names()
+    with pytest.raises(DeploymentRolledBack) as err:
+        deploy(versions[1], deployment_config=CANARY)
+
+    v2_name = version_resource_name(ENDPOINT, MODEL, versions[1])
+    message = str(err.value)
+    assert v1["endpoint_config_name"] in message and v2_name in message
+    assert err.value.context == {"endpoint": ENDPOINT, "requested_config": v2_name,
+                                 "live_config": v1["endpoint_config_name"], "model_version": versions[1],
+                                 "region": "us-east-1"}
+    desc = live(sm)
+    assert (desc["EndpointStatus"], desc["EndpointConfigName"]) == ("InService", v1["endpoint_config_name"])
+    after = sm.names()
+    # Only the new version's own model and config were added; nothing deleted, no second update.
+    assert after["endpoints"] == before["endpoints"]
+    assert set(after["models"]) - set(before["models"]) == {v2_name}
+    assert set(before["models"]) <= set(after["models"]) and set(before["configs"]) <= set(after["configs"])
+    assert len(sm.updates) == 1
+
+
+def test_failed_update_names_the_reason(sm, versions):
+    deploy(versions[0])
+    sm.update_mode = "fail"
+    with pytest.raises(SageMakerError, match="is Failed .*ping health check") as err:
+        deploy(versions[1])
+    assert err.value.context["reason"] == "failed"
+
+
+def test_rollback_without_previous_config_skips(sm):
+    op = SageMakerRollbackEndpointOperator(task_id="rb", endpoint_name=ENDPOINT, endpoint_config_name=None,
+                                           aws_conn_id="aws_sm")
+    with pytest.raises(AirflowSkipException, match="first deployment"):
+        op.execute({"ti": MagicMock()})
+
+
+# -- deferral --------------------------------------------------------------------------------
+def test_deferral_then_completion(sm, versions):
+    v1 = deploy(versions[0])
+    sm.updating_polls = 1
+    op = SageMakerDeployModelVersionOperator(
+        task_id="deploy", endpoint_name=ENDPOINT, model_name=MODEL, model_version=versions[1], image_uri=IMAGE,
+        execution_role_arn=ROLE, s3_bucket=BUCKET, aws_conn_id="aws_sm", deferrable=True, poll_interval=0.05,
+        timeout=60)
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({"ti": MagicMock()})
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, SageMakerEndpointSettledTrigger)
+    assert deferred.value.method_name == "execute_complete"
+    details = deferred.value.kwargs["details"]
+    assert details["previous_config_name"] == v1["endpoint_config_name"]
+
+    # Serialize round trip, then run the trigger for real against the fake.
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_mlops_provider.triggers.sagemaker.SageMakerEndpointSettledTrigger"
+    json.dumps(kwargs)
+    rebuilt = SageMakerEndpointSettledTrigger(**kwargs)
+    assert rebuilt.serialize() == (classpath, kwargs)
+
+    import asyncio
+
+    async def first_event():
+        async for event in rebuilt.run():
+            return event.payload
+
+    event = asyncio.run(first_event())
+    assert event["status"] == "settled" and event["endpoint_config_name"] == details["endpoint_config_name"]
+    result = op.execute_complete({"ti": MagicMock()}, event, details=details)
+    assert result == details
+
+    # The same event on a rolled-back endpoint is refused.
+    with pytest.raises(DeploymentRolledBack):
+        op.execute_complete({"ti": MagicMock()}, {**event, "endpoint_config_name": v1["endpoint_config_name"]},
+                            details=details)
+    with pytest.raises(SageMakerError, match="still Updating"):
+        op.execute_complete({"ti": MagicMock()}, {**event, "status": "timeout", "endpoint_status": "Updating"},
+                            details=details)
+
+
+def test_retry_while_our_update_is_in_flight_waits_instead_of_updating_again(sm, versions):
+    v1 = deploy(versions[0])
+    sm.updating_polls = 2
+    with pytest.raises(TaskDeferred):  # first try: update started, then the worker went away
+        deploy(versions[1], deferrable=True)
+    assert live(sm)["EndpointStatus"] == "Updating"
+    result = deploy(versions[1])  # the retry sees PendingDeploymentSummary naming its config
+    assert result["action"] == "unchanged" and result["previous_config_name"] == v1["endpoint_config_name"]
+    assert len(sm.updates) == 1
+    assert live(sm)["EndpointConfigName"] == result["endpoint_config_name"]
+
+
+def test_operator_surface():
+    op = SageMakerDeployModelVersionOperator(
+        task_id="d", endpoint_name="{{ params.ep }}", model_name=MODEL, model_version="@challenger",
+        image_uri=IMAGE, execution_role_arn=ROLE, s3_bucket=BUCKET, deferrable=False)
+    assert {"endpoint_name", "model_version", "deployment_config", "aws_conn_id", "mlflow_conn_id",
+            "region_name", "image_uri", "instance_type"} <= set(op.template_fields)
+    assert op.template_fields_renderers["deployment_config"] == "json"
+    assert [type(link) for link in op.operator_extra_links] == [SageMakerEndpointLink]
+    rollback = SageMakerRollbackEndpointOperator(task_id="r", endpoint_name="ep", endpoint_config_name="c")
+    assert {"endpoint_name", "endpoint_config_name", "aws_conn_id"} <= set(rollback.template_fields)
+
+
+def test_already_settled_endpoint_does_not_defer(sm, versions):
+    deploy(versions[0])
+    result = deploy(versions[0], deferrable=True)  # InService on the requested config: nothing to wait for
+    assert result["action"] == "unchanged"
+
+
+# -- throttling ------------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore:.*ThrottlingException does not match an error shape")
+def test_throttling_is_retried_then_named(sm, versions, monkeypatch):
+    from airflow_mlops_provider.core import sagemaker as core
+
+    sleeps = []
+    monkeypatch.setattr(core.time, "sleep", sleeps.append)
+    sm.throttle["CreateModel"] = 2
+    sm.throttle["CreateEndpointConfig"] = 1
+    result = deploy(versions[0])
+    assert result["action"] == "created"
+    assert sm.calls["CreateModel"] == 3 and sm.calls["CreateEndpointConfig"] == 2
+    assert len(sleeps) == 3 and all(0 < s <= 20 for s in sleeps)
+
+    sm.throttle["UpdateEndpoint"] = 100
+    with pytest.raises(SageMakerError, match="SageMaker UpdateEndpoint was throttled 3 times in a row") as err:
+        deploy(versions[1], throttle_attempts=3)
+    assert err.value.context["call"] == "UpdateEndpoint" and err.value.context["reason"] == "throttled"
+    assert sm.calls["UpdateEndpoint"] == 3
+    assert live(sm)["EndpointConfigName"] == result["endpoint_config_name"]
+
+
+# -- bad input -------------------------------------------------------------------------------
+@pytest.mark.parametrize(("override", "field"), [
+    ({"instance_type": "ml.z9.large"}, "instance_type"),
+    ({"instance_type": "m5.large"}, "instance_type"),
+    ({"image_uri": ""}, "image_uri"),
+    ({"image_uri": "docker.io/library/python:3.11"}, "image_uri"),
+    ({"execution_role_arn": "sagemaker-exec"}, "execution_role_arn"),
+    ({"deployment_config": {"traffic_shift": {"type": "canary", "percent": 80}}}, "traffic_shift.percent"),
+])
+def test_bad_inputs_create_nothing(sm, versions, override, field):
+    with pytest.raises(SageMakerSpecError) as err:
+        deploy(versions[0], **override)
+    assert err.value.context["field"] == field and field in str(err.value)
+    assert sm.names() == {"models": [], "configs": [], "endpoints": []}
+    assert sm.client("s3").list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0
+
+
+def test_model_version_without_artifacts_creates_nothing(sm, versions, tmp_path):
+    empty = tmp_path / "empty-model"
+    empty.mkdir()
+    mv = MlflowHook().client.create_model_version(MODEL, source=empty.as_uri())
+    with pytest.raises(SageMakerSpecError, match=f"version {mv.version} has no model artifacts") as err:
+        deploy(mv.version)
+    assert err.value.context["field"] == "model_version"
+    assert sm.names() == {"models": [], "configs": [], "endpoints": []}
+    assert sm.client("s3").list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0
+
+
+# -- smoke test ------------------------------------------------------------------------------
+def test_smoke_test_failures_are_clear(sm, versions):
+    deploy(versions[0])
+    rows = [[0.0, 1.0], [2.0, 1.0]]
+    sm.invoke_mode = "short"
+    with pytest.raises(SageMakerError, match="2 rows sent, 1 predictions returned"):
+        smoke_test_endpoint(runtime_hook(), ENDPOINT, rows, timeout=5)
+    sm.invoke_mode, sm.invoke_delay = "ok", 0.3
+    with pytest.raises(SageMakerError, match=r"over the 0.1s limit"):
+        smoke_test_endpoint(runtime_hook(), ENDPOINT, [[1.0, 1.0]], timeout=0.1)
+    sm.invoke_delay = 0
+    with pytest.raises(SageMakerError, match="'nope' failed: the call raised"):
+        smoke_test_endpoint(runtime_hook(), "nope", rows, timeout=5)
