@@ -6,9 +6,12 @@ Runs weekly, or as soon as a new version of the training data or a drift alert a
 
 With ``deploy_target = kserve`` a challenger the policy accepts is first rolled out as a
 canary of the KServe InferenceService, verified (smoke test plus a bake of repeated requests
-with error-rate and latency limits), then traffic goes to 100% and ``@champion`` moves; if any
-of that fails, traffic goes back to the former model, the ledger records the rollback and
-``@champion`` never moved.
+with error-rate and latency limits), then traffic goes to 100% and ``@champion`` moves. With
+``sagemaker`` the endpoint is updated blue/green (canary or linear shifting and auto-rollback
+alarms inside SageMaker), the live config is checked against the requested one, the endpoint
+is verified the same way, then ``@champion`` moves. If any of that fails (including a rollback
+SageMaker did by itself), traffic goes back to the former model, the ledger records the
+rollback and ``@champion`` never moved.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ from airflow_mlops_provider.operators.deploy_kserve import (
     KServeDeployInferenceServiceOperator,
     KServePromoteInferenceServiceOperator,
     KServeRollbackInferenceServiceOperator,
+)
+from airflow_mlops_provider.operators.deploy_sagemaker import (
+    SageMakerDeployModelVersionOperator,
+    SageMakerRollbackEndpointOperator,
 )
 from airflow_mlops_provider.operators.dvc import DvcGetDataVersionOperator
 from airflow_mlops_provider.operators.registry import (
@@ -92,6 +99,46 @@ KSERVE_SCHEMA = {
 }
 
 
+SAGEMAKER_DEFAULTS = {
+    "endpoint_name": "fraud-detector", "image_uri": "", "execution_role_arn": "", "s3_bucket": "",
+    "instance_type": "ml.m5.large", "initial_instance_count": 1,
+    "deployment_config": {"traffic_shift": {"type": "canary", "percent": 10, "wait_seconds": 600},
+                          "max_execution_timeout": 3600, "auto_rollback_alarms": []},
+    "timeout_s": 3600, "poll_interval_s": 30, "bake_requests": 5, "max_error_rate": 0.0,
+    "max_latency_ms": 2000, "smoke_rows": 5,
+}
+SAGEMAKER_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "endpoint_name": {"type": "string", "pattern": "^[a-zA-Z0-9](-*[a-zA-Z0-9])*$", "maxLength": 63},
+        "image_uri": {"type": "string", "description": "MLflow pyfunc serving image in ECR"},
+        "execution_role_arn": {"type": "string"},
+        "s3_bucket": {"type": "string"},
+        "instance_type": {"type": "string"},
+        "initial_instance_count": {"type": "integer", "minimum": 1},
+        "deployment_config": {"type": "object"},
+        "timeout_s": {"type": "number", "exclusiveMinimum": 0},
+        "poll_interval_s": {"type": "number", "exclusiveMinimum": 0},
+        "bake_requests": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "max_error_rate": {"type": "number", "minimum": 0, "maximum": 1},
+        "max_latency_ms": {"type": "number", "exclusiveMinimum": 0},
+        "smoke_rows": {"type": "integer", "minimum": 1, "maximum": 1000},
+    },
+}
+DEPLOY_TASKS = ["kserve_deploy", "kserve_verify", "kserve_promote_traffic", "sagemaker_deploy", "sagemaker_verify"]
+
+
+def smoke_rows(run_id: str, n: int):
+    """The first ``n`` holdout rows of the challenger's run, features only."""
+    from airflow_mlops_provider.hooks.mlflow import MlflowHook
+    from airflow_mlops_provider.operators.training import load_holdout
+
+    hook = MlflowHook()
+    hook.activate()
+    return load_holdout(hook, run_id).drop(columns=[TARGET, ID_COLUMN], errors="ignore").head(n)
+
+
 def train_fraud_model(X, y, **params):
     """The user's training code: gradient-boosted trees behind a one-hot encoder."""
     from sklearn.compose import ColumnTransformer
@@ -128,10 +175,12 @@ with DAG(
         "train_params": Param({"max_iter": 150, "learning_rate": 0.1, "max_leaf_nodes": 31}, type="object"),
         "policy": Param(DEFAULT_POLICY, type="object", schema=POLICY_SCHEMA,
                         description="PromotionPolicy: per-metric direction, floor and change threshold"),
-        "deploy_target": Param("none", enum=["none", "kserve"],
+        "deploy_target": Param("none", enum=["none", "kserve", "sagemaker"],
                                description="Where an accepted challenger is rolled out before promotion"),
         "kserve": Param(KSERVE_DEFAULTS, type="object", schema=KSERVE_SCHEMA,
                         description="KServe InferenceService, canary share and verification limits"),
+        "sagemaker": Param(SAGEMAKER_DEFAULTS, type="object", schema=SAGEMAKER_SCHEMA,
+                           description="SageMaker endpoint, MLflow serving image, blue/green deployment config"),
     },
 ) as dag:
     data_version = DvcGetDataVersionOperator(
@@ -181,14 +230,9 @@ with DAG(
     def kserve_verify(deployed: dict, challenger: dict, **context) -> dict:
         """Smoke test, then a bake of repeated requests against error-rate and latency limits."""
         from airflow_mlops_provider.core.kserve import bake
-        from airflow_mlops_provider.hooks.mlflow import MlflowHook
-        from airflow_mlops_provider.operators.training import load_holdout
 
         limits = context["params"]["kserve"]
-        hook = MlflowHook()
-        hook.activate()
-        holdout = load_holdout(hook, challenger["run_id"]).drop(columns=[TARGET, ID_COLUMN], errors="ignore")
-        rows = holdout.head(int(limits["smoke_rows"]))
+        rows = smoke_rows(challenger["run_id"], int(limits["smoke_rows"]))
         return bake(deployed["url"], deployed["name"], rows.values.tolist(), columns=list(rows.columns),
                     requests=int(limits["bake_requests"]), max_error_rate=float(limits["max_error_rate"]),
                     max_latency_ms=float(limits["max_latency_ms"]))
@@ -201,21 +245,73 @@ with DAG(
         task_id="kserve_rollback", name="{{ params.kserve.name }}", namespace="{{ params.kserve.namespace }}",
         trigger_rule="one_failed")
 
+    sagemaker_deploy = SageMakerDeployModelVersionOperator(
+        task_id="sagemaker_deploy", endpoint_name="{{ params.sagemaker.endpoint_name }}",
+        model_name="{{ params.model_name }}", model_version=registration.output["version"],
+        image_uri="{{ params.sagemaker.image_uri }}", execution_role_arn="{{ params.sagemaker.execution_role_arn }}",
+        s3_bucket="{{ params.sagemaker.s3_bucket }}", instance_type="{{ params.sagemaker.instance_type }}",
+        initial_instance_count="{{ params.sagemaker.initial_instance_count }}",
+        deployment_config="{{ params.sagemaker.deployment_config }}",
+        timeout="{{ params.sagemaker.timeout_s }}", poll_interval="{{ params.sagemaker.poll_interval_s }}",
+        retries=0)  # a retry after SageMaker's own rollback would push the rejected canary again
+
     @task
-    def record_rollback(rolled_back: dict, decision: dict, **context) -> dict:
-        """The rollback is part of the audit trail: ledger record and a tag on the version."""
+    def sagemaker_verify(deployed: dict, challenger: dict, **context) -> dict:
+        """Smoke test through invoke_endpoint, then a bake against error-rate and latency limits."""
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+        from airflow_mlops_provider.exceptions import SageMakerError
+        from airflow_mlops_provider.operators.deploy_sagemaker import smoke_test_endpoint
+
+        limits = context["params"]["sagemaker"]
+        rows = smoke_rows(challenger["run_id"], int(limits["smoke_rows"]))
+        runtime = AwsBaseHook(aws_conn_id="aws_default", client_type="sagemaker-runtime")
+        latencies, errors = [], []
+        for i in range(int(limits["bake_requests"])):
+            try:
+                latencies.append(smoke_test_endpoint(runtime, deployed["endpoint_name"], rows.values.tolist(),
+                                                     columns=list(rows.columns))["latency_ms"])
+            except SageMakerError as err:
+                if i == 0:
+                    raise  # the first request is the smoke test
+                errors.append(str(err))
+        rate = len(errors) / int(limits["bake_requests"])
+        p95 = sorted(latencies)[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))]
+        if rate > float(limits["max_error_rate"]):
+            raise SageMakerError(f"bake: error rate {rate:.1%} on {deployed['endpoint_name']}: {errors[:3]}",
+                                 reason="smoke", endpoint=deployed["endpoint_name"])
+        if p95 > float(limits["max_latency_ms"]):
+            raise SageMakerError(f"bake: p95 latency {p95:.0f} ms on {deployed['endpoint_name']} is above "
+                                 f"{limits['max_latency_ms']} ms", reason="smoke", endpoint=deployed["endpoint_name"])
+        return {"endpoint_name": deployed["endpoint_name"], "requests": int(limits["bake_requests"]),
+                "error_rate": rate, "p95_latency_ms": p95}
+
+    sagemaker_rollback = SageMakerRollbackEndpointOperator(
+        task_id="sagemaker_rollback", endpoint_name="{{ params.sagemaker.endpoint_name }}",
+        endpoint_config_name="{{ (ti.xcom_pull(task_ids='sagemaker_deploy') or {}).get('previous_config_name') }}",
+        trigger_rule="one_failed")
+
+    @task(trigger_rule="all_done")
+    def record_rollback(decision: dict, **context) -> dict:
+        """Any failed deployment step is a rollback (ours or the platform's): ledger record and a tag."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
         from airflow_mlops_provider.core import ledger
         from airflow_mlops_provider.core.settings import mlops_home
         from airflow_mlops_provider.hooks.mlflow import MlflowHook
 
         ti = context["ti"]
         states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id],
-                                    task_ids=["kserve_deploy", "kserve_verify", "kserve_promote_traffic"])
-        failed = sorted(t for t, st in states.get(ti.run_id, {}).items() if st in ("failed", "upstream_failed"))
+                                    task_ids=[*DEPLOY_TASKS, "kserve_rollback", "sagemaker_rollback"])
+        states = states.get(ti.run_id, {})
+        failed = sorted(t for t in DEPLOY_TASKS if states.get(t) in ("failed", "upstream_failed"))
+        if not failed:
+            raise AirflowSkipException("no deployment step failed: nothing was rolled back")
+        rollback = next((t for t in ("kserve_rollback", "sagemaker_rollback") if states.get(t) == "success"), None)
         record = {"event": "rolled_back", "model": decision["model"], "target": context["params"]["deploy_target"],
                   "challenger_version": decision["challenger_version"],
                   "champion_version": decision["champion_version"], "failed_tasks": failed,
-                  "serving": rolled_back.get("storage_uri"), "mode": rolled_back.get("mode"),
+                  "rollback_task": rollback, "rollback": ti.xcom_pull(task_ids=rollback) if rollback else None,
                   "dag_id": ti.dag_id, "run_id": ti.run_id}
         ledger.append(mlops_home().ledger_path, record)
         MlflowHook().client.set_model_version_tag(decision["model"], decision["challenger_version"],
@@ -228,12 +324,17 @@ with DAG(
         outlets=[CHAMPION_CHANGED], trigger_rule="none_failed_min_one_success")
 
     routed = route(decision.output)
-    verified = kserve_verify(kserve_deploy.output, registration.output)
-    routed >> [no_deploy, kserve_deploy]
-    verified >> kserve_promote_traffic
-    [no_deploy, kserve_promote_traffic] >> promotion
-    [kserve_deploy, verified, kserve_promote_traffic] >> kserve_rollback
-    record_rollback(kserve_rollback.output, decision.output)
+    routed >> [no_deploy, kserve_deploy, sagemaker_deploy]
+    # KServe: canary -> verify -> traffic 100% -> aliases; any failure -> traffic back.
+    kserve_verified = kserve_verify(kserve_deploy.output, registration.output)
+    kserve_verified >> kserve_promote_traffic
+    [kserve_deploy, kserve_verified, kserve_promote_traffic] >> kserve_rollback
+    # SageMaker: blue/green update (canary + alarms inside SageMaker) -> verify -> aliases.
+    sagemaker_verified = sagemaker_verify(sagemaker_deploy.output, registration.output)
+    [sagemaker_deploy, sagemaker_verified] >> sagemaker_rollback
+    [no_deploy, kserve_promote_traffic, sagemaker_verified] >> promotion
+    record_rollback(decision.output) << [kserve_rollback, sagemaker_rollback, kserve_verified,
+                                         kserve_promote_traffic, sagemaker_verified]
 
     @task(trigger_rule="none_failed")
     def summarize(decision: dict, **context) -> dict:

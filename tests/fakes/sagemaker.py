@@ -165,7 +165,8 @@ class SageMakerFake:
             if fake.invoke_delay:
                 time.sleep(fake.invoke_delay)
             rows = payload["dataframe_split"]["data"]
-            predictions = [int(sum(float(v) for v in row) > 0) for row in rows]
+            # One prediction per row; text columns (e.g. a category) do not add to the score.
+            predictions = [int(sum(float(v) for v in row if isinstance(v, (int, float))) > 0) for row in rows]
             if fake.invoke_mode == "short":
                 predictions = predictions[:-1]
             return 200, {"Content-Type": "application/json"}, json.dumps({"predictions": predictions})
