@@ -44,12 +44,15 @@ class DvcNewDataVersionSensor(BaseSensorOperator):
     def execute(self, context: Any) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        version = DvcHook(self.dvc_conn_id).data_version(self.path, self.rev or None)
+        hook = DvcHook(self.dvc_conn_id)
+        version = hook.data_version(self.path, self.rev or None)
         if version.md5 != self.since_md5:
             return version.to_dict()
         self.defer(
-            trigger=DvcNewDataVersionTrigger(repo=DvcHook(self.dvc_conn_id).repo, path=self.path,
-                                             rev=self.rev or None, since_md5=self.since_md5,
+            # The trigger has no connection: hand it the rev actually checked, the connection's
+            # default included, so it does not fall back to HEAD.
+            trigger=DvcNewDataVersionTrigger(repo=hook.repo, path=self.path,
+                                             rev=version.rev, since_md5=self.since_md5,
                                              poll_interval=self.poke_interval),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout) if self.timeout else None,
