@@ -60,7 +60,8 @@ class DvcNewDataVersionSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         if event.get("status") != "new_version":
-            from airflow.sdk.exceptions import AirflowException
+            from airflow_mlops_provider.exceptions import DataVersionError
 
-            raise AirflowException(f"unexpected event from the DVC trigger: {event}")
+            raise DataVersionError(f"unexpected event from the DVC trigger for {self.path!r}: {event}",
+                                   path=self.path)
         return {k: v for k, v in event.items() if k != "status"}

@@ -51,11 +51,13 @@ class ObjectStoragePartitionSensor(BaseSensorOperator):
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
+        from airflow.sdk.exceptions import AirflowSensorTimeout
+
+        from airflow_mlops_provider.exceptions import DataFileError
 
         if event.get("status") == "found":
             return {"path": event["path"], "size": event["size"]}
         if event.get("status") == "timeout":
             raise AirflowSensorTimeout(f"input partition {event['path']!r} did not appear within "
                                        f"{self.timeout:.0f}s")
-        raise AirflowException(f"cannot check input partition {self.path!r}: {event.get('message')}")
+        raise DataFileError(f"cannot check input partition {self.path!r}: {event.get('message')}", path=self.path)

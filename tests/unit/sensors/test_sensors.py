@@ -12,8 +12,9 @@ import time
 from datetime import timedelta
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, TaskDeferred
+from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
 
+from airflow_mlops_provider.exceptions import DataFileError, DataVersionError
 from airflow_mlops_provider.hooks.dvc import DvcHook
 from airflow_mlops_provider.sensors.dvc import DvcNewDataVersionSensor
 from airflow_mlops_provider.sensors.object_storage import ObjectStoragePartitionSensor
@@ -73,7 +74,7 @@ def test_partition_execute_complete_found_timeout_and_error(tmp_path):
     with pytest.raises(AirflowSensorTimeout) as timed_out:
         sensor.execute_complete({}, {"status": "timeout", "path": path})
     assert path in str(timed_out.value) and "90s" in str(timed_out.value)
-    with pytest.raises(AirflowException) as failed:
+    with pytest.raises(DataFileError) as failed:
         sensor.execute_complete({}, {"status": "error", "path": path, "message": "403 Forbidden"})
     assert not isinstance(failed.value, AirflowSensorTimeout)
     assert path in str(failed.value) and "403 Forbidden" in str(failed.value)
@@ -176,7 +177,7 @@ def test_dvc_execute_complete_returns_the_version_without_status(dvc_repo, dvc_c
     result = getattr(sensor, deferred.value.method_name)({}, event)
     assert result == {"previous_md5": a["md5"], **b}
     assert "status" not in result
-    with pytest.raises(AirflowException, match="unexpected event"):
+    with pytest.raises(DataVersionError, match="unexpected event"):
         sensor.execute_complete({}, {"status": "error", "message": "boom"})
 
 
