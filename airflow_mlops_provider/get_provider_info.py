@@ -29,6 +29,7 @@ def get_provider_info() -> dict[str, Any]:
             "airflow_mlops_provider.links.validation.GreatExpectationsDataDocsLink",
             "airflow_mlops_provider.links.drift.EvidentlyDriftReportLink",
             "airflow_mlops_provider.links.sagemaker.SageMakerEndpointLink",
+            "airflow_mlops_provider.links.kserve.KServeInferenceServiceLink",
         ],
         "connection-types": [
             {

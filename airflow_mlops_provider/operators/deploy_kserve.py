@@ -30,6 +30,7 @@ from airflow_mlops_provider.core.kserve import (
 from airflow_mlops_provider.exceptions import DeploymentRolledBack, KServeError
 from airflow_mlops_provider.hooks.kserve import KServeHook
 from airflow_mlops_provider.hooks.mlflow import MlflowHook
+from airflow_mlops_provider.links.kserve import KServeInferenceServiceLink
 from airflow_mlops_provider.triggers.kserve import KServeInferenceServiceReadyTrigger
 from airflow_mlops_provider.version_compat import BaseOperator
 
@@ -38,6 +39,7 @@ class _KServeOperator(BaseOperator):
     """Shared wait: already serving → return; else poll (sync) or defer to the trigger."""
 
     template_fields: Sequence[str] = ("name", "namespace", "kubernetes_conn_id", "timeout", "poll_interval")
+    operator_extra_links = (KServeInferenceServiceLink(),)
     ui_color = "#7fd3c3"
 
     def __init__(self, *, name: str, namespace: str = "default",
@@ -71,6 +73,13 @@ class _KServeOperator(BaseOperator):
                 "storage_uri": status.get("storage_uri") or details.get("storage_uri"),
                 "traffic": {"latest": traffic.get("latest"), "previous": traffic.get("previous"),
                             "revisions": traffic.get("revisions", [])}}
+
+    @staticmethod
+    def _linked(context: Any, result: dict[str, Any]) -> dict[str, Any]:
+        """Keep the service URL for the "InferenceService" extra link."""
+        if result.get("url"):
+            KServeInferenceServiceLink.persist(context, result["url"])
+        return result
 
     def _wait(self, expected: int | None, details: dict[str, Any]) -> dict[str, Any]:
         self.timeout, self.poll_interval = float(self.timeout), float(self.poll_interval)  # may be templated
@@ -106,7 +115,7 @@ class _KServeOperator(BaseOperator):
                          expected: int | None = None) -> dict[str, Any]:
         kind = event.get("status")
         if kind == "ready":
-            return self._result(details or {}, {**event, "ready": True})
+            return self._linked(context, self._result(details or {}, {**event, "ready": True}))
         if kind == "failed":
             self._raise_failed({**event, "failure_message": event.get("message"),
                                 "failure_reason": event.get("reason")})
@@ -234,7 +243,7 @@ class KServeDeployInferenceServiceOperator(_KServeOperator):
         details = {"name": self.name, "namespace": self.namespace, "action": applied["action"],
                    "model_name": self.model_name, "model_version": version, "storage_uri": storage_uri,
                    "previous_storage_uri": previous, "canary_traffic_percent": spec.canary_traffic_percent}
-        return self._wait(spec.canary_traffic_percent, details)
+        return self._linked(context, self._wait(spec.canary_traffic_percent, details))
 
 
 class KServePromoteInferenceServiceOperator(_KServeOperator):

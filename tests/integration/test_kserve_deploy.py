@@ -41,6 +41,20 @@ NS = "models"
 FAST = {"kubernetes_conn_id": CONN, "namespace": NS, "poll_interval": 0.05, "timeout": 10, "deferrable": False}
 
 
+class _TaskInstance:
+    """Records what the operator pushes to XCom (the extra link's URL)."""
+
+    def __init__(self) -> None:
+        self.xcom: dict = {}
+
+    def xcom_push(self, key: str, value) -> None:
+        self.xcom[key] = value
+
+
+def ctx() -> dict:
+    return {"ti": _TaskInstance()}
+
+
 @pytest.fixture(scope="module")
 def schema() -> dict:
     if not SCHEMA_PATH.is_file():
@@ -59,7 +73,7 @@ def kube(schema, monkeypatch):
 
 def deploy(storage_uri: str, task_id: str = "deploy", **kwargs) -> dict:
     return KServeDeployInferenceServiceOperator(
-        task_id=task_id, name="churn", storage_uri=storage_uri, **{**FAST, **kwargs}).execute({})
+        task_id=task_id, name="churn", storage_uri=storage_uri, **{**FAST, **kwargs}).execute(ctx())
 
 
 def predictor(api: FakeKubeApi) -> dict:
@@ -128,13 +142,13 @@ def test_canary_promote_and_rollback_to_previous_storage_uri(kube):
     assert kube.stored("churn", NS)["metadata"]["generation"] == generation
     assert kube.count("POST", 409) == 2 and kube.count("PATCH", 409) == 0
 
-    promoted = KServePromoteInferenceServiceOperator(task_id="promote", name="churn", **FAST).execute({})
+    promoted = KServePromoteInferenceServiceOperator(task_id="promote", name="churn", **FAST).execute(ctx())
     assert promoted["action"] == "promoted" and promoted["traffic"]["latest"] == 100
     assert predictor(kube)["canaryTrafficPercent"] == 100
     assert promoted["latest_ready_revision"] == "churn-predictor-00002"
 
     # After a promotion there is no old revision in the split: auto rolls back the storage URI.
-    rolled = KServeRollbackInferenceServiceOperator(task_id="rollback", name="churn", **FAST).execute({})
+    rolled = KServeRollbackInferenceServiceOperator(task_id="rollback", name="churn", **FAST).execute(ctx())
     assert rolled["mode"] == "storage_uri" and rolled["storage_uri"] == "s3://m/1"
     assert rolled["rolled_back_from"] == "s3://m/2" and rolled["traffic"]["latest"] == 100
     stored = kube.stored("churn", NS)
@@ -146,7 +160,7 @@ def test_canary_promote_and_rollback_to_previous_storage_uri(kube):
 def test_rollback_during_canary_sends_traffic_back(kube):
     deploy("s3://m/1")
     deploy("s3://m/2", canary_traffic_percent=10)
-    rolled = KServeRollbackInferenceServiceOperator(task_id="rollback", name="churn", **FAST).execute({})
+    rolled = KServeRollbackInferenceServiceOperator(task_id="rollback", name="churn", **FAST).execute(ctx())
     assert rolled["mode"] == "traffic" and rolled["canary_traffic_percent"] == 0
     assert rolled["traffic"]["latest"] == 0 and rolled["traffic"]["previous"] == 100
     assert predictor(kube)["canaryTrafficPercent"] == 0
@@ -166,7 +180,7 @@ def test_rollback_of_a_canary_that_never_became_ready(kube):
     kube.mode = "never"
     with pytest.raises(KServeError, match="did not become Ready"):
         deploy("s3://m/2", canary_traffic_percent=10, timeout=0.2)
-    rolled = KServeRollbackInferenceServiceOperator(task_id="rollback", name="churn", **FAST).execute({})
+    rolled = KServeRollbackInferenceServiceOperator(task_id="rollback", name="churn", **FAST).execute(ctx())
     assert rolled["mode"] == "traffic" and rolled["traffic"] == {
         "latest": 0, "previous": 100,
         "revisions": [{"revision": "churn-predictor-00001", "percent": 100, "latest": False, "tag": "prev"}]}
@@ -176,9 +190,9 @@ def test_rollback_of_a_canary_that_never_became_ready(kube):
 def test_rollback_with_nothing_to_roll_back_to_fails_clearly(kube):
     deploy("s3://m/1")
     with pytest.raises(KServeError, match="no previous storage URI recorded"):
-        KServeRollbackInferenceServiceOperator(task_id="rollback", name="churn", **FAST).execute({})
+        KServeRollbackInferenceServiceOperator(task_id="rollback", name="churn", **FAST).execute(ctx())
     with pytest.raises(KServeError, match="no previous revision in the traffic split"):
-        KServeRollbackInferenceServiceOperator(task_id="rollback", name="churn", mode="traffic", **FAST).execute({})
+        KServeRollbackInferenceServiceOperator(task_id="rollback", name="churn", mode="traffic", **FAST).execute(ctx())
 
 
 def test_never_ready_is_a_clear_timeout(kube):
@@ -212,7 +226,7 @@ def test_deferral_trigger_round_trip_and_execute_complete(kube):
     op = KServeDeployInferenceServiceOperator(task_id="deploy", name="churn", storage_uri="s3://m/2",
                                               canary_traffic_percent=10, **{**FAST, "deferrable": True})
     with pytest.raises(TaskDeferred) as deferred:
-        op.execute({})
+        op.execute(ctx())
     trigger = deferred.value.trigger
     assert isinstance(trigger, KServeInferenceServiceReadyTrigger)
     assert deferred.value.method_name == "execute_complete"
@@ -225,7 +239,9 @@ def test_deferral_trigger_round_trip_and_execute_complete(kube):
 
     events = run_trigger(rebuilt)
     assert len(events) == 1 and events[0]["status"] == "ready"
-    result = op.execute_complete({}, event=events[0], **deferred.value.kwargs)
+    context = ctx()
+    result = op.execute_complete(context, event=events[0], **deferred.value.kwargs)
+    assert context["ti"].xcom["inference_service_url"] == result["url"]  # the extra link's target
     assert result["traffic"]["latest"] == 10 and result["previous_storage_uri"] == "s3://m/1"
 
     # The synchronous path returns the same keys.
@@ -261,7 +277,7 @@ def test_trigger_timeout_and_failure_events(kube):
 
 # -- smoke test ---------------------------------------------------------------------------------
 def smoke(**kwargs) -> dict:
-    return KServeSmokeTestInferenceServiceOperator(task_id="smoke", name="churn", **{**FAST, **kwargs}).execute({})
+    return KServeSmokeTestInferenceServiceOperator(task_id="smoke", name="churn", **{**FAST, **kwargs}).execute(ctx())
 
 
 def test_smoke_test_checks_shape_and_latency(kube):
