@@ -260,31 +260,23 @@ with DAG(
         """Smoke test through invoke_endpoint, then a bake against error-rate and latency limits."""
         from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
+        from airflow_mlops_provider.core.verify import bake
         from airflow_mlops_provider.exceptions import SageMakerError
         from airflow_mlops_provider.operators.deploy_sagemaker import smoke_test_endpoint
 
         limits = context["params"]["sagemaker"]
         rows = smoke_rows(challenger["run_id"], int(limits["smoke_rows"]))
         runtime = AwsBaseHook(aws_conn_id="aws_default", client_type="sagemaker-runtime")
-        latencies, errors = [], []
-        for i in range(int(limits["bake_requests"])):
-            try:
-                latencies.append(smoke_test_endpoint(runtime, deployed["endpoint_name"], rows.values.tolist(),
-                                                     columns=list(rows.columns))["latency_ms"])
-            except SageMakerError as err:
-                if i == 0:
-                    raise  # the first request is the smoke test
-                errors.append(str(err))
-        rate = len(errors) / int(limits["bake_requests"])
-        p95 = sorted(latencies)[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))]
-        if rate > float(limits["max_error_rate"]):
-            raise SageMakerError(f"bake: error rate {rate:.1%} on {deployed['endpoint_name']}: {errors[:3]}",
-                                 reason="smoke", endpoint=deployed["endpoint_name"])
-        if p95 > float(limits["max_latency_ms"]):
-            raise SageMakerError(f"bake: p95 latency {p95:.0f} ms on {deployed['endpoint_name']} is above "
-                                 f"{limits['max_latency_ms']} ms", reason="smoke", endpoint=deployed["endpoint_name"])
-        return {"endpoint_name": deployed["endpoint_name"], "requests": int(limits["bake_requests"]),
-                "error_rate": rate, "p95_latency_ms": p95}
+        endpoint = deployed["endpoint_name"]
+
+        def request() -> float:
+            return smoke_test_endpoint(runtime, endpoint, rows.values.tolist(),
+                                       columns=list(rows.columns))["latency_ms"]
+
+        return {"endpoint_name": endpoint, **bake(
+            request, int(limits["bake_requests"]), max_error_rate=float(limits["max_error_rate"]),
+            max_latency_ms=float(limits["max_latency_ms"]), failure=SageMakerError, target=endpoint,
+            endpoint=endpoint)}
 
     sagemaker_rollback = SageMakerRollbackEndpointOperator(
         task_id="sagemaker_rollback", endpoint_name="{{ params.sagemaker.endpoint_name }}",

@@ -348,33 +348,15 @@ def smoke_test(url: str, model_name: str, rows: list[list[Any]], *, columns: lis
     return {"url": endpoint, "rows": len(rows), "latency_ms": round(latency_ms, 1), "predictions": predictions[:10]}
 
 
+
 def bake(url: str, model_name: str, rows: list[list[Any]], *, columns: list[str] | None = None,
          protocol: str = "v2", requests: int = 5, max_error_rate: float = 0.0,
          max_latency_ms: float | None = None, timeout: float = 30.0) -> dict[str, Any]:
-    """Send ``requests`` smoke requests; fail on an error rate or a p95 latency over the limits.
+    """Smoke test then bake a served model (see :func:`airflow_mlops_provider.core.verify.bake`)."""
+    from airflow_mlops_provider.core.verify import bake as bake_requests
 
-    The first request must succeed (it is the smoke test); later failures count towards the
-    error rate. Returns ``{"url", "requests", "errors", "error_rate", "p95_latency_ms"}``.
-    """
-    first = smoke_test(url, model_name, rows, columns=columns, protocol=protocol, timeout=timeout)
-    latencies, errors, messages = [first["latency_ms"]], 0, []
-    for _ in range(max(requests - 1, 0)):
-        try:
-            latencies.append(smoke_test(url, model_name, rows, columns=columns, protocol=protocol,
-                                        timeout=timeout)["latency_ms"])
-        except KServeError as err:
-            errors += 1
-            messages.append(str(err))
-    latencies.sort()
-    p95 = latencies[min(len(latencies) - 1, int(round(0.95 * (len(latencies) - 1))))]
-    error_rate = errors / max(requests, 1)
-    result = {"url": first["url"], "requests": max(requests, 1), "errors": errors,
-              "error_rate": error_rate, "p95_latency_ms": p95}
-    if error_rate > max_error_rate:
-        raise KServeError(f"bake: {errors} of {requests} requests to {first['url']} failed "
-                          f"(error rate {error_rate:.1%} > {max_error_rate:.1%}): {messages[:3]}",
-                          reason="smoke", **result)
-    if max_latency_ms is not None and p95 > max_latency_ms:
-        raise KServeError(f"bake: p95 latency {p95:.0f} ms of {first['url']} is above the "
-                          f"{max_latency_ms:.0f} ms limit", reason="smoke", **result)
-    return result
+    def request() -> float:
+        return smoke_test(url, model_name, rows, columns=columns, protocol=protocol, timeout=timeout)["latency_ms"]
+
+    return {"url": url, **bake_requests(request, requests, max_error_rate=max_error_rate,
+                                        max_latency_ms=max_latency_ms, failure=KServeError, target=url, url=url)}
