@@ -79,6 +79,13 @@ POLICY_SCHEMA = {
 }
 
 
+# Verification limits shared by every deploy target: smoke rows, bake requests, error rate, p95 latency.
+VERIFY_LIMITS_SCHEMA = {
+    "bake_requests": {"type": "integer", "minimum": 1, "maximum": 1000},
+    "max_error_rate": {"type": "number", "minimum": 0, "maximum": 1},
+    "max_latency_ms": {"type": "number", "exclusiveMinimum": 0},
+    "smoke_rows": {"type": "integer", "minimum": 1, "maximum": 1000},
+}
 KSERVE_DEFAULTS = {"name": "fraud-detector", "namespace": "default", "canary_traffic_percent": 10,
                    "ready_timeout_s": 900, "poll_interval_s": 10, "bake_requests": 5, "max_error_rate": 0.0,
                    "max_latency_ms": 2000, "smoke_rows": 5}
@@ -91,10 +98,7 @@ KSERVE_SCHEMA = {
         "canary_traffic_percent": {"type": "integer", "minimum": 1, "maximum": 100},
         "ready_timeout_s": {"type": "number", "exclusiveMinimum": 0},
         "poll_interval_s": {"type": "number", "exclusiveMinimum": 0},
-        "bake_requests": {"type": "integer", "minimum": 1, "maximum": 1000},
-        "max_error_rate": {"type": "number", "minimum": 0, "maximum": 1},
-        "max_latency_ms": {"type": "number", "exclusiveMinimum": 0},
-        "smoke_rows": {"type": "integer", "minimum": 1, "maximum": 1000},
+        **VERIFY_LIMITS_SCHEMA,
     },
 }
 
@@ -120,10 +124,7 @@ SAGEMAKER_SCHEMA = {
         "deployment_config": {"type": "object"},
         "timeout_s": {"type": "number", "exclusiveMinimum": 0},
         "poll_interval_s": {"type": "number", "exclusiveMinimum": 0},
-        "bake_requests": {"type": "integer", "minimum": 1, "maximum": 1000},
-        "max_error_rate": {"type": "number", "minimum": 0, "maximum": 1},
-        "max_latency_ms": {"type": "number", "exclusiveMinimum": 0},
-        "smoke_rows": {"type": "integer", "minimum": 1, "maximum": 1000},
+        **VERIFY_LIMITS_SCHEMA,
     },
 }
 DEPLOY_TASKS = ["kserve_deploy", "kserve_verify", "kserve_promote_traffic", "sagemaker_deploy", "sagemaker_verify"]

@@ -26,6 +26,13 @@ V_A, V_B = b"id,amount\n1,10.5\n", b"id,amount\n1,10.5\n2,3.25\n"
 
 
 # -- ObjectStoragePartitionSensor ------------------------------------------------------------
+async def first_event(trigger) -> dict:
+    """The payload of the first event ``trigger.run()`` yields."""
+    async for event in trigger.run():
+        return event.payload
+    raise AssertionError("the trigger returned without an event")
+
+
 def test_partition_poke_is_done_once_the_file_exists(tmp_path):
     path = tmp_path / "day=2026-01-01.parquet"
     sensor = ObjectStoragePartitionSensor(task_id="wait", path=str(path), deferrable=False)
@@ -89,11 +96,7 @@ def test_partition_deferred_trigger_fires_and_resumes(tmp_path):
         sensor.execute({})
 
     async def scenario():
-        async def first():
-            async for event in deferred.value.trigger.run():
-                return event.payload
-
-        task = asyncio.create_task(first())
+        task = asyncio.create_task(first_event(deferred.value.trigger))
         await asyncio.sleep(0.2)
         path.write_bytes(b"12345")
         return await asyncio.wait_for(task, 10)
@@ -162,11 +165,7 @@ def test_dvc_execute_complete_returns_the_version_without_status(dvc_repo, dvc_c
         sensor.execute({})
 
     async def scenario():
-        async def first():
-            async for event in deferred.value.trigger.run():
-                return event.payload
-
-        task = asyncio.create_task(first())
+        task = asyncio.create_task(first_event(deferred.value.trigger))
         await asyncio.sleep(1.0)
         assert not task.done()
         await asyncio.to_thread(dvc_repo.commit_file, DATA, V_B, "B")
