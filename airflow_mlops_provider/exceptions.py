@@ -73,3 +73,15 @@ class SageMakerError(MlopsProviderError):
     ``context`` names the resource (``endpoint``, ``call``) and a ``reason`` (``invalid``,
     ``throttled``, ``api``, ``failed``, ``timeout``, ``conflict``, ``smoke``).
     """
+
+
+class PromotionSuperseded(MlopsProviderError):
+    """``champion`` moved after the decision was taken; the challenger was judged against a stale champion.
+
+    Raised (instead of a skip) when a deployment is waiting on the promotion, so that the
+    deployment is rolled back rather than left serving a model the registry did not promote.
+    """
+
+
+class DeploymentRejected(MlopsProviderError):
+    """A reviewer rejected the deployment (or did not answer before the response timeout)."""

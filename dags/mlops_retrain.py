@@ -17,15 +17,16 @@ rollback and ``@champion`` never moved.
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, chain, task
 
 from airflow_mlops_provider import assets
 from airflow_mlops_provider.core.demo_data import ID_COLUMN, TARGET, TRAINING_SUITE
 from airflow_mlops_provider.core.policy import DEFAULT_POLICY
 from airflow_mlops_provider.core.settings import mlops_home
+from airflow_mlops_provider.operators.approval import DeploymentApprovalOperator
 from airflow_mlops_provider.operators.deploy_kserve import (
     KServeDeployInferenceServiceOperator,
     KServePromoteInferenceServiceOperator,
@@ -127,7 +128,30 @@ SAGEMAKER_SCHEMA = {
         **VERIFY_LIMITS_SCHEMA,
     },
 }
-DEPLOY_TASKS = ["kserve_deploy", "kserve_verify", "kserve_promote_traffic", "sagemaker_deploy", "sagemaker_verify"]
+DEPLOY_TASKS = ["kserve_deploy", "kserve_verify", "kserve_approve", "kserve_promote_traffic", "kserve_promote",
+                "sagemaker_deploy", "sagemaker_verify", "sagemaker_approve", "sagemaker_promote"]
+PROMOTE_TASKS = ["promote", "kserve_promote", "sagemaker_promote"]
+
+# What the reviewer sees in "Required actions" before a deployed challenger takes over.
+APPROVAL_TIMEOUT_HOURS = 24
+APPROVAL_BODY = """\
+{% set d = ti.xcom_pull(task_ids='decide') %}{% set v = ti.xcom_pull(task_ids='TARGET_verify') %}\
+**{{ d.model }} v{{ d.challenger_version }}** (challenger) against \
+{{ ('**v%s** (champion)' % d.champion_version) if d.champion_version else 'no champion' }}: \
+{{ d.reasons | join('; ') }}
+
+| metric | challenger | champion |
+|---|---|---|
+{% for k, val in d.challenger_metrics.items() %}\
+| {{ k }} | {{ '%.4f' | format(val) if val is number else val }} | \
+{{ '%.4f' | format(d.champion_metrics[k]) if d.champion_metrics and d.champion_metrics[k] is number else '-' }} |
+{% endfor %}
+Verified on TARGET: {{ v.requests }} requests, error rate {{ '%.1f' | format(100 * v.error_rate) }}%, \
+p95 latency {{ '%.0f' | format(v.p95_latency_ms) }} ms.
+
+**Approve** moves all traffic and `@champion` to the challenger. **Reject** (or no answer within \
+""" + str(APPROVAL_TIMEOUT_HOURS) + """ h) sends traffic back to the champion.
+"""
 
 
 def smoke_rows(run_id: str, n: int):
@@ -182,6 +206,9 @@ with DAG(
                         description="KServe InferenceService, canary share and verification limits"),
         "sagemaker": Param(SAGEMAKER_DEFAULTS, type="object", schema=SAGEMAKER_SCHEMA,
                            description="SageMaker endpoint, MLflow serving image, blue/green deployment config"),
+        "require_approval": Param(False, type="boolean",
+                                  description="Ask a human (Required actions) before a verified deployment is "
+                                              "promoted; a rejection rolls it back"),
     },
 ) as dag:
     data_version = DvcGetDataVersionOperator(
@@ -221,6 +248,25 @@ with DAG(
 
     no_deploy = EmptyOperator(task_id="no_deploy")
 
+    def approval(target: str) -> DeploymentApprovalOperator:
+        """The optional human gate between a verified deployment and its promotion."""
+        return DeploymentApprovalOperator(
+            task_id=f"{target}_approve", required="{{ params.require_approval }}",
+            subject="Promote {{ params.model_name }} v{{ ti.xcom_pull(task_ids='decide')['challenger_version'] }} "
+                    f"on {target}?",
+            body=APPROVAL_BODY.replace("TARGET", target),
+            response_timeout=timedelta(hours=APPROVAL_TIMEOUT_HOURS))
+
+    def promotion(task_id: str, on_superseded: str) -> MlflowPromoteModelOperator:
+        return MlflowPromoteModelOperator(
+            task_id=task_id, name="{{ params.model_name }}", decision=decision.output, on_superseded=on_superseded,
+            outlets=[CHAMPION_CHANGED])
+
+    # No deployment: aliases only. A champion that moved meanwhile just skips the promotion.
+    promote = promotion("promote", "skip")
+
+    # KServe: canary -> verify -> [approval] -> traffic 100% -> aliases (compare-and-set).
+    # Any failure, a rejection or a superseded promotion -> traffic back to what @champion names.
     kserve_deploy = KServeDeployInferenceServiceOperator(
         task_id="kserve_deploy", name="{{ params.kserve.name }}", namespace="{{ params.kserve.namespace }}",
         model_name="{{ params.model_name }}", model_version=registration.output["version"],
@@ -238,14 +284,22 @@ with DAG(
                     requests=int(limits["bake_requests"]), max_error_rate=float(limits["max_error_rate"]),
                     max_latency_ms=float(limits["max_latency_ms"]))
 
+    kserve_approve = approval("kserve")
+
     kserve_promote_traffic = KServePromoteInferenceServiceOperator(
         task_id="kserve_promote_traffic", name="{{ params.kserve.name }}",
-        namespace="{{ params.kserve.namespace }}")
+        namespace="{{ params.kserve.namespace }}",
+        timeout="{{ params.kserve.ready_timeout_s }}", poll_interval="{{ params.kserve.poll_interval_s }}")
+
+    kserve_promote = promotion("kserve_promote", "fail")
 
     kserve_rollback = KServeRollbackInferenceServiceOperator(
         task_id="kserve_rollback", name="{{ params.kserve.name }}", namespace="{{ params.kserve.namespace }}",
+        model_name="{{ params.model_name }}", alias="champion",
+        timeout="{{ params.kserve.ready_timeout_s }}", poll_interval="{{ params.kserve.poll_interval_s }}",
         trigger_rule="one_failed")
 
+    # SageMaker: blue/green update (canary + alarms inside SageMaker) -> verify -> [approval] -> aliases.
     sagemaker_deploy = SageMakerDeployModelVersionOperator(
         task_id="sagemaker_deploy", endpoint_name="{{ params.sagemaker.endpoint_name }}",
         model_name="{{ params.model_name }}", model_version=registration.output["version"],
@@ -279,9 +333,15 @@ with DAG(
             max_latency_ms=float(limits["max_latency_ms"]), failure=SageMakerError, target=endpoint,
             endpoint=endpoint)}
 
+    sagemaker_approve = approval("sagemaker")
+
+    sagemaker_promote = promotion("sagemaker_promote", "fail")
+
     sagemaker_rollback = SageMakerRollbackEndpointOperator(
         task_id="sagemaker_rollback", endpoint_name="{{ params.sagemaker.endpoint_name }}",
         endpoint_config_name="{{ (ti.xcom_pull(task_ids='sagemaker_deploy') or {}).get('previous_config_name') }}",
+        model_name="{{ params.model_name }}", alias="champion",
+        timeout="{{ params.sagemaker.timeout_s }}", poll_interval="{{ params.sagemaker.poll_interval_s }}",
         trigger_rule="one_failed")
 
     @task(trigger_rule="all_done")
@@ -294,6 +354,7 @@ with DAG(
         from airflow_mlops_provider.hooks.mlflow import MlflowHook
 
         ti = context["ti"]
+        target = context["params"]["deploy_target"]
         states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id],
                                     task_ids=[*DEPLOY_TASKS, "kserve_rollback", "sagemaker_rollback"])
         states = states.get(ti.run_id, {})
@@ -301,10 +362,12 @@ with DAG(
         if not failed:
             raise AirflowSkipException("no deployment step failed: nothing was rolled back")
         rollback = next((t for t in ("kserve_rollback", "sagemaker_rollback") if states.get(t) == "success"), None)
-        record = {"event": "rolled_back", "model": decision["model"], "target": context["params"]["deploy_target"],
+        approval_answer = ti.xcom_pull(task_ids=f"{target}_approve", key="answer")
+        record = {"event": "rolled_back", "model": decision["model"], "target": target,
                   "challenger_version": decision["challenger_version"],
                   "champion_version": decision["champion_version"], "failed_tasks": failed,
-                  "rollback_task": rollback, "rollback": ti.xcom_pull(task_ids=rollback) if rollback else None,
+                  "approval": approval_answer, "rollback_task": rollback,
+                  "rollback": ti.xcom_pull(task_ids=rollback) if rollback else None,
                   "dag_id": ti.dag_id, "run_id": ti.run_id}
         ledger.append(mlops_home().ledger_path, record)
         MlflowHook().client.set_model_version_tag(decision["model"], decision["challenger_version"],
@@ -312,27 +375,23 @@ with DAG(
         print(f"ROLLED BACK {decision['model']} v{decision['challenger_version']}: failed {failed}")
         return record
 
-    promotion = MlflowPromoteModelOperator(
-        task_id="promote", name="{{ params.model_name }}", decision=decision.output,
-        outlets=[CHAMPION_CHANGED], trigger_rule="none_failed_min_one_success")
-
     routed = route(decision.output)
     routed >> [no_deploy, kserve_deploy, sagemaker_deploy]
-    # KServe: canary -> verify -> traffic 100% -> aliases; any failure -> traffic back.
+    no_deploy >> promote
     kserve_verified = kserve_verify(kserve_deploy.output, registration.output)
-    kserve_verified >> kserve_promote_traffic
-    [kserve_deploy, kserve_verified, kserve_promote_traffic] >> kserve_rollback
-    # SageMaker: blue/green update (canary + alarms inside SageMaker) -> verify -> aliases.
+    kserve_steps = [kserve_deploy, kserve_verified, kserve_approve, kserve_promote_traffic, kserve_promote]
+    chain(*kserve_steps)
+    kserve_steps >> kserve_rollback
     sagemaker_verified = sagemaker_verify(sagemaker_deploy.output, registration.output)
-    [sagemaker_deploy, sagemaker_verified] >> sagemaker_rollback
-    [no_deploy, kserve_promote_traffic, sagemaker_verified] >> promotion
-    record_rollback(decision.output) << [kserve_rollback, sagemaker_rollback, kserve_verified,
-                                         kserve_promote_traffic, sagemaker_verified]
+    sagemaker_steps = [sagemaker_deploy, sagemaker_verified, sagemaker_approve, sagemaker_promote]
+    chain(*sagemaker_steps)
+    sagemaker_steps >> sagemaker_rollback
+    record_rollback(decision.output) << [kserve_rollback, sagemaker_rollback, kserve_promote, sagemaker_promote]
 
     @task(trigger_rule="none_failed")
     def summarize(decision: dict, **context) -> dict:
         """One readable line per run: what was decided and why."""
-        promoted = context["ti"].xcom_pull(task_ids="promote")
+        promoted = next((p for p in context["ti"].xcom_pull(task_ids=PROMOTE_TASKS) or [] if p), None)
         verdict = decision["verdict"] if promoted is None or promoted.get("changed") else "unchanged"
         print(f"{decision['model']} v{decision['challenger_version']}: {verdict.upper()} "
               f"(against champion {decision['champion_version']}) — {'; '.join(decision['reasons'])}")
@@ -340,7 +399,7 @@ with DAG(
         return {"verdict": verdict, "promotion": promoted}
 
     evaluation >> registration
-    promotion >> summarize(decision.output)
+    [promote, kserve_promote, sagemaker_promote] >> summarize(decision.output)
 
 
 if __name__ == "__main__":

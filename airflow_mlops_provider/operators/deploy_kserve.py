@@ -25,6 +25,7 @@ from airflow_mlops_provider.core.kserve import (
     InferenceServiceSpecError,
     is_serving,
     load_schema,
+    parse_status,
     validate_manifest,
 )
 from airflow_mlops_provider.exceptions import DeploymentRolledBack, KServeError
@@ -33,6 +34,16 @@ from airflow_mlops_provider.hooks.mlflow import MlflowHook
 from airflow_mlops_provider.links.kserve import KServeInferenceServiceLink
 from airflow_mlops_provider.triggers.kserve import KServeInferenceServiceReadyTrigger
 from airflow_mlops_provider.version_compat import BaseOperator
+
+
+def version_storage_uri(mlflow: MlflowHook, model_name: str, version: str) -> str:
+    """The ``storageUri`` KServe reads a registered version from (its artifact location)."""
+    uri = mlflow.client.get_model_version_download_uri(model_name, version)
+    if "://" not in uri:  # a bare local path from a file store
+        from pathlib import Path
+
+        uri = Path(uri).resolve().as_uri()
+    return uri
 
 
 class _KServeOperator(BaseOperator):
@@ -204,11 +215,7 @@ class KServeDeployInferenceServiceOperator(_KServeOperator):
         version = str(self.model_version)
         if version.startswith("@"):
             version = str(mlflow.get_version_by_alias(self.model_name, version[1:]).version)
-        uri = mlflow.client.get_model_version_download_uri(self.model_name, version)
-        if "://" not in uri:  # a bare local path from a file store
-            from pathlib import Path
-
-            uri = Path(uri).resolve().as_uri()
+        uri = version_storage_uri(mlflow, self.model_name, version)
         self.log.info("MLflow model %s version %s is stored at %s", self.model_name, version, uri)
         return uri, version
 
@@ -218,10 +225,16 @@ class KServeDeployInferenceServiceOperator(_KServeOperator):
         previous = None
         annotations = dict(self.annotations or {})
         if existing is not None:
-            live_uri = (((existing.get("spec") or {}).get("predictor") or {}).get("model") or {}).get("storageUri")
+            predictor = (existing.get("spec") or {}).get("predictor") or {}
+            live_uri = (predictor.get("model") or {}).get("storageUri")
             live_notes = (existing.get("metadata") or {}).get("annotations") or {}
-            # A rerun of the same deploy keeps the earlier "previous" rather than pointing at itself.
-            previous = live_notes.get(PREVIOUS_STORAGE_URI_ANNOTATION) if live_uri == storage_uri else live_uri
+            latest_share = parse_status(existing)["traffic"].get("latest")
+            # "previous" is the last model rolled out to 100%. A rerun of the same deploy, or a live
+            # canary that never got all traffic (still partial, or rolled back to 0%), keeps the
+            # recorded one: the live spec is not what serves.
+            unfinished = latest_share is not None and int(latest_share) < 100
+            previous = (live_notes.get(PREVIOUS_STORAGE_URI_ANNOTATION)
+                        if live_uri == storage_uri or unfinished else live_uri)
         if previous:
             annotations[PREVIOUS_STORAGE_URI_ANNOTATION] = previous
         if self.model_name:
@@ -267,31 +280,71 @@ class KServeRollbackInferenceServiceOperator(_KServeOperator):
         ``mlops.airflow.apache.org/previous-storage-uri`` annotation, at 100%;
         ``auto`` (default) — ``traffic`` while a previous revision is still in the traffic
         split, else ``storage_uri``.
+    :param model_name: with ``auto``, roll back to what the registry says serves: the version
+        ``alias`` (default ``champion``) names, resolved when the rollback runs. Traffic goes
+        back to the previous revision when that revision is the alias's model; otherwise the
+        alias's model is redeployed at 100%. When the alias is unset, the annotation is used.
 
-    Returns the deploy operator's shape with ``action: "rolled_back"`` and ``mode``.
+    Returns the deploy operator's shape with ``action: "rolled_back"`` and ``mode``
+    (plus ``model_version`` when the target came from the alias).
     """
 
-    template_fields: Sequence[str] = (*_KServeOperator.template_fields, "mode")
+    template_fields: Sequence[str] = (*_KServeOperator.template_fields, "mode", "model_name", "alias",
+                                      "mlflow_conn_id")
 
-    def __init__(self, *, name: str, mode: str = "auto", **kwargs: Any) -> None:
+    def __init__(self, *, name: str, mode: str = "auto", model_name: str | None = None, alias: str = "champion",
+                 mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
         super().__init__(name=name, **kwargs)
         self.mode = mode
+        self.model_name = model_name
+        self.alias = alias
+        self.mlflow_conn_id = mlflow_conn_id
+
+    def _alias_target(self) -> tuple[str, str] | None:
+        """(storage URI, version) of the model the alias names now, or None when unset/not asked."""
+        if not self.model_name:
+            return None
+        mlflow = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+        mv = mlflow.get_version_by_alias(self.model_name, self.alias, required=False)
+        if mv is None:
+            self.log.warning("%s has no @%s: rolling back to the recorded previous storage URI",
+                             self.model_name, self.alias)
+            return None
+        return version_storage_uri(mlflow, self.model_name, str(mv.version)), str(mv.version)
 
     def execute(self, context: Any) -> dict[str, Any]:
         if self.mode not in ("auto", "traffic", "storage_uri"):
             raise InferenceServiceSpecError(f"{self._where}: rollback mode {self.mode!r} is not one of "
                                             f"'auto', 'traffic', 'storage_uri'", field="mode", reason="invalid")
-        obj = self.hook.get(self.name, self.namespace)
-        from airflow_mlops_provider.core.kserve import parse_status
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        obj = self.hook.get(self.name, self.namespace, required=False)
+        if obj is None:
+            raise AirflowSkipException(f"{self._where} does not exist: nothing was deployed, nothing to roll back")
 
         status = parse_status(obj)
         has_previous_revision = any(not r["latest"] for r in status["traffic"]["revisions"])
         notes = (obj.get("metadata") or {}).get("annotations") or {}
         previous_uri = notes.get(PREVIOUS_STORAGE_URI_ANNOTATION)
         mode = self.mode
-        if mode == "auto":
+        details: dict[str, Any] = {"name": self.name, "namespace": self.namespace, "action": "rolled_back"}
+        target = self._alias_target() if mode == "auto" else None
+        if target is not None:
+            # Serving follows the registry: whatever the alias names now is what must serve.
+            target_uri, details["model_version"] = target
+            self.log.info("@%s of %s is v%s (%s)", self.alias, self.model_name, target[1], target_uri)
+            if has_previous_revision and previous_uri == target_uri:
+                mode = "traffic"
+            elif status["storage_uri"] == target_uri:
+                mode = "latest"  # the latest revision already is the alias's model: give it all traffic
+            else:
+                mode, previous_uri = "storage_uri", target_uri
+        elif mode == "auto":
             mode = "traffic" if has_previous_revision else "storage_uri"
-        details = {"name": self.name, "namespace": self.namespace, "action": "rolled_back", "mode": mode}
+        details["mode"] = mode
+        if mode == "latest":
+            self.hook.patch(self.name, self.namespace, {"spec": {"predictor": {"canaryTrafficPercent": 100}}})
+            return self._wait(100, {**details, "canary_traffic_percent": 100, "storage_uri": status["storage_uri"]})
         if mode == "traffic":
             if not has_previous_revision:
                 raise KServeError(f"{self._where}: no previous revision in the traffic split to roll back to",

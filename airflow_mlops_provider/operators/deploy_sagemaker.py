@@ -432,24 +432,59 @@ class SageMakerDeployModelVersionOperator(_SageMakerEndpointOperator):
 class SageMakerRollbackEndpointOperator(_SageMakerEndpointOperator):
     """Update an endpoint back to ``endpoint_config_name`` (e.g. the deploy's ``previous_config_name``).
 
-    A no-op when the endpoint already serves it. Returns ``{"endpoint_name",
-    "endpoint_config_name", "previous_config_name", "region", "action": "updated"|"unchanged"}``.
+    :param model_name: roll back to what the registry says serves instead: the endpoint config
+        the deploy operator made for the version ``alias`` (default ``champion``) names, resolved
+        when the rollback runs. Falls back to ``endpoint_config_name`` when the alias is unset or
+        that version was never deployed to this endpoint.
+
+    A no-op when the endpoint already serves the target. Returns ``{"endpoint_name",
+    "endpoint_config_name", "previous_config_name", "region", "action": "updated"|"unchanged"}``
+    (plus ``model_version`` when the target came from the alias).
     """
 
     template_fields: Sequence[str] = (*_SageMakerEndpointOperator.template_fields, "endpoint_config_name",
-                                      "deployment_config")
+                                      "deployment_config", "model_name", "alias", "mlflow_conn_id")
     template_fields_renderers = {"deployment_config": "json"}
 
     def __init__(self, *, endpoint_name: str, endpoint_config_name: str | None,
-                 deployment_config: dict[str, Any] | DeploymentConfig | None = None, **kwargs: Any) -> None:
+                 deployment_config: dict[str, Any] | DeploymentConfig | None = None, model_name: str | None = None,
+                 alias: str = "champion", mlflow_conn_id: str = MlflowHook.default_conn_name,
+                 **kwargs: Any) -> None:
         super().__init__(endpoint_name=endpoint_name, **kwargs)
         self.endpoint_config_name = endpoint_config_name
         self.deployment_config = deployment_config
+        self.model_name = model_name
+        self.alias = alias
+        self.mlflow_conn_id = mlflow_conn_id
+
+    def _alias_target(self) -> tuple[str, str] | None:
+        """(endpoint config, version) for the version the alias names, when that config exists."""
+        if not self.model_name:
+            return None
+        mv = MlflowHook(mlflow_conn_id=self.mlflow_conn_id).get_version_by_alias(
+            self.model_name, self.alias, required=False)
+        if mv is None:
+            self.log.warning("%s has no @%s: rolling back to %r", self.model_name, self.alias,
+                             self.endpoint_config_name)
+            return None
+        config = version_resource_name(str(self.endpoint_name), self.model_name, str(mv.version))
+        if self._describe_or_none("DescribeEndpointConfig",
+                                  lambda: self.hook.describe_endpoint_config(config)) is None:
+            self.log.warning("@%s of %s is v%s, which was never deployed to %r (no config %r): rolling back to %r",
+                             self.alias, self.model_name, mv.version, self.endpoint_name, config,
+                             self.endpoint_config_name)
+            return None
+        return config, str(mv.version)
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
         target = self.endpoint_config_name
+        from_alias = self._alias_target()
+        if from_alias is not None:
+            self.log.info("@%s of %s is v%s, served by endpoint config %s", self.alias, self.model_name,
+                          from_alias[1], from_alias[0])
+            target = from_alias[0]
         if target in (None, "", "None", "none"):
             raise AirflowSkipException(f"no previous endpoint config for {self.endpoint_name!r}: nothing to roll "
                                        "back to (first deployment)")
@@ -468,6 +503,8 @@ class SageMakerRollbackEndpointOperator(_SageMakerEndpointOperator):
         live = endpoint.get("EndpointConfigName")
         details = {"endpoint_name": self.endpoint_name, "endpoint_config_name": target,
                    "previous_config_name": live if live != target else None, "region": region, "action": "unchanged"}
+        if from_alias is not None:
+            details["model_version"] = from_alias[1]
         pending = (endpoint.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
         if live != target and pending != target:
             request: dict[str, Any] = {"EndpointName": self.endpoint_name, "EndpointConfigName": target}

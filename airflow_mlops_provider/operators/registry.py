@@ -202,21 +202,30 @@ class MlflowPromoteModelOperator(_MlflowRegistryOperator):
     decision was taken, the challenger was judged against a stale champion and is not
     promoted; the ledger records it. Give this task a 1-slot pool to serialise promotions
     across hosts; the file lock under MLOPS_HOME serialises them on one host.
+
+    :param on_superseded: ``skip`` (default) — a superseded promotion skips, nothing else
+        happened; ``fail`` — raise :class:`PromotionSuperseded`, for DAGs where the challenger
+        already serves traffic and a failure here must trigger the rollback.
     """
 
-    template_fields: Sequence[str] = ("name", "decision", "mlflow_conn_id")
+    template_fields: Sequence[str] = ("name", "decision", "on_superseded", "mlflow_conn_id")
     template_fields_renderers = {"decision": "json"}
 
-    def __init__(self, *, name: str, decision: dict[str, Any], **kwargs: Any) -> None:
+    def __init__(self, *, name: str, decision: dict[str, Any], on_superseded: str = "skip",
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.name = name
         self.decision = decision
+        self.on_superseded = on_superseded
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
         from airflow_mlops_provider.core import ledger
+        from airflow_mlops_provider.exceptions import PromotionSuperseded
 
+        if self.on_superseded not in ("skip", "fail"):
+            raise ValueError(f"on_superseded must be 'skip' or 'fail', not {self.on_superseded!r}")
         if self.decision.get("verdict") != "promote":
             raise AirflowSkipException(
                 f"challenger v{self.decision.get('challenger_version')} was rejected: "
@@ -238,9 +247,12 @@ class MlflowPromoteModelOperator(_MlflowRegistryOperator):
                 ledger.append(home.ledger_path, {**base, "event": "promotion_superseded",
                                                  "expected_champion": expected, "actual_champion": current_v,
                                                  "reasons": ["champion moved while the decision was taken"]})
-                raise AirflowSkipException(
-                    f"champion is now v{current_v}, not v{expected} the decision was taken against; "
-                    "not promoting on a stale comparison")
+                message = (f"champion of {self.name} is now v{current_v}, not v{expected} the decision was taken "
+                           f"against; not promoting v{version} on a stale comparison")
+                if self.on_superseded == "fail":
+                    raise PromotionSuperseded(message, model=self.name, challenger_version=version,
+                                              expected_champion=expected, actual_champion=current_v)
+                raise AirflowSkipException(message)
             if current_v is not None:
                 client.set_registered_model_alias(self.name, PREVIOUS, current_v)
             client.set_registered_model_alias(self.name, CHAMPION, version)

@@ -15,12 +15,13 @@ import json
 from pathlib import Path
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
+from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
 
 from airflow_mlops_provider.core.kserve import (
     PREVIOUS_STORAGE_URI_ANNOTATION,
     InferenceServiceSpec,
     load_schema,
+    parse_status,
 )
 from airflow_mlops_provider.exceptions import DeploymentRolledBack, KServeError
 from airflow_mlops_provider.hooks.kserve import KServeHook
@@ -320,6 +321,46 @@ def test_storage_uri_resolved_from_mlflow_model_version(kube, mlflow_sqlite_uri,
     assert kube.stored("churn", NS)["metadata"]["annotations"]["mlops.airflow.apache.org/model"] == "churn/2"
     with pytest.raises(KServeError, match="pass storage_uri, or model_name and model_version"):
         deploy(None)
+
+
+def test_rollback_follows_the_champion_alias(kube, mlflow_sqlite_uri, monkeypatch):
+    """Serving goes back to what @champion names when the rollback runs, whatever the annotation says."""
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_TEST", json.dumps({"conn_type": "mlflow", "host": mlflow_sqlite_uri}))
+    client = MlflowClient(tracking_uri=mlflow_sqlite_uri, registry_uri=mlflow_sqlite_uri)
+    client.create_registered_model("churn")
+    uris = {str(client.create_model_version("churn", f"s3://artifacts/churn/v{i}").version): f"s3://artifacts/churn/v{i}"
+            for i in (1, 2, 3)}
+
+    def rollback(task_id: str) -> dict:
+        return KServeRollbackInferenceServiceOperator(task_id=task_id, name="churn", model_name="churn",
+                                                      mlflow_conn_id="mlflow_test", **FAST).execute(ctx())
+
+    deploy(uris["1"])
+    client.set_registered_model_alias("churn", "champion", "1")
+    deploy(uris["2"], canary_traffic_percent=20)
+    first = rollback("rb1")  # the champion is the previous revision: traffic goes back to it
+    assert (first["mode"], first["model_version"]) == ("traffic", "1")
+    assert predictor(kube)["canaryTrafficPercent"] == 0
+
+    # A canary over a rolled-back canary: the model that serves (v1) stays "previous", not v2.
+    third = deploy(uris["3"], canary_traffic_percent=20)
+    assert third["previous_storage_uri"] == uris["1"]
+    KServePromoteInferenceServiceOperator(task_id="promote", name="churn", **FAST).execute(ctx())
+    # The champion moved to v2 meanwhile (another writer): v3 must not keep serving, v2 must.
+    client.set_registered_model_alias("churn", "champion", "2")
+    second = rollback("rb2")
+    assert (second["mode"], second["model_version"], second["storage_uri"]) == ("storage_uri", "2", uris["2"])
+    assert predictor(kube)["model"]["storageUri"] == uris["2"]
+    assert parse_status(kube.stored("churn", NS))["traffic"]["latest"] == 100
+    # Already serving the champion: all traffic to it, nothing redeployed.
+    generation = kube.stored("churn", NS)["metadata"]["generation"]
+    again = rollback("rb3")
+    assert again["mode"] == "latest" and kube.stored("churn", NS)["metadata"]["generation"] == generation
+    # Nothing deployed at all: the rollback skips instead of failing on a 404.
+    with pytest.raises(AirflowSkipException, match="does not exist: nothing was deployed"):
+        KServeRollbackInferenceServiceOperator(task_id="rb4", name="other", **FAST).execute(ctx())
 
 
 def test_template_fields_include_connection_ids():

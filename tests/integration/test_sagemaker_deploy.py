@@ -222,6 +222,31 @@ def test_rollback_without_previous_config_skips(sm):
         op.execute({"ti": MagicMock()})
 
 
+def test_rollback_follows_the_champion_alias(sm, versions):
+    """The rollback target is the config of the version @champion names when it runs."""
+    v1 = deploy(versions[0])
+    deploy(versions[1])
+    client = MlflowHook().client
+    client.set_registered_model_alias(MODEL, "champion", versions[0])
+
+    def rollback(task_id: str, fallback: str | None) -> dict:
+        return SageMakerRollbackEndpointOperator(
+            task_id=task_id, endpoint_name=ENDPOINT, endpoint_config_name=fallback, model_name=MODEL,
+            aws_conn_id="aws_sm", poll_interval=0.05, timeout=30).execute({"ti": MagicMock()})
+
+    # No fallback given: the alias alone finds v1's config.
+    back = rollback("rb1", None)
+    assert (back["action"], back["model_version"]) == ("updated", versions[0])
+    assert live(sm)["EndpointConfigName"] == v1["endpoint_config_name"]
+    # A champion that was never deployed to this endpoint: the given config is used.
+    never = client.create_model_version(MODEL, client.get_model_version_download_uri(MODEL, versions[0]))
+    client.set_registered_model_alias(MODEL, "champion", never.version)
+    v2_config = version_resource_name(ENDPOINT, MODEL, versions[1])
+    other = rollback("rb2", v2_config)
+    assert other["endpoint_config_name"] == v2_config and "model_version" not in other
+    assert live(sm)["EndpointConfigName"] == v2_config
+
+
 # -- deferral --------------------------------------------------------------------------------
 def test_deferral_then_completion(sm, versions):
     v1 = deploy(versions[0])
