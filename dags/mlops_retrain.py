@@ -9,9 +9,12 @@ canary of the KServe InferenceService, verified (smoke test plus a bake of repea
 with error-rate and latency limits), then traffic goes to 100% and ``@champion`` moves. With
 ``sagemaker`` the endpoint is updated blue/green (canary or linear shifting and auto-rollback
 alarms inside SageMaker), the live config is checked against the requested one, the endpoint
-is verified the same way, then ``@champion`` moves. If any of that fails (including a rollback
-SageMaker did by itself), traffic goes back to the former model, the ledger records the
-rollback and ``@champion`` never moved.
+is verified the same way, then ``@champion`` moves. With ``require_approval`` a human approves
+the verified deployment first (Required actions page).
+
+If any of that fails — a step, SageMaker's own rollback, a rejection, or a promotion refused
+because ``@champion`` moved meanwhile — serving goes back to the model ``@champion`` names, the
+ledger records the rollback, and the run ends failed.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -68,12 +69,75 @@ class DagRunResult:
         return f"DagRunResult(rc={self.returncode}, states={self.states})\n{self.output[-6000:]}"
 
 
+def _collect(airflow_db: Path, dag_id: str, proc: subprocess.CompletedProcess, started: float) -> DagRunResult:
+    with sqlite3.connect(airflow_db) as db:
+        row = db.execute(
+            "SELECT run_id FROM dag_run WHERE dag_id=? ORDER BY id DESC LIMIT 1", (dag_id,)
+        ).fetchone()
+        run_id = row[0] if row else None
+        states = dict(db.execute(
+            "SELECT task_id || CASE WHEN map_index >= 0 THEN '[' || map_index || ']' ELSE '' END, "
+            "state FROM task_instance WHERE dag_id=? AND run_id=?", (dag_id, run_id)
+        ).fetchall()) if run_id else {}
+    print(f"airflow dags test {dag_id}: rc={proc.returncode} in {time.time() - started:.1f}s")
+    return DagRunResult(proc, states, run_id)
+
+
+class PendingDagRun:
+    """An ``airflow dags test`` still running (e.g. waiting for a human answer)."""
+
+    def __init__(self, airflow_db: Path, dag_id: str, proc: subprocess.Popen, output, started: float,
+                 timeout: int):
+        self.airflow_db, self.dag_id, self.proc, self.output = airflow_db, dag_id, proc, output
+        self.started, self.timeout = started, timeout
+
+    def _output(self) -> str:
+        self.output.seek(0)
+        return self.output.read()
+
+    def task_state(self, task_id: str) -> tuple[str | None, str | None]:
+        """(run_id, state) of ``task_id`` in the newest run of the DAG, as the metadata DB says now."""
+        with sqlite3.connect(self.airflow_db, timeout=30) as db:
+            row = db.execute("SELECT ti.run_id, ti.state FROM task_instance ti JOIN dag_run dr "
+                             "ON dr.dag_id = ti.dag_id AND dr.run_id = ti.run_id WHERE ti.dag_id=? AND ti.task_id=? "
+                             "ORDER BY dr.id DESC LIMIT 1", (self.dag_id, task_id)).fetchone()
+        return (row[0], row[1]) if row else (None, None)
+
+    def wait_for_state(self, task_id: str, state: str, timeout: float = 600) -> str:
+        """Block until ``task_id`` is in ``state``; returns the run_id. Fails if the run ends first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run_id, current = self.task_state(task_id)
+            if current == state:
+                return run_id
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the run ended before {task_id} was {state} ({current}):\n"
+                                     f"{self._output()[-6000:]}")
+            time.sleep(0.5)
+        raise AssertionError(f"{task_id} not {state} within {timeout}s (now {self.task_state(task_id)[1]})")
+
+    def wait(self) -> DagRunResult:
+        try:
+            self.proc.wait(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        done = subprocess.CompletedProcess(self.proc.args, self.proc.returncode, self._output(), "")
+        self.output.close()
+        return _collect(self.airflow_db, self.dag_id, done, self.started)
+
+
 @pytest.fixture
 def run_dag(airflow_db: Path, mlops_home: Path):
-    """Run ``airflow dags test`` for real and return its exit code, output and task states."""
+    """Run ``airflow dags test`` for real and return its exit code, output and task states.
+
+    With ``background=True`` it returns a :class:`PendingDagRun` at once instead.
+    """
+    pending: list[PendingDagRun] = []
 
     def _run(dag_id: str, logical_date: str | None = None, conf: dict | None = None,
-             dags_folder: Path | None = None, env: dict | None = None, timeout: int = 900) -> DagRunResult:
+             dags_folder: Path | None = None, env: dict | None = None, timeout: int = 900,
+             background: bool = False) -> DagRunResult | PendingDagRun:
         cmd = [str(BIN / "airflow"), "dags", "test", dag_id]
         if logical_date:
             cmd.append(logical_date)
@@ -83,21 +147,65 @@ def run_dag(airflow_db: Path, mlops_home: Path):
         if dags_folder:
             full_env["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags_folder)
         started = time.time()
+        if background:
+            # Output to a file, not a pipe: nobody reads a pipe while the run waits, and a full
+            # pipe would block the run.
+            output = tempfile.TemporaryFile("w+")
+            proc = subprocess.Popen(cmd, stdout=output, stderr=subprocess.STDOUT, text=True, env=full_env,
+                                    cwd=str(mlops_home))
+            pending.append(PendingDagRun(airflow_db, dag_id, proc, output, started, timeout))
+            return pending[-1]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout,
                               cwd=str(mlops_home))
-        with sqlite3.connect(airflow_db) as db:
-            row = db.execute(
-                "SELECT run_id FROM dag_run WHERE dag_id=? ORDER BY id DESC LIMIT 1", (dag_id,)
-            ).fetchone()
-            run_id = row[0] if row else None
-            states = dict(db.execute(
-                "SELECT task_id || CASE WHEN map_index >= 0 THEN '[' || map_index || ']' ELSE '' END, "
-                "state FROM task_instance WHERE dag_id=? AND run_id=?", (dag_id, run_id)
-            ).fetchall()) if run_id else {}
-        print(f"airflow dags test {dag_id}: rc={proc.returncode} in {time.time() - started:.1f}s")
-        return DagRunResult(proc, states, run_id)
+        return _collect(airflow_db, dag_id, proc, started)
 
-    return _run
+    yield _run
+    for run in pending:  # never leave a run waiting for an answer behind
+        if run.proc.poll() is None:
+            run.proc.kill()
+            run.proc.wait()
+
+
+@pytest.fixture
+def api_server(airflow_db: Path, tmp_path: Path):
+    """A real ``airflow api-server`` on the tests' metadata DB, with one user ``reviewer`` (admin).
+
+    Yields ``(base_url, headers)``; the headers carry the reviewer's JWT.
+    """
+
+    port = free_port()
+    passwords = tmp_path / "api-passwords.json"
+    passwords.write_text(json.dumps({"reviewer": "not-a-real-secret"}))
+    env = {**os.environ, "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "reviewer:admin",
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords)}
+    log = open(tmp_path / "api-server.log", "w")
+    proc = subprocess.Popen([str(BIN / "airflow"), "api-server", "--port", str(port), "--host", "127.0.0.1"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/v2/monitor/health", timeout=2).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("api-server did not start: "
+                                       f"{(tmp_path / 'api-server.log').read_text()[-3000:]}") from None
+                time.sleep(0.5)
+        request = urllib.request.Request(f"{base}/auth/token", method="POST",
+                                         data=json.dumps({"username": "reviewer",
+                                                          "password": "not-a-real-secret"}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        token = json.loads(urllib.request.urlopen(request, timeout=10).read())["access_token"]
+        yield base, {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
 
 
 # -- MLOPS_HOME / MLflow ---------------------------------------------------------------------

@@ -106,9 +106,8 @@ class _KServeOperator(BaseOperator):
                 trigger=KServeInferenceServiceReadyTrigger(
                     name=self.name, namespace=self.namespace, kubernetes_conn_id=self.kubernetes_conn_id,
                     expected_canary_percent=expected, poll_interval=self.poll_interval,
-                    deadline=time.time() + self.timeout),
+                    deadline=time.time() + self.timeout, details=details),
                 method_name="execute_complete",
-                kwargs={"details": details, "expected": expected},
                 timeout=timedelta(seconds=self.timeout + 60),
             )
         deadline = time.monotonic() + self.timeout
@@ -122,11 +121,11 @@ class _KServeOperator(BaseOperator):
             if status["failed"]:
                 self._raise_failed(status)
 
-    def execute_complete(self, context: Any, event: dict[str, Any], details: dict[str, Any] | None = None,
-                         expected: int | None = None) -> dict[str, Any]:
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        details, expected = event.get("details") or {}, event.get("expected_canary_percent")
         kind = event.get("status")
         if kind == "ready":
-            return self._linked(context, self._result(details or {}, {**event, "ready": True}))
+            return self._linked(context, self._result(details, {**event, "ready": True}))
         if kind == "failed":
             self._raise_failed({**event, "failure_message": event.get("message"),
                                 "failure_reason": event.get("reason")})
@@ -217,7 +216,29 @@ class KServeDeployInferenceServiceOperator(_KServeOperator):
             version = str(mlflow.get_version_by_alias(self.model_name, version[1:]).version)
         uri = version_storage_uri(mlflow, self.model_name, version)
         self.log.info("MLflow model %s version %s is stored at %s", self.model_name, version, uri)
+        self._check_artifacts(mlflow, uri, version)
         return uri, version
+
+    def _check_artifacts(self, mlflow: MlflowHook, uri: str, version: str) -> None:
+        """Refuse a version with no MLmodel at its storage URI before anything is applied.
+
+        When the worker cannot list the location (KServe may hold credentials the worker lacks),
+        the check is skipped with a warning: KServe's own load then decides.
+        """
+        import mlflow as mlflow_lib
+
+        try:
+            listed = mlflow_lib.artifacts.list_artifacts(artifact_uri=uri, tracking_uri=mlflow.tracking_uri)
+        except Exception as err:  # noqa: BLE001 - unreadable from here is not "empty"
+            self.log.warning("Cannot list %s from this worker (%s); KServe will find out whether it loads",
+                             uri, err)
+            return
+        if not any(a.path.rsplit("/", 1)[-1] == "MLmodel" for a in listed or []):
+            raise InferenceServiceSpecError(
+                f"{self._where}: MLflow model {self.model_name!r} version {version} has no model artifacts "
+                f"(no MLmodel file at {uri!r}); nothing was applied", field="model_version",
+                name=self.name, namespace=self.namespace, model=self.model_name, version=version,
+                reason="invalid")
 
     def execute(self, context: Any) -> dict[str, Any]:
         storage_uri, version = self.resolve_storage_uri()

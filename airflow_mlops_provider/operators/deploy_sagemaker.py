@@ -174,9 +174,8 @@ class _SageMakerEndpointOperator(BaseOperator):
         if self.deferrable:
             self.defer(trigger=SageMakerEndpointSettledTrigger(
                 endpoint_name=self.endpoint_name, aws_conn_id=self.aws_conn_id, region_name=self.region_name,
-                poll_interval=poll, deadline=time.time() + timeout),
-                method_name="execute_complete", kwargs={"details": details},
-                timeout=timedelta(seconds=timeout + 60))
+                poll_interval=poll, deadline=time.time() + timeout, details=details),
+                method_name="execute_complete", timeout=timedelta(seconds=timeout + 60))
         deadline = time.monotonic() + timeout
         while desc.get("EndpointStatus") in ENDPOINT_TRANSITIONAL:
             if time.monotonic() >= deadline:
@@ -190,9 +189,8 @@ class _SageMakerEndpointOperator(BaseOperator):
         return self._settled(details, desc.get("EndpointStatus"), desc.get("EndpointConfigName"),
                              desc.get("FailureReason"))
 
-    def execute_complete(self, context: Any, event: dict[str, Any], details: dict[str, Any] | None = None
-                         ) -> dict[str, Any]:
-        details = details or {}
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        details = event.get("details") or {}
         status = event.get("status")
         if status == "timeout":
             raise SageMakerError(

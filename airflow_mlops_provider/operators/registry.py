@@ -59,6 +59,9 @@ class MlflowRegisterModelOperator(_MlflowRegistryOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from mlflow.exceptions import MlflowException
 
+        # MLflow's SQL registry store resolves a ``models:/<id>`` source through the process-global
+        # tracking URI, not the client's: without this a fresh worker process looks in ./mlflow.db.
+        self.hook.activate()
         client = self.hook.client
         try:
             client.get_registered_model(self.name)

@@ -22,11 +22,15 @@ class KServeInferenceServiceReadyTrigger(BaseTrigger):
       (model failed to load, invalid spec),
     - ``{"status": "timeout", ...}`` at ``deadline`` (a UNIX timestamp; None: never),
     - ``{"status": "error", "message"}`` when the API cannot be read.
+
+    Every event also carries ``expected_canary_percent`` and ``details`` (whatever the task
+    handed over, JSON-safe) so the resumed task needs nothing but the event. Defer kwargs are not
+    enough: ``airflow dags test`` replaces them with the event when it runs a trigger in line.
     """
 
     def __init__(self, name: str, namespace: str, kubernetes_conn_id: str = "kubernetes_default",
                  expected_canary_percent: int | None = None, poll_interval: float = 10.0,
-                 deadline: float | None = None) -> None:
+                 deadline: float | None = None, details: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.name = name
         self.namespace = namespace
@@ -34,18 +38,20 @@ class KServeInferenceServiceReadyTrigger(BaseTrigger):
         self.expected_canary_percent = expected_canary_percent
         self.poll_interval = poll_interval
         self.deadline = deadline
+        self.details = details
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (f"{type(self).__module__}.{type(self).__qualname__}",
                 {"name": self.name, "namespace": self.namespace, "kubernetes_conn_id": self.kubernetes_conn_id,
                  "expected_canary_percent": self.expected_canary_percent, "poll_interval": self.poll_interval,
-                 "deadline": self.deadline})
+                 "deadline": self.deadline, "details": self.details})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_mlops_provider.hooks.kserve import KServeHook
 
         hook = KServeHook(kubernetes_conn_id=self.kubernetes_conn_id)
-        where = {"name": self.name, "namespace": self.namespace}
+        where = {"name": self.name, "namespace": self.namespace, "details": self.details,
+                 "expected_canary_percent": self.expected_canary_percent}
         last: dict[str, Any] = {}
         while True:
             try:

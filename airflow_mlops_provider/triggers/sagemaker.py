@@ -22,27 +22,34 @@ class SageMakerEndpointSettledTrigger(BaseTrigger):
       the update back (InService on the old config),
     - ``{"status": "timeout", ...}`` at ``deadline`` (a UNIX timestamp; None: never),
     - ``{"status": "error", "message"}`` when the API cannot be read.
+
+    Every event also carries ``details`` (whatever the task handed over, JSON-safe) so the
+    resumed task needs nothing but the event. Defer kwargs are not enough: ``airflow dags test``
+    replaces them with the event when it runs a trigger in line.
     """
 
     def __init__(self, endpoint_name: str, aws_conn_id: str | None = "aws_default", region_name: str | None = None,
-                 poll_interval: float = 30.0, deadline: float | None = None) -> None:
+                 poll_interval: float = 30.0, deadline: float | None = None,
+                 details: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.endpoint_name = endpoint_name
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
         self.poll_interval = poll_interval
         self.deadline = deadline
+        self.details = details
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (f"{type(self).__module__}.{type(self).__qualname__}",
                 {"endpoint_name": self.endpoint_name, "aws_conn_id": self.aws_conn_id,
-                 "region_name": self.region_name, "poll_interval": self.poll_interval, "deadline": self.deadline})
+                 "region_name": self.region_name, "poll_interval": self.poll_interval, "deadline": self.deadline,
+                 "details": self.details})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 
         hook = SageMakerHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
-        where = {"endpoint_name": self.endpoint_name}
+        where = {"endpoint_name": self.endpoint_name, "details": self.details}
         while True:
             try:
                 desc = await asyncio.to_thread(hook.describe_endpoint, self.endpoint_name)

@@ -20,6 +20,7 @@ from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
 from airflow_mlops_provider.core.kserve import (
     PREVIOUS_STORAGE_URI_ANNOTATION,
     InferenceServiceSpec,
+    InferenceServiceSpecError,
     load_schema,
     parse_status,
 )
@@ -241,7 +242,9 @@ def test_deferral_trigger_round_trip_and_execute_complete(kube):
     events = run_trigger(rebuilt)
     assert len(events) == 1 and events[0]["status"] == "ready"
     context = ctx()
-    result = op.execute_complete(context, event=events[0], **deferred.value.kwargs)
+    assert not deferred.value.kwargs  # the event carries everything (dags test drops defer kwargs)
+    assert events[0]["details"]["previous_storage_uri"] == "s3://m/1"
+    result = op.execute_complete(context, event=events[0])
     assert context["ti"].xcom["inference_service_url"] == result["url"]  # the extra link's target
     assert result["traffic"]["latest"] == 10 and result["previous_storage_uri"] == "s3://m/1"
 
@@ -264,16 +267,16 @@ def test_trigger_timeout_and_failure_events(kube):
     import time
 
     events = run_trigger(KServeInferenceServiceReadyTrigger("churn", NS, CONN, 10, 0.05, time.time() + 0.3))
-    assert [e["status"] for e in events] == ["timeout"]
+    assert [e["status"] for e in events] == ["timeout"] and events[0]["expected_canary_percent"] == 10
     op = KServeDeployInferenceServiceOperator(task_id="d", name="churn", storage_uri="s3://m/2", **FAST)
     with pytest.raises(KServeError, match="did not become Ready"):
-        op.execute_complete({}, event=events[0], details={}, expected=10)
+        op.execute_complete({}, event=events[0])
     kube.mode, kube.ready_after = "fail", 3  # the deploy's own first read must not see the failure yet
     deploy("s3://m/3", canary_traffic_percent=10, wait_for_completion=False)
     events = run_trigger(KServeInferenceServiceReadyTrigger("churn", NS, CONN, 10, 0.05, time.time() + 5))
     assert [e["status"] for e in events] == ["failed"]
     with pytest.raises(DeploymentRolledBack):
-        op.execute_complete({}, event=events[0], details={}, expected=10)
+        op.execute_complete({}, event=events[0])
 
 
 # -- smoke test ---------------------------------------------------------------------------------
@@ -302,25 +305,45 @@ def test_smoke_test_checks_shape_and_latency(kube):
 
 
 # -- MLflow ---------------------------------------------------------------------------------------
-def test_storage_uri_resolved_from_mlflow_model_version(kube, mlflow_sqlite_uri, monkeypatch):
+def test_storage_uri_resolved_from_mlflow_model_version(kube, mlflow_sqlite_uri, monkeypatch, tmp_path):
     from mlflow import MlflowClient
 
     monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_TEST", json.dumps({"conn_type": "mlflow", "host": mlflow_sqlite_uri}))
     client = MlflowClient(tracking_uri=mlflow_sqlite_uri, registry_uri=mlflow_sqlite_uri)
     client.create_registered_model("churn")
-    v1 = client.create_model_version("churn", "s3://artifacts/churn/v1")
-    v2 = client.create_model_version("churn", "s3://artifacts/churn/v2")
+    uris = []
+    for n in (1, 2):  # two model directories the worker can list (MLmodel at the root)
+        (tmp_path / f"v{n}").mkdir()
+        (tmp_path / f"v{n}" / "MLmodel").write_text("flavors: {}\n")
+        uris.append((tmp_path / f"v{n}").as_uri())
+    v1 = client.create_model_version("churn", uris[0])
+    v2 = client.create_model_version("churn", uris[1])
     client.set_registered_model_alias("churn", "challenger", v2.version)
 
     first = deploy(None, model_name="churn", model_version=v1.version, mlflow_conn_id="mlflow_test")
-    assert first["storage_uri"] == "s3://artifacts/churn/v1" and first["model_version"] == "1"
+    assert first["storage_uri"] == uris[0] and first["model_version"] == "1"
     second = deploy(None, model_name="churn", model_version="@challenger", mlflow_conn_id="mlflow_test",
                     canary_traffic_percent=10)
-    assert second["storage_uri"] == "s3://artifacts/churn/v2" and second["model_version"] == "2"
-    assert second["previous_storage_uri"] == "s3://artifacts/churn/v1"
+    assert second["storage_uri"] == uris[1] and second["model_version"] == "2"
+    assert second["previous_storage_uri"] == uris[0]
     assert kube.stored("churn", NS)["metadata"]["annotations"]["mlops.airflow.apache.org/model"] == "churn/2"
     with pytest.raises(KServeError, match="pass storage_uri, or model_name and model_version"):
         deploy(None)
+
+
+def test_model_version_without_artifacts_applies_nothing(kube, mlflow_sqlite_uri, monkeypatch, tmp_path):
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_TEST", json.dumps({"conn_type": "mlflow", "host": mlflow_sqlite_uri}))
+    client = MlflowClient(tracking_uri=mlflow_sqlite_uri, registry_uri=mlflow_sqlite_uri)
+    client.create_registered_model("churn")
+    empty = tmp_path / "empty-artifacts"
+    empty.mkdir()
+    version = client.create_model_version("churn", empty.as_uri()).version
+    with pytest.raises(InferenceServiceSpecError, match="version 1 has no model artifacts") as err:
+        deploy(None, model_name="churn", model_version=version, mlflow_conn_id="mlflow_test")
+    assert err.value.context["field"] == "model_version"
+    assert kube.count("POST") == 0 and kube.count("PATCH") == 0
 
 
 def test_rollback_follows_the_champion_alias(kube, mlflow_sqlite_uri, monkeypatch):

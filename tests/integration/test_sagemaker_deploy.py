@@ -260,7 +260,8 @@ def test_deferral_then_completion(sm, versions):
     trigger = deferred.value.trigger
     assert isinstance(trigger, SageMakerEndpointSettledTrigger)
     assert deferred.value.method_name == "execute_complete"
-    details = deferred.value.kwargs["details"]
+    assert not deferred.value.kwargs  # the event carries everything (dags test drops defer kwargs)
+    details = trigger.details
     assert details["previous_config_name"] == v1["endpoint_config_name"]
 
     # Serialize round trip, then run the trigger for real against the fake.
@@ -278,16 +279,15 @@ def test_deferral_then_completion(sm, versions):
 
     event = asyncio.run(first_event())
     assert event["status"] == "settled" and event["endpoint_config_name"] == details["endpoint_config_name"]
-    result = op.execute_complete({"ti": MagicMock()}, event, details=details)
+    assert event["details"] == details
+    result = op.execute_complete({"ti": MagicMock()}, event)
     assert result == details
 
     # The same event on a rolled-back endpoint is refused.
     with pytest.raises(DeploymentRolledBack):
-        op.execute_complete({"ti": MagicMock()}, {**event, "endpoint_config_name": v1["endpoint_config_name"]},
-                            details=details)
+        op.execute_complete({"ti": MagicMock()}, {**event, "endpoint_config_name": v1["endpoint_config_name"]})
     with pytest.raises(SageMakerError, match="still Updating"):
-        op.execute_complete({"ti": MagicMock()}, {**event, "status": "timeout", "endpoint_status": "Updating"},
-                            details=details)
+        op.execute_complete({"ti": MagicMock()}, {**event, "status": "timeout", "endpoint_status": "Updating"})
 
 
 def test_retry_while_our_update_is_in_flight_waits_instead_of_updating_again(sm, versions):
@@ -383,3 +383,54 @@ def test_smoke_test_failures_are_clear(sm, versions):
     sm.invoke_delay = 0
     with pytest.raises(SageMakerError, match="'nope' failed: the call raised"):
         smoke_test_endpoint(runtime_hook(), "nope", rows, timeout=5)
+
+
+SAGEMAKER_DAG = '''
+"""Blue/green update waited on by the trigger, then a rollback if anything failed (test_sagemaker_deploy)."""
+import pendulum
+from airflow.sdk import DAG
+
+from airflow_mlops_provider.operators.deploy_sagemaker import (
+    SageMakerDeployModelVersionOperator,
+    SageMakerRollbackEndpointOperator,
+)
+
+common = {"endpoint_name": "fraud-prod", "aws_conn_id": "aws_sm", "poll_interval": 0.2, "timeout": 60}
+deploy = {"model_name": "fraud", "image_uri": "IMAGE", "execution_role_arn": "ROLE", "s3_bucket": "models", **common}
+with DAG("sagemaker_bluegreen", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False):
+    first = SageMakerDeployModelVersionOperator(task_id="deploy_v1", model_version="V1", deferrable=False, **deploy)
+    second = SageMakerDeployModelVersionOperator(task_id="deploy_v2", model_version="V2", deferrable=True,
+                                                 deployment_config=CANARY, retries=0, **deploy)
+    rollback = SageMakerRollbackEndpointOperator(
+        task_id="rollback", trigger_rule="one_failed", deferrable=True, model_name="fraud",
+        endpoint_config_name="{{ ti.xcom_pull(task_ids='deploy_v1')['endpoint_config_name'] }}", **common)
+    first >> second >> rollback
+'''
+
+
+@pytest.mark.parametrize("mode", ["apply", "rollback"])
+def test_deferred_blue_green_update_in_a_real_airflow_run(sm, versions, run_dag, tmp_path, mode):
+    """The wait runs in the triggerer loop of `airflow dags test`; SageMaker's own rollback is still caught."""
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "sagemaker_bluegreen.py").write_text(
+        SAGEMAKER_DAG.replace("IMAGE", IMAGE).replace("ROLE", ROLE).replace('"V1"', repr(versions[0]))
+        .replace('"V2"', repr(versions[1])).replace("deployment_config=CANARY", f"deployment_config={CANARY!r}"))
+    sm.updating_polls = 4
+    sm.update_mode = mode
+    result = run_dag("sagemaker_bluegreen", dags_folder=dags, timeout=300)
+    assert "Pausing task as DEFERRED" in result.output and "Trigger completed" in result.output, result
+    v1_config = version_resource_name(ENDPOINT, MODEL, versions[0])
+    v2_config = version_resource_name(ENDPOINT, MODEL, versions[1])
+    assert sm.updates[0]["EndpointConfigName"] == v2_config, result
+    assert len(sm.updates) == 1, result
+    if mode == "apply":
+        assert result.returncode == 0, result
+        assert result.states == {"deploy_v1": "success", "deploy_v2": "success", "rollback": "skipped"}, result
+        assert live(sm)["EndpointConfigName"] == v2_config
+    else:
+        # The run's leaf (the rollback) succeeded, so the run does too; the deploy task failed.
+        assert result.states == {"deploy_v1": "success", "deploy_v2": "failed", "rollback": "success"}, result
+        assert "DeploymentRolledBack" in result.output and "SageMaker rolled the update back" in result.output
+        # Nothing to undo: SageMaker already serves v1 again, the rollback changes nothing.
+        assert live(sm)["EndpointConfigName"] == v1_config

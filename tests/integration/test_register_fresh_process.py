@@ -1,0 +1,50 @@
+"""Registering in a fresh worker process, as the real scheduler runs each task.
+
+MLflow's SQL registry store resolves a ``models:/<id>`` source through the process-global
+tracking URI. `airflow dags test` runs every task in one process (the training task set that
+URI before), which hid this; here the register step runs alone in its own process.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+LOG_MODEL = """
+import mlflow, numpy as np
+from sklearn.linear_model import LogisticRegression
+from airflow_mlops_provider.hooks.mlflow import MlflowHook
+hook = MlflowHook()
+hook.activate()
+mlflow.set_experiment("fresh")
+with mlflow.start_run() as run:
+    mlflow.sklearn.log_model(LogisticRegression().fit(np.array([[0.0], [1.0]]), [0, 1]), name="model",
+                             serialization_format="cloudpickle")
+print(run.info.run_id)
+"""
+
+REGISTER = """
+import sys, types
+from airflow_mlops_provider.operators.registry import MlflowRegisterModelOperator
+op = MlflowRegisterModelOperator(task_id="register", name="fresh-model", run_id=sys.argv[1])
+print(op.execute({"ti": types.SimpleNamespace()})["version"])
+"""
+
+
+def test_register_in_its_own_process_uses_the_connection_store(mlops_home, tmp_path):
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+
+    def python(code: str, *args: str) -> str:
+        proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=workdir,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stdout.strip().splitlines()[-1]
+
+    run_id = python(LOG_MODEL)
+    assert python(REGISTER, run_id) == "1"
+    assert not (workdir / "mlflow.db").exists(), "MLflow fell back to ./mlflow.db"
