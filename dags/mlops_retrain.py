@@ -48,7 +48,17 @@ from airflow_mlops_provider.operators.registry import (
 from airflow_mlops_provider.operators.training import MlflowEvaluateModelOperator, MlflowTrainModelOperator
 from airflow_mlops_provider.operators.validation import GreatExpectationsValidateDataOperator
 
+
+def serving_requirements(*packages: str) -> list[str]:
+    """Pin what the model needs to load to the versions it was trained with (package metadata only)."""
+    from importlib.metadata import version
+
+    return [f"{p}=={version(p)}" for p in packages]
+
+
 MODEL_NAME = "fraud-detector"
+# What train_fraud_model's pipeline needs when it is loaded for serving (skops format).
+MODEL_REQUIREMENTS = serving_requirements("scikit-learn", "skops", "numpy", "scipy", "pandas")
 TRAINING_FILE = "transactions.parquet"
 _home = mlops_home()
 # A new DVC version of the training file schedules a retrain (the triggerer watches the repo).
@@ -230,6 +240,7 @@ with DAG(
         id_columns=[ID_COLUMN],
         experiment_name="{{ params.experiment }}",
         train_params="{{ params.train_params }}",
+        pip_requirements=MODEL_REQUIREMENTS,
     )
 
     evaluation = MlflowEvaluateModelOperator(

@@ -23,7 +23,7 @@ hook.activate()
 mlflow.set_experiment("fresh")
 with mlflow.start_run() as run:
     mlflow.sklearn.log_model(LogisticRegression().fit(np.array([[0.0], [1.0]]), [0, 1]), name="model",
-                             serialization_format="cloudpickle")
+                             serialization_format="cloudpickle", pip_requirements=["scikit-learn"])
 print(run.info.run_id)
 """
 

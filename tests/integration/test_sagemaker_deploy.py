@@ -8,6 +8,7 @@ instance is the boundary mock (its ``xcom_push`` calls are what a real task woul
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import tarfile
 import time
@@ -53,6 +54,9 @@ def sm(monkeypatch):
     server.stop()
 
 
+REQUIREMENTS = [f"scikit-learn=={importlib.metadata.version('scikit-learn')}"]
+
+
 @pytest.fixture
 def versions(mlops_home):
     """Two real registered versions of a tiny sklearn model in the embedded MLflow store."""
@@ -67,8 +71,9 @@ def versions(mlops_home):
     for seed in (1, 2):
         model = LogisticRegression(random_state=seed).fit(x, [0, 1, 1, 0])
         with mlflow.start_run():
+            # Pinned requirements: MLflow's inference of them starts a subprocess (~10 s) per model.
             info = mlflow.sklearn.log_model(model, name="model", registered_model_name=MODEL,
-                                            serialization_format="cloudpickle")
+                                            serialization_format="cloudpickle", pip_requirements=REQUIREMENTS)
         out.append(str(info.registered_model_version))
     return out
 
