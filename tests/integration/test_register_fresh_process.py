@@ -7,25 +7,13 @@ URI before), which hid this; here the register step runs alone in its own proces
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
 
 pytestmark = pytest.mark.integration
-
-LOG_MODEL = """
-import mlflow, numpy as np
-from sklearn.linear_model import LogisticRegression
-from airflow_mlops_provider.hooks.mlflow import MlflowHook
-hook = MlflowHook()
-hook.activate()
-mlflow.set_experiment("fresh")
-with mlflow.start_run() as run:
-    mlflow.sklearn.log_model(LogisticRegression().fit(np.array([[0.0], [1.0]]), [0, 1]), name="model",
-                             serialization_format="cloudpickle", pip_requirements=["scikit-learn"])
-print(run.info.run_id)
-"""
 
 REGISTER = """
 import sys, types
@@ -36,15 +24,25 @@ print(op.execute({"ti": types.SimpleNamespace()})["version"])
 
 
 def test_register_in_its_own_process_uses_the_connection_store(mlops_home, tmp_path):
+    import mlflow
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from airflow_mlops_provider.hooks.mlflow import MlflowHook
+
+    # The training task's side, in this process (it sets the global tracking URI here only).
+    MlflowHook().activate()
+    mlflow.set_experiment("fresh")
+    with mlflow.start_run() as run:
+        mlflow.sklearn.log_model(LogisticRegression().fit(np.array([[0.0], [1.0]]), [0, 1]), name="model",
+                                 serialization_format="cloudpickle", pip_requirements=["scikit-learn"])
+    # The register task's side, in a process of its own, as a worker runs it.
     workdir = tmp_path / "cwd"
     workdir.mkdir()
-
-    def python(code: str, *args: str) -> str:
-        proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=workdir,
-                              timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        return proc.stdout.strip().splitlines()[-1]
-
-    run_id = python(LOG_MODEL)
-    assert python(REGISTER, run_id) == "1"
+    # Without the MLFLOW_* variables set_tracking_uri exported here: a worker does not have them.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    proc = subprocess.run([sys.executable, "-c", REGISTER, run.info.run_id], capture_output=True, text=True,
+                          cwd=workdir, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "1"
     assert not (workdir / "mlflow.db").exists(), "MLflow fell back to ./mlflow.db"
