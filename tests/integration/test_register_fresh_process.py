@@ -23,23 +23,28 @@ print(op.execute({"ti": types.SimpleNamespace()})["version"])
 """
 
 
-def test_register_in_its_own_process_uses_the_connection_store(mlops_home, tmp_path):
+def test_register_in_its_own_process_uses_the_connection_store(mlops_home, tmp_path, monkeypatch):
     import mlflow
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
     from airflow_mlops_provider.hooks.mlflow import MlflowHook
 
-    # The training task's side, in this process (it sets the global tracking URI here only).
-    MlflowHook().activate()
-    mlflow.set_experiment("fresh")
-    with mlflow.start_run() as run:
+    # The training task's side, in this process. set_tracking_uri also exports MLFLOW_* variables:
+    # monkeypatch puts them back afterwards, and no active experiment is left behind for later tests.
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.setenv(name, "")  # records the current state for teardown
+        monkeypatch.delenv(name)
+    hook = MlflowHook()
+    hook.activate()
+    experiment = hook.client.create_experiment("fresh")
+    with mlflow.start_run(experiment_id=experiment) as run:
         mlflow.sklearn.log_model(LogisticRegression().fit(np.array([[0.0], [1.0]]), [0, 1]), name="model",
                                  serialization_format="cloudpickle", pip_requirements=["scikit-learn"])
     # The register task's side, in a process of its own, as a worker runs it.
     workdir = tmp_path / "cwd"
     workdir.mkdir()
-    # Without the MLFLOW_* variables set_tracking_uri exported here: a worker does not have them.
+    # Without the MLFLOW_* variables set_tracking_uri exported above: a worker does not have them.
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     proc = subprocess.run([sys.executable, "-c", REGISTER, run.info.run_id], capture_output=True, text=True,
                           cwd=workdir, env=env, timeout=300)
