@@ -48,17 +48,10 @@ from airflow_mlops_provider.operators.registry import (
 from airflow_mlops_provider.operators.training import MlflowEvaluateModelOperator, MlflowTrainModelOperator
 from airflow_mlops_provider.operators.validation import GreatExpectationsValidateDataOperator
 
-
-def serving_requirements(*packages: str) -> list[str]:
-    """Pin what the model needs to load to the versions it was trained with (package metadata only)."""
-    from importlib.metadata import version
-
-    return [f"{p}=={version(p)}" for p in packages]
-
-
 MODEL_NAME = "fraud-detector"
-# What train_fraud_model's pipeline needs when it is loaded for serving (skops format).
-MODEL_REQUIREMENTS = serving_requirements("scikit-learn", "skops", "numpy", "scipy", "pandas")
+# What train_fraud_model's pipeline needs when it is loaded for serving (skops format); the
+# training task pins each to the version it trained with.
+MODEL_REQUIREMENTS = ["scikit-learn", "skops", "numpy", "scipy", "pandas"]
 TRAINING_FILE = "transactions.parquet"
 _home = mlops_home()
 # A new DVC version of the training file schedules a retrain (the triggerer watches the repo).

@@ -74,6 +74,23 @@ def resolve_trusted_types(model: Any, explicit: Sequence[str] | None,
     return sorted(set(untrusted) | set(explicit))
 
 
+def pin_requirements(requirements: Sequence[str]) -> list[str]:
+    """Pin bare package names to the installed version; keep anything with a specifier as given."""
+    import re
+    from importlib.metadata import PackageNotFoundError, version
+
+    pinned = []
+    for requirement in requirements:
+        if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", requirement):
+            try:
+                requirement = f"{requirement}=={version(requirement)}"
+            except PackageNotFoundError as err:
+                raise ValueError(f"pip_requirements: {requirement!r} is not installed here, so it cannot be "
+                                 "pinned; give a version specifier") from err
+        pinned.append(requirement)
+    return pinned
+
+
 class MlflowTrainModelOperator(BaseOperator):
     """Run ``train_callable(X_train, y_train, **train_params)`` inside an MLflow run.
 
@@ -95,7 +112,8 @@ class MlflowTrainModelOperator(BaseOperator):
     :param holdout_fraction: share of rows held out (stratified on ``target``).
     :param split_seed: seed of the split.
     :param skops_trusted_types: types to trust when the model is loaded again.
-    :param pip_requirements: the model's serving requirements (``["scikit-learn==1.7.2", ...]``);
+    :param pip_requirements: the model's serving requirements; a bare package name is pinned to
+        the version installed where the model is trained (``"skops"`` → ``"skops==0.16.0"``).
         None lets MLflow infer them by loading the model in a subprocess, which takes ~20 s.
     """
 
@@ -192,7 +210,7 @@ class MlflowTrainModelOperator(BaseOperator):
                 model, name="model", signature=signature, input_example=example,
                 pyfunc_predict_fn="predict_proba", serialization_format="skops",
                 skops_trusted_types=trusted or None,
-                pip_requirements=list(self.pip_requirements) if self.pip_requirements else None,
+                pip_requirements=pin_requirements(self.pip_requirements) if self.pip_requirements else None,
             )
             mlflow.set_tag("mlops.skops_trusted_types", json.dumps(trusted))
             with tempfile.TemporaryDirectory() as tmp:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
+from pathlib import Path
+
+import mlflow
 import pytest
 
 from airflow_mlops_provider.core import ledger
@@ -41,6 +45,13 @@ def test_first_run_crowns_a_champion_then_a_worse_model_is_rejected(mlops_home, 
     run = client.get_run(champion.run_id)
     assert run.data.tags["airflow.dag_id"] == "mlops_retrain"
     assert run.data.metrics["roc_auc"] > 0.75
+    # The DAG's bare serving requirements are pinned to what trained the model; nothing inferred.
+    # The run's LoggedModel lives in a local artifact store here: read it without a global MLflow URI.
+    logged = client.get_logged_model(MlflowHook().logged_model_uri(champion.run_id).removeprefix("models:/"))
+    requirements = Path(mlflow.artifacts.download_artifacts(
+        artifact_uri=f"{logged.artifact_location}/requirements.txt")).read_text().split()
+    assert [r for r in requirements if not r.startswith("mlflow")] == [
+        f"{p}=={version(p)}" for p in ("scikit-learn", "skops", "numpy", "scipy", "pandas")], requirements
     records = ledger.read(home_settings().ledger_path)
     assert [r["event"] for r in records] == ["decision", "promoted"]
     assert records[0]["verdict"] == "promote" and records[0]["champion_version"] is None
