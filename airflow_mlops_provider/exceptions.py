@@ -85,3 +85,20 @@ class PromotionSuperseded(MlopsProviderError):
 
 class DeploymentRejected(MlopsProviderError):
     """A reviewer rejected the deployment (or did not answer before the response timeout)."""
+
+
+class DeploymentError(MlopsProviderError):
+    """A deploy target's step (deploy, wait, verify, promote, rollback) failed.
+
+    ``context`` names the resource and a ``reason`` (``invalid``, ``api``, ``timeout``,
+    ``failed``, ``smoke``); target-specific errors (KServe, SageMaker, local) derive from it
+    or carry the same fields.
+    """
+
+
+class LocalServingError(DeploymentError):
+    """A local MLflow scoring server could not be started, reached, verified or stopped.
+
+    ``context`` names the model, the version and the port (``model``, ``version``, ``port``)
+    and a ``reason``.
+    """

@@ -8,6 +8,7 @@ field it is about (``context['field']``).
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import re
 import time
@@ -15,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from airflow_mlops_provider.core import verify
+from airflow_mlops_provider.core.verify import predictions_from_body as predictions_from_body
 from airflow_mlops_provider.exceptions import SageMakerError
 
 T = TypeVar("T")
@@ -279,27 +282,8 @@ def console_url(region: str, endpoint_name: str) -> str:
 
 # -- smoke test payload -----------------------------------------------------------------------
 def scoring_request(rows: list[list[Any]], columns: list[str] | None = None) -> dict[str, Any]:
-    """MLflow's scoring-server JSON (``dataframe_split``)."""
-    if not isinstance(rows, list) or not rows or not all(isinstance(r, (list, tuple)) for r in rows):
-        raise _bad("rows", rows, "expected a non-empty list of rows (lists of values)")
-    width = len(rows[0])
-    if any(len(r) != width for r in rows):
-        raise _bad("rows", rows, "every row must have the same number of values")
-    split: dict[str, Any] = {"data": [list(r) for r in rows]}
-    if columns is not None:
-        if len(columns) != width:
-            raise _bad("columns", columns, f"{len(columns)} names for rows of {width} values")
-        split["columns"] = list(columns)
-    return {"dataframe_split": split}
-
-
-def predictions_from_body(body: Any) -> list[Any]:
-    """Predictions from an MLflow scoring response (``{"predictions": [...]}`` or a bare list)."""
-    if isinstance(body, dict) and isinstance(body.get("predictions"), list):
-        return body["predictions"]
-    if isinstance(body, list):
-        return body
-    raise ValueError(f"expected {{'predictions': [...]}} or a list, got {str(body)[:200]!r}")
+    """MLflow's scoring-server JSON (``dataframe_split``); :class:`SageMakerSpecError` naming the field."""
+    return verify.scoring_request(rows, columns, bad=_bad)
 
 
 # -- throttling -------------------------------------------------------------------------------
@@ -329,3 +313,71 @@ def call_with_backoff(fn: Callable[[], T], *, call: str, is_throttled: Callable[
             delay = min(max_delay, base_delay * 2 ** (attempt - 1))
             sleep(random.uniform(delay / 2, delay))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def is_throttled(err: BaseException) -> bool:
+    """A botocore ClientError whose code (or HTTP status 429) says "slow down"."""
+    response = getattr(err, "response", None)
+    if not isinstance(response, dict):
+        return False
+    code = (response.get("Error") or {}).get("Code", "")
+    status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+    return code in THROTTLING_CODES or status == 429
+
+
+def _error_code(err: BaseException) -> str:
+    response = getattr(err, "response", None)
+    return ((response or {}).get("Error") or {}).get("Code", "") if isinstance(response, dict) else ""
+
+
+def is_not_found(err: BaseException) -> bool:
+    # SageMaker answers Describe* on a missing resource with ValidationException "Could not find ...".
+    return _error_code(err) in ("ValidationException", "ResourceNotFound") and "could not find" in str(err).lower()
+
+
+def aws_call(call: str, fn: Callable[[], T], *, attempts: int = 6, base_delay: float = 0.5,
+             sleep: Callable[[float], None] | None = None, **context: Any) -> T:
+    """One AWS call with bounded exponential backoff on throttling; other errors pass through."""
+    return call_with_backoff(fn, call=call, is_throttled=is_throttled, attempts=attempts,
+                             base_delay=base_delay, sleep=sleep, context=context)
+
+
+def smoke_test_endpoint(hook: Any, endpoint: str, rows: list[list[Any]], timeout: float = 30.0, *,
+                        columns: list[str] | None = None, throttle_attempts: int = 6) -> dict[str, Any]:
+    """POST ``rows`` to ``endpoint`` in MLflow's scoring format and check the answer.
+
+    :param hook: ``AwsBaseHook(client_type="sagemaker-runtime")`` (any hook whose ``conn`` is a
+        sagemaker-runtime client).
+    :param timeout: the longest acceptable latency of the call, in seconds.
+    Returns ``{"endpoint_name", "rows", "predictions", "latency_ms"}``; raises
+    :class:`SageMakerError` (``reason="smoke"``) when the call fails, is too slow, or does not
+    return exactly one prediction per row.
+    """
+    payload = json.dumps(scoring_request(rows, columns))
+    client = hook.conn
+    started = time.monotonic()
+    try:
+        response = aws_call("InvokeEndpoint", lambda: client.invoke_endpoint(
+            EndpointName=endpoint, ContentType="application/json", Accept="application/json", Body=payload),
+            attempts=throttle_attempts, endpoint=endpoint)
+        raw = response["Body"].read()
+    except SageMakerError:
+        raise
+    except Exception as err:
+        raise SageMakerError(f"Smoke test of SageMaker endpoint {endpoint!r} failed: the call raised {err}",
+                             endpoint=endpoint, reason="smoke") from err
+    latency = time.monotonic() - started
+    if latency > timeout:
+        raise SageMakerError(f"Smoke test of SageMaker endpoint {endpoint!r} failed: answered in {latency:.2f}s, "
+                             f"over the {timeout}s limit", endpoint=endpoint, reason="smoke",
+                             latency_ms=round(latency * 1000, 1))
+    try:
+        predictions = predictions_from_body(json.loads(raw))
+    except ValueError as err:
+        raise SageMakerError(f"Smoke test of SageMaker endpoint {endpoint!r} failed: the body is not an MLflow "
+                             f"scoring answer: {err}", endpoint=endpoint, reason="smoke") from err
+    if len(predictions) != len(rows):
+        raise SageMakerError(f"Smoke test of SageMaker endpoint {endpoint!r} failed: {len(rows)} rows sent, "
+                             f"{len(predictions)} predictions returned", endpoint=endpoint, reason="smoke")
+    return {"endpoint_name": endpoint, "rows": len(rows), "predictions": predictions,
+            "latency_ms": round(latency * 1000, 1)}

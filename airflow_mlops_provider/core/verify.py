@@ -32,3 +32,68 @@ def bake(request: Callable[[], float], requests: int, *, max_error_rate: float, 
         raise failure(f"bake: p95 latency {p95:.0f} ms of {target} is above the {max_latency_ms:.0f} ms limit",
                       reason="smoke", **error_context)
     return result
+
+
+def bake_limits(*, smoke_rows: Any, bake_requests: Any, max_error_rate: Any, max_latency_ms: Any) -> dict[str, Any]:
+    """The verification limits, cast from (possibly templated) values and checked.
+
+    Raises ``ValueError`` naming the field when one is out of range.
+    """
+    def number(name: str, value: Any, cast: Callable[[Any], Any], low: float, high: float | None) -> Any:
+        try:
+            out = cast(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a number, got {value!r}") from None
+        if out < low or (high is not None and out > high):
+            raise ValueError(f"{name} must be in [{low}, {high if high is not None else 'inf'}], got {value!r}")
+        return out
+
+    latency = None if max_latency_ms in (None, "", "None") else number("max_latency_ms", max_latency_ms, float,
+                                                                       1e-9, None)
+    return {"smoke_rows": number("smoke_rows", smoke_rows, int, 1, 1000),
+            "bake_requests": number("bake_requests", bake_requests, int, 1, 1000),
+            "max_error_rate": number("max_error_rate", max_error_rate, float, 0.0, 1.0),
+            "max_latency_ms": latency}
+
+
+def rollback_record(decision: dict[str, Any], *, target: str, states: dict[str, str | None],
+                    lane_task_ids: list[str], rollback_task_id: str | None, rollback: Any, approval: Any,
+                    dag_id: str, run_id: str) -> dict[str, Any] | None:
+    """The ledger record of a deployment lane that failed; None when no lane step failed."""
+    failed = sorted(t for t in lane_task_ids if states.get(t) in ("failed", "upstream_failed"))
+    if not failed:
+        return None
+    return {"event": "rolled_back", "model": decision["model"], "target": target,
+            "challenger_version": decision["challenger_version"], "champion_version": decision.get("champion_version"),
+            "failed_tasks": failed, "approval": approval, "rollback_task": rollback_task_id, "rollback": rollback,
+            "dag_id": dag_id, "run_id": run_id}
+
+
+# -- MLflow's scoring-server format (SageMaker's MLflow image and ``mlflow models serve``) -----------
+def _bad_request(field_name: str, value: Any, why: str) -> Exception:
+    return ValueError(f"{field_name} {str(value)[:200]} is invalid: {why}")
+
+
+def scoring_request(rows: list[list[Any]], columns: list[str] | None = None, *,
+                    bad: Callable[[str, Any, str], Exception] = _bad_request) -> dict[str, Any]:
+    """MLflow's scoring-server JSON (``dataframe_split``); raises ``bad(field, value, why)`` when malformed."""
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, (list, tuple)) for r in rows):
+        raise bad("rows", rows, "expected a non-empty list of rows (lists of values)")
+    width = len(rows[0])
+    if any(len(r) != width for r in rows):
+        raise bad("rows", rows, "every row must have the same number of values")
+    split: dict[str, Any] = {"data": [list(r) for r in rows]}
+    if columns is not None:
+        if len(columns) != width:
+            raise bad("columns", columns, f"{len(columns)} names for rows of {width} values")
+        split["columns"] = list(columns)
+    return {"dataframe_split": split}
+
+
+def predictions_from_body(body: Any) -> list[Any]:
+    """Predictions from an MLflow scoring response (``{"predictions": [...]}`` or a bare list)."""
+    if isinstance(body, dict) and isinstance(body.get("predictions"), list):
+        return body["predictions"]
+    if isinstance(body, list):
+        return body
+    raise ValueError(f"expected {{'predictions': [...]}} or a list, got {str(body)[:200]!r}")

@@ -10,13 +10,9 @@ redeploys the previous storage URI the deploy operator recorded in an annotation
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Callable, Sequence
 from functools import cached_property
-from typing import Any
-
-from airflow.configuration import conf
+from typing import Any, NoReturn
 
 from airflow_mlops_provider.core.kserve import (
     MODEL_ANNOTATION,
@@ -32,121 +28,99 @@ from airflow_mlops_provider.exceptions import DeploymentRolledBack, KServeError
 from airflow_mlops_provider.hooks.kserve import KServeHook
 from airflow_mlops_provider.hooks.mlflow import MlflowHook
 from airflow_mlops_provider.links.kserve import KServeInferenceServiceLink
+from airflow_mlops_provider.operators.deploy import (
+    DeploymentVerifyOperator,
+    DeployTargetOperator,
+    DeployTargetRollbackOperator,
+    config_field,
+)
+from airflow_mlops_provider.pipelines.targets import VERIFY_DEFAULTS, VERIFY_SCHEMA, DeployLane, DeployTarget
 from airflow_mlops_provider.triggers.kserve import KServeInferenceServiceReadyTrigger
-from airflow_mlops_provider.version_compat import BaseOperator
 
 
 def version_storage_uri(mlflow: MlflowHook, model_name: str, version: str) -> str:
-    """The ``storageUri`` KServe reads a registered version from (its artifact location)."""
-    uri = mlflow.client.get_model_version_download_uri(model_name, version)
-    if "://" not in uri:  # a bare local path from a file store
-        from pathlib import Path
-
-        uri = Path(uri).resolve().as_uri()
-    return uri
+    """The ``storageUri`` KServe reads a registered version from: :meth:`MlflowHook.version_storage_uri`."""
+    return mlflow.version_storage_uri(model_name, version)
 
 
-class _KServeOperator(BaseOperator):
+class _KServeOperator(DeployTargetOperator):
     """Shared wait: already serving → return; else poll (sync) or defer to the trigger."""
 
-    template_fields: Sequence[str] = ("name", "namespace", "kubernetes_conn_id", "timeout", "poll_interval")
+    template_fields: Sequence[str] = (*DeployTargetOperator.template_fields, "name", "namespace",
+                                      "kubernetes_conn_id")
     operator_extra_links = (KServeInferenceServiceLink(),)
     ui_color = "#7fd3c3"
+    failure = KServeError
 
     def __init__(self, *, name: str, namespace: str = "default",
-                 kubernetes_conn_id: str = KServeHook.default_conn_name, wait_for_completion: bool = True,
-                 timeout: float = 900, poll_interval: float = 10,
-                 deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-                 **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+                 kubernetes_conn_id: str = KServeHook.default_conn_name, timeout: float = 900,
+                 poll_interval: float = 10, **kwargs: Any) -> None:
+        super().__init__(timeout=timeout, poll_interval=poll_interval, **kwargs)
         self.name = name
         self.namespace = namespace
         self.kubernetes_conn_id = kubernetes_conn_id
-        self.wait_for_completion = wait_for_completion
-        self.timeout = timeout
-        self.poll_interval = poll_interval
-        self.deferrable = deferrable
 
     @cached_property
     def hook(self) -> KServeHook:
         return KServeHook(kubernetes_conn_id=self.kubernetes_conn_id)
 
+    # -- the wait (DeployTargetOperator): Ready with the expected canary share --------------------
     @property
-    def _where(self) -> str:
+    def resource(self) -> str:
         return f"InferenceService {self.namespace}/{self.name}"
 
-    @staticmethod
-    def _result(details: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+    def error_context(self) -> dict[str, Any]:
+        return {"name": self.name, "namespace": self.namespace}
+
+    def read_status(self) -> dict[str, Any]:
+        return self.hook.status(self.name, self.namespace)
+
+    def is_done(self, status: dict[str, Any], expected: int | None) -> bool:
+        return is_serving(status, expected)
+
+    def wait_trigger(self, expected: int | None, details: dict[str, Any],
+                     deadline: float) -> KServeInferenceServiceReadyTrigger:
+        return KServeInferenceServiceReadyTrigger(
+            name=self.name, namespace=self.namespace, kubernetes_conn_id=self.kubernetes_conn_id,
+            expected_canary_percent=expected, poll_interval=self.poll_interval, deadline=deadline, details=details)
+
+    def status_from_event(self, event: dict[str, Any]) -> dict[str, Any]:
+        if event.get("status") == "ready":
+            return {**event, "ready": True}
+        return {**event, "failed": event.get("status") == "failed", "failure_message": event.get("message"),
+                "failure_reason": event.get("reason")}
+
+    def expected_from_event(self, event: dict[str, Any]) -> int | None:
+        return event.get("expected_canary_percent")
+
+    def result(self, context: Any, details: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
         """The XCom: same keys on the synchronous and the deferred path."""
         traffic = status.get("traffic") or {}
-        return {**details, "url": status.get("url"), "ready": bool(status.get("ready", True)),
-                "latest_ready_revision": status.get("latest_ready_revision"),
-                "storage_uri": status.get("storage_uri") or details.get("storage_uri"),
-                "traffic": {"latest": traffic.get("latest"), "previous": traffic.get("previous"),
-                            "revisions": traffic.get("revisions", [])}}
-
-    @staticmethod
-    def _linked(context: Any, result: dict[str, Any]) -> dict[str, Any]:
-        """Keep the service URL for the "InferenceService" extra link."""
-        if result.get("url"):
+        result = {**details, "url": status.get("url"), "ready": bool(status.get("ready", True)),
+                  "latest_ready_revision": status.get("latest_ready_revision"),
+                  "storage_uri": status.get("storage_uri") or details.get("storage_uri"),
+                  "traffic": {"latest": traffic.get("latest"), "previous": traffic.get("previous"),
+                              "revisions": traffic.get("revisions", [])}}
+        if result["url"] and context:
+            # Kept for the "InferenceService" extra link.
             KServeInferenceServiceLink.persist(context, result["url"])
         return result
 
-    def _wait(self, expected: int | None, details: dict[str, Any]) -> dict[str, Any]:
-        self.timeout, self.poll_interval = float(self.timeout), float(self.poll_interval)  # may be templated
-        status = self.hook.status(self.name, self.namespace)
-        if is_serving(status, expected):
-            return self._result(details, status)
-        if status["failed"]:
-            self._raise_failed(status)
-        if not self.wait_for_completion:
-            return {**self._result(details, status), "ready": False}
-        if self.deferrable:
-            self.defer(
-                trigger=KServeInferenceServiceReadyTrigger(
-                    name=self.name, namespace=self.namespace, kubernetes_conn_id=self.kubernetes_conn_id,
-                    expected_canary_percent=expected, poll_interval=self.poll_interval,
-                    deadline=time.time() + self.timeout, details=details),
-                method_name="execute_complete",
-                timeout=timedelta(seconds=self.timeout + 60),
-            )
-        deadline = time.monotonic() + self.timeout
-        while True:
-            if time.monotonic() >= deadline:
-                self._raise_timeout(expected, status)
-            time.sleep(self.poll_interval)
-            status = self.hook.status(self.name, self.namespace)
-            if is_serving(status, expected):
-                return self._result(details, status)
-            if status["failed"]:
-                self._raise_failed(status)
-
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
-        details, expected = event.get("details") or {}, event.get("expected_canary_percent")
-        kind = event.get("status")
-        if kind == "ready":
-            return self._linked(context, self._result(details, {**event, "ready": True}))
-        if kind == "failed":
-            self._raise_failed({**event, "failure_message": event.get("message"),
-                                "failure_reason": event.get("reason")})
-        if kind == "timeout":
-            self._raise_timeout(expected, event)
-        raise KServeError(f"cannot watch {self._where}: {event.get('message')}", name=self.name,
-                          namespace=self.namespace, reason="api")
-
-    def _raise_timeout(self, expected: int | None, status: dict[str, Any]) -> None:
+    def raise_timeout(self, expected: int | None, status: dict[str, Any], details: dict[str, Any]) -> NoReturn:
         conditions = [c for c in status.get("conditions") or [] if c.get("status") != "True"]
         why = "; ".join(f"{c['type']}={c['status']} ({c.get('reason') or ''}: {c.get('message') or ''})"
                         for c in conditions[:3]) or "no failing condition reported"
         traffic = status.get("traffic") or {}
         raise KServeError(
-            f"{self._where} did not become Ready with {expected if expected is not None else 100}% on the "
+            f"{self.resource} did not become Ready with {expected if expected is not None else 100}% on the "
             f"latest revision within {float(self.timeout):g}s (ready={status.get('ready')}, latest revision "
             f"traffic={traffic.get('latest')}%): {why}",
             name=self.name, namespace=self.namespace, reason="timeout", timeout=self.timeout)
 
-    def _raise_failed(self, status: dict[str, Any]) -> None:
-        message = (f"{self._where}: KServe reports a terminal failure "
+    def check_failed(self, status: dict[str, Any]) -> None:
+        if not status.get("failed"):
+            return
+        message = (f"{self.resource}: KServe reports a terminal failure "
                    f"({status.get('failure_reason')}): {status.get('failure_message')}")
         context = {"name": self.name, "namespace": self.namespace, "reason": "failed",
                    "failure_reason": status.get("failure_reason")}
@@ -176,7 +150,7 @@ class KServeDeployInferenceServiceOperator(_KServeOperator):
 
     template_fields: Sequence[str] = (*_KServeOperator.template_fields, "model_name", "model_version",
                                       "storage_uri", "canary_traffic_percent", "predictor_resources", "labels",
-                                      "annotations", "runtime", "service_account", "mlflow_conn_id")
+                                      "annotations", "runtime", "service_account")
     template_fields_renderers = {"predictor_resources": "json", "labels": "json", "annotations": "json"}
 
     def __init__(self, *, name: str, model_name: str | None = None, model_version: str | int | None = None,
@@ -186,7 +160,7 @@ class KServeDeployInferenceServiceOperator(_KServeOperator):
                  max_replicas: int | None = None, labels: dict[str, str] | None = None,
                  annotations: dict[str, str] | None = None, schema_path: str | None = None,
                  mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
-        super().__init__(name=name, **kwargs)
+        super().__init__(name=name, mlflow_conn_id=mlflow_conn_id, **kwargs)
         self.model_name = model_name
         self.model_version = model_version
         self.storage_uri = storage_uri
@@ -200,7 +174,6 @@ class KServeDeployInferenceServiceOperator(_KServeOperator):
         self.labels = labels
         self.annotations = annotations
         self.schema_path = schema_path
-        self.mlflow_conn_id = mlflow_conn_id
 
     def resolve_storage_uri(self) -> tuple[str, str | None]:
         """(storage URI, model version) from the arguments or the MLflow registry."""
@@ -208,13 +181,11 @@ class KServeDeployInferenceServiceOperator(_KServeOperator):
             return str(self.storage_uri), (str(self.model_version) if self.model_version not in (None, "") else None)
         if not self.model_name or self.model_version in (None, ""):
             raise InferenceServiceSpecError(
-                f"{self._where}: pass storage_uri, or model_name and model_version",
+                f"{self.resource}: pass storage_uri, or model_name and model_version",
                 field="storage_uri", name=self.name, namespace=self.namespace, reason="invalid")
-        mlflow = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-        version = str(self.model_version)
-        if version.startswith("@"):
-            version = str(mlflow.get_version_by_alias(self.model_name, version[1:]).version)
-        uri = version_storage_uri(mlflow, self.model_name, version)
+        mlflow = self.mlflow_hook
+        version = self.resolve_model_version(self.model_name, self.model_version)
+        uri = mlflow.version_storage_uri(self.model_name, version)
         self.log.info("MLflow model %s version %s is stored at %s", self.model_name, version, uri)
         self._check_artifacts(mlflow, uri, version)
         return uri, version
@@ -235,7 +206,7 @@ class KServeDeployInferenceServiceOperator(_KServeOperator):
             return
         if not any(a.path.rsplit("/", 1)[-1] == "MLmodel" for a in listed or []):
             raise InferenceServiceSpecError(
-                f"{self._where}: MLflow model {self.model_name!r} version {version} has no model artifacts "
+                f"{self.resource}: MLflow model {self.model_name!r} version {version} has no model artifacts "
                 f"(no MLmodel file at {uri!r}); nothing was applied", field="model_version",
                 name=self.name, namespace=self.namespace, model=self.model_name, version=version,
                 reason="invalid")
@@ -277,7 +248,7 @@ class KServeDeployInferenceServiceOperator(_KServeOperator):
         details = {"name": self.name, "namespace": self.namespace, "action": applied["action"],
                    "model_name": self.model_name, "model_version": version, "storage_uri": storage_uri,
                    "previous_storage_uri": previous, "canary_traffic_percent": spec.canary_traffic_percent}
-        return self._linked(context, self._wait(spec.canary_traffic_percent, details))
+        return self.wait(context, spec.canary_traffic_percent, details)
 
 
 class KServePromoteInferenceServiceOperator(_KServeOperator):
@@ -290,10 +261,10 @@ class KServePromoteInferenceServiceOperator(_KServeOperator):
         self.hook.patch(self.name, self.namespace, {"spec": {"predictor": {"canaryTrafficPercent": 100}}})
         details = {"name": self.name, "namespace": self.namespace, "action": "promoted",
                    "canary_traffic_percent": 100}
-        return self._wait(100, details)
+        return self.wait(context, 100, details)
 
 
-class KServeRollbackInferenceServiceOperator(_KServeOperator):
+class KServeRollbackInferenceServiceOperator(_KServeOperator, DeployTargetRollbackOperator):
     """Undo a canary.
 
     :param mode: ``traffic`` — canary → 0%, the previous revision serves everything;
@@ -310,38 +281,32 @@ class KServeRollbackInferenceServiceOperator(_KServeOperator):
     (plus ``model_version`` when the target came from the alias).
     """
 
-    template_fields: Sequence[str] = (*_KServeOperator.template_fields, "mode", "model_name", "alias",
-                                      "mlflow_conn_id")
+    template_fields: Sequence[str] = tuple(dict.fromkeys((
+        *_KServeOperator.template_fields, *DeployTargetRollbackOperator.template_fields, "mode")))
 
     def __init__(self, *, name: str, mode: str = "auto", model_name: str | None = None, alias: str = "champion",
                  mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
-        super().__init__(name=name, **kwargs)
+        super().__init__(name=name, model_name=model_name, alias=alias, mlflow_conn_id=mlflow_conn_id, **kwargs)
         self.mode = mode
-        self.model_name = model_name
-        self.alias = alias
-        self.mlflow_conn_id = mlflow_conn_id
 
     def _alias_target(self) -> tuple[str, str] | None:
         """(storage URI, version) of the model the alias names now, or None when unset/not asked."""
-        if not self.model_name:
+        version = self.champion_version()
+        if version is None:
+            if self.model_name:
+                self.log.warning("Rolling back to the recorded previous storage URI")
             return None
-        mlflow = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-        mv = mlflow.get_version_by_alias(self.model_name, self.alias, required=False)
-        if mv is None:
-            self.log.warning("%s has no @%s: rolling back to the recorded previous storage URI",
-                             self.model_name, self.alias)
-            return None
-        return version_storage_uri(mlflow, self.model_name, str(mv.version)), str(mv.version)
+        return self.mlflow_hook.version_storage_uri(self.model_name, version), version
 
     def execute(self, context: Any) -> dict[str, Any]:
         if self.mode not in ("auto", "traffic", "storage_uri"):
-            raise InferenceServiceSpecError(f"{self._where}: rollback mode {self.mode!r} is not one of "
+            raise InferenceServiceSpecError(f"{self.resource}: rollback mode {self.mode!r} is not one of "
                                             f"'auto', 'traffic', 'storage_uri'", field="mode", reason="invalid")
         from airflow.sdk.exceptions import AirflowSkipException
 
         obj = self.hook.get(self.name, self.namespace, required=False)
         if obj is None:
-            raise AirflowSkipException(f"{self._where} does not exist: nothing was deployed, nothing to roll back")
+            raise AirflowSkipException(f"{self.resource} does not exist: nothing was deployed, nothing to roll back")
 
         status = parse_status(obj)
         has_previous_revision = any(not r["latest"] for r in status["traffic"]["revisions"])
@@ -365,21 +330,21 @@ class KServeRollbackInferenceServiceOperator(_KServeOperator):
         details["mode"] = mode
         if mode == "latest":
             self.hook.patch(self.name, self.namespace, {"spec": {"predictor": {"canaryTrafficPercent": 100}}})
-            return self._wait(100, {**details, "canary_traffic_percent": 100, "storage_uri": status["storage_uri"]})
+            return self.wait(context, 100, {**details, "canary_traffic_percent": 100, "storage_uri": status["storage_uri"]})
         if mode == "traffic":
             if not has_previous_revision:
-                raise KServeError(f"{self._where}: no previous revision in the traffic split to roll back to",
+                raise KServeError(f"{self.resource}: no previous revision in the traffic split to roll back to",
                                   name=self.name, namespace=self.namespace, reason="invalid")
             self.hook.patch(self.name, self.namespace, {"spec": {"predictor": {"canaryTrafficPercent": 0}}})
-            return self._wait(0, {**details, "canary_traffic_percent": 0})
+            return self.wait(context, 0, {**details, "canary_traffic_percent": 0})
         if not previous_uri:
-            raise KServeError(f"{self._where}: no previous storage URI recorded "
+            raise KServeError(f"{self.resource}: no previous storage URI recorded "
                               f"(annotation {PREVIOUS_STORAGE_URI_ANNOTATION}) to roll back to",
                               name=self.name, namespace=self.namespace, reason="invalid")
         self.hook.patch(self.name, self.namespace, {
             "metadata": {"annotations": {PREVIOUS_STORAGE_URI_ANNOTATION: status["storage_uri"]}},
             "spec": {"predictor": {"canaryTrafficPercent": 100, "model": {"storageUri": previous_uri}}}})
-        return self._wait(100, {**details, "canary_traffic_percent": 100,
+        return self.wait(context, 100, {**details, "canary_traffic_percent": 100,
                                 "rolled_back_from": status["storage_uri"], "storage_uri": previous_uri})
 
 
@@ -413,9 +378,73 @@ class KServeSmokeTestInferenceServiceOperator(_KServeOperator):
 
         url = self.url or self.hook.status(self.name, self.namespace)["url"]
         if not url:
-            raise KServeError(f"{self._where} reports no URL yet", name=self.name, namespace=self.namespace,
+            raise KServeError(f"{self.resource} reports no URL yet", name=self.name, namespace=self.namespace,
                               reason="smoke")
         result = smoke_test(url, self.model_name or self.name, [list(r) for r in self.rows], columns=self.columns,
                             protocol=self.protocol_version, timeout=self.request_timeout,
                             max_latency_ms=self.max_latency_ms, headers=self.headers)
         return {"name": self.name, "namespace": self.namespace, **result}
+
+
+class KServeVerifyInferenceServiceOperator(DeploymentVerifyOperator):
+    """Smoke test and bake of the URL a KServe deploy returned (V2 Open Inference Protocol or V1).
+
+    Returns ``{"url", "requests", "errors", "error_rate", "p95_latency_ms", "rows"}``.
+    """
+
+    template_fields: Sequence[str] = (*DeploymentVerifyOperator.template_fields, "protocol_version")
+    failure = KServeError
+    ui_color = "#7fd3c3"
+
+    def __init__(self, *, protocol_version: str = "v2", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.protocol_version = protocol_version
+
+    def result_head(self, deployment: dict[str, Any]) -> dict[str, Any]:
+        return {"url": deployment.get("url")}
+
+    def request_sender(self, deployment: dict[str, Any], rows: list[list[Any]],
+                       columns: list[str]) -> Callable[[], float]:
+        from airflow_mlops_provider.core.kserve import smoke_test
+
+        url, name = deployment.get("url"), str(deployment.get("name"))
+        if not url:
+            raise KServeError(f"InferenceService {deployment.get('namespace')}/{name} reports no URL to verify",
+                              name=name, namespace=deployment.get("namespace"), reason="smoke")
+        timeout = float(self.request_timeout)
+        return lambda: smoke_test(url, name, rows, columns=columns, protocol=str(self.protocol_version),
+                                  timeout=timeout)["latency_ms"]
+
+
+def _lane(*, config: str, model_name: Any, model_version: Any, challenger: Any) -> DeployLane:
+    """Canary → verify → traffic 100%; rollback sends serving back to ``@champion``."""
+    def cfg(key: str) -> str:
+        return config_field(config, key)
+
+    service = {"name": cfg("name"), "namespace": cfg("namespace"), "timeout": cfg("ready_timeout_s"),
+               "poll_interval": cfg("poll_interval_s")}
+    deploy = KServeDeployInferenceServiceOperator(
+        task_id="deploy", model_name=model_name, model_version=model_version,
+        canary_traffic_percent=cfg("canary_traffic_percent"), **service)
+    verify = KServeVerifyInferenceServiceOperator.from_config(config, deployment=deploy.output, challenger=challenger)
+    promote_traffic = KServePromoteInferenceServiceOperator(task_id="promote_traffic", **service)
+    rollback = KServeRollbackInferenceServiceOperator(task_id="rollback", model_name=model_name, alias="champion",
+                                                      **service)
+    return DeployLane(deploy=deploy, verify=verify, rollback=rollback, promote_traffic=promote_traffic)
+
+
+TARGET = DeployTarget(
+    name="kserve",
+    description="KServe InferenceService on Kubernetes: canary share, verify, then all traffic",
+    defaults={"name": "fraud-detector", "namespace": "default", "canary_traffic_percent": 10,
+              "ready_timeout_s": 900, "poll_interval_s": 10, **VERIFY_DEFAULTS},
+    schema={
+        "name": {"type": "string", "pattern": "^[a-z]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63},
+        "namespace": {"type": "string", "minLength": 1},
+        "canary_traffic_percent": {"type": "integer", "minimum": 1, "maximum": 100},
+        "ready_timeout_s": {"type": "number", "exclusiveMinimum": 0},
+        "poll_interval_s": {"type": "number", "exclusiveMinimum": 0},
+        **VERIFY_SCHEMA,
+    },
+    lane=_lane,
+)

@@ -14,130 +14,63 @@ Everything AWS goes through the amazon provider's hooks (``SageMakerHook``, ``S3
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeVar
-
-from airflow.configuration import conf
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from airflow_mlops_provider.core.sagemaker import (
-    THROTTLING_CODES,
     DeploymentConfig,
     EndpointSpec,
     SageMakerSpecError,
-    call_with_backoff,
+    aws_call,
     console_url,
-    predictions_from_body,
+    is_not_found,
     s3_model_key,
     same_variants,
-    scoring_request,
+    smoke_test_endpoint,
     version_resource_name,
 )
-from airflow_mlops_provider.exceptions import DeploymentRolledBack, ModelNotFoundError, SageMakerError
+from airflow_mlops_provider.exceptions import DeploymentRolledBack, SageMakerError
 from airflow_mlops_provider.hooks.mlflow import MlflowHook
 from airflow_mlops_provider.links.sagemaker import SageMakerEndpointLink
+from airflow_mlops_provider.operators.deploy import (
+    DeploymentVerifyOperator,
+    DeployTargetOperator,
+    DeployTargetRollbackOperator,
+    config_field,
+)
+from airflow_mlops_provider.pipelines.targets import VERIFY_DEFAULTS, VERIFY_SCHEMA, DeployLane, DeployTarget
 from airflow_mlops_provider.triggers.sagemaker import ENDPOINT_TRANSITIONAL, SageMakerEndpointSettledTrigger
-from airflow_mlops_provider.version_compat import BaseOperator
 
 if TYPE_CHECKING:
-    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
     from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+
+__all__ = ["SageMakerDeployModelVersionOperator", "SageMakerRollbackEndpointOperator",
+           "SageMakerVerifyEndpointOperator", "TARGET", "smoke_test_endpoint"]
 
 T = TypeVar("T")
 PREVIOUS_CONFIG_TAG = "mlops:previous-endpoint-config"
 MLFLOW_VERSION_TAG = "mlops:mlflow-model-version"
 
 
-def is_throttled(err: BaseException) -> bool:
-    """A botocore ClientError whose code (or HTTP status 429) says "slow down"."""
-    response = getattr(err, "response", None)
-    if not isinstance(response, dict):
-        return False
-    code = (response.get("Error") or {}).get("Code", "")
-    status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
-    return code in THROTTLING_CODES or status == 429
-
-
-def _error_code(err: BaseException) -> str:
-    response = getattr(err, "response", None)
-    return ((response or {}).get("Error") or {}).get("Code", "") if isinstance(response, dict) else ""
-
-
-def _not_found(err: BaseException) -> bool:
-    # SageMaker answers Describe* on a missing resource with ValidationException "Could not find ...".
-    return _error_code(err) in ("ValidationException", "ResourceNotFound") and "could not find" in str(err).lower()
-
-
-def aws_call(call: str, fn: Callable[[], T], *, attempts: int = 6, base_delay: float = 0.5,
-             sleep: Callable[[float], None] | None = None, **context: Any) -> T:
-    """One AWS call with bounded exponential backoff on throttling; other errors pass through."""
-    return call_with_backoff(fn, call=call, is_throttled=is_throttled, attempts=attempts,
-                             base_delay=base_delay, sleep=sleep, context=context)
-
-
-def smoke_test_endpoint(hook: AwsBaseHook, endpoint: str, rows: list[list[Any]], timeout: float = 30.0, *,
-                        columns: list[str] | None = None, throttle_attempts: int = 6) -> dict[str, Any]:
-    """POST ``rows`` to ``endpoint`` in MLflow's scoring format and check the answer.
-
-    :param hook: ``AwsBaseHook(client_type="sagemaker-runtime")`` (any hook whose ``conn`` is a
-        sagemaker-runtime client).
-    :param timeout: the longest acceptable latency of the call, in seconds.
-    Returns ``{"endpoint_name", "rows", "predictions", "latency_ms"}``; raises
-    :class:`SageMakerError` (``reason="smoke"``) when the call fails, is too slow, or does not
-    return exactly one prediction per row.
-    """
-    payload = json.dumps(scoring_request(rows, columns))
-    client = hook.conn
-    started = time.monotonic()
-    try:
-        response = aws_call("InvokeEndpoint", lambda: client.invoke_endpoint(
-            EndpointName=endpoint, ContentType="application/json", Accept="application/json", Body=payload),
-            attempts=throttle_attempts, endpoint=endpoint)
-        raw = response["Body"].read()
-    except SageMakerError:
-        raise
-    except Exception as err:
-        raise SageMakerError(f"Smoke test of SageMaker endpoint {endpoint!r} failed: the call raised {err}",
-                             endpoint=endpoint, reason="smoke") from err
-    latency = time.monotonic() - started
-    if latency > timeout:
-        raise SageMakerError(f"Smoke test of SageMaker endpoint {endpoint!r} failed: answered in {latency:.2f}s, "
-                             f"over the {timeout}s limit", endpoint=endpoint, reason="smoke",
-                             latency_ms=round(latency * 1000, 1))
-    try:
-        predictions = predictions_from_body(json.loads(raw))
-    except ValueError as err:
-        raise SageMakerError(f"Smoke test of SageMaker endpoint {endpoint!r} failed: the body is not an MLflow "
-                             f"scoring answer: {err}", endpoint=endpoint, reason="smoke") from err
-    if len(predictions) != len(rows):
-        raise SageMakerError(f"Smoke test of SageMaker endpoint {endpoint!r} failed: {len(rows)} rows sent, "
-                             f"{len(predictions)} predictions returned", endpoint=endpoint, reason="smoke")
-    return {"endpoint_name": endpoint, "rows": len(rows), "predictions": predictions,
-            "latency_ms": round(latency * 1000, 1)}
-
-
-class _SageMakerEndpointOperator(BaseOperator):
+class _SageMakerEndpointOperator(DeployTargetOperator):
     """Shared: AWS hooks, throttled calls, and the wait → verify of an endpoint's config."""
 
-    template_fields: Sequence[str] = ("endpoint_name", "aws_conn_id", "region_name", "timeout", "poll_interval")
+    template_fields: Sequence[str] = (*DeployTargetOperator.template_fields, "endpoint_name", "aws_conn_id",
+                                      "region_name")
     operator_extra_links = (SageMakerEndpointLink(),)
     ui_color = "#f0a04b"
+    failure = SageMakerError
+    done_event = "settled"
 
     def __init__(self, *, endpoint_name: str, aws_conn_id: str | None = "aws_default", region_name: str | None = None,
                  timeout: float = 3600, poll_interval: float = 30, throttle_attempts: int = 6,
-                 deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
                  **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(timeout=timeout, poll_interval=poll_interval, **kwargs)
         self.endpoint_name = endpoint_name
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
-        self.timeout = timeout
-        self.poll_interval = poll_interval
         self.throttle_attempts = throttle_attempts
-        self.deferrable = deferrable
 
     @cached_property
     def hook(self) -> SageMakerHook:
@@ -154,7 +87,7 @@ class _SageMakerEndpointOperator(BaseOperator):
         except SageMakerError:
             raise
         except Exception as err:
-            if _not_found(err):
+            if is_not_found(err):
                 return None
             raise
 
@@ -164,58 +97,50 @@ class _SageMakerEndpointOperator(BaseOperator):
     def _region(self) -> str:
         return self.region_name or self.hook.conn_region_name
 
-    def _wait(self, details: dict[str, Any]) -> dict[str, Any]:
-        """Return once the endpoint settled on ``details['endpoint_config_name']``; defer if asked."""
-        timeout, poll = float(self.timeout), float(self.poll_interval)
-        desc = self._describe_endpoint() or {}
-        if desc.get("EndpointStatus") not in ENDPOINT_TRANSITIONAL:
-            return self._settled(details, desc.get("EndpointStatus"), desc.get("EndpointConfigName"),
-                                 desc.get("FailureReason"))
-        if self.deferrable:
-            self.defer(trigger=SageMakerEndpointSettledTrigger(
-                endpoint_name=self.endpoint_name, aws_conn_id=self.aws_conn_id, region_name=self.region_name,
-                poll_interval=poll, deadline=time.time() + timeout, details=details),
-                method_name="execute_complete", timeout=timedelta(seconds=timeout + 60))
-        deadline = time.monotonic() + timeout
-        while desc.get("EndpointStatus") in ENDPOINT_TRANSITIONAL:
-            if time.monotonic() >= deadline:
-                raise SageMakerError(
-                    f"SageMaker endpoint {self.endpoint_name!r} still {desc.get('EndpointStatus')} after "
-                    f"{timeout:.0f}s", endpoint=self.endpoint_name, reason="timeout", **details)
-            self.log.info("Endpoint %s is %s; next check in %.0fs", self.endpoint_name,
-                          desc.get("EndpointStatus"), poll)
-            time.sleep(poll)
-            desc = self._describe_endpoint() or {}
-        return self._settled(details, desc.get("EndpointStatus"), desc.get("EndpointConfigName"),
-                             desc.get("FailureReason"))
+    # -- the wait (DeployTargetOperator): until the endpoint leaves Creating/Updating ----------------
+    @property
+    def resource(self) -> str:
+        return f"SageMaker endpoint {self.endpoint_name!r}"
 
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
-        details = event.get("details") or {}
-        status = event.get("status")
-        if status == "timeout":
-            raise SageMakerError(
-                f"SageMaker endpoint {self.endpoint_name!r} still {event.get('endpoint_status')} after "
-                f"{float(self.timeout):.0f}s", endpoint=self.endpoint_name, reason="timeout", **details)
-        if status != "settled":
-            raise SageMakerError(f"Waiting for SageMaker endpoint {self.endpoint_name!r} failed: "
-                                 f"{event.get('message')}", endpoint=self.endpoint_name, reason="api", **details)
-        return self._settled(details, event.get("endpoint_status"), event.get("endpoint_config_name"),
-                             event.get("failure_reason"))
+    def error_context(self) -> dict[str, Any]:
+        return {"endpoint": self.endpoint_name}
 
-    def _settled(self, details: dict[str, Any], status: str | None, live_config: str | None,
-                 failure: str | None) -> dict[str, Any]:
+    def read_status(self) -> dict[str, Any]:
+        return self._describe_endpoint() or {}
+
+    def is_done(self, status: dict[str, Any], expected: Any) -> bool:
+        return status.get("EndpointStatus") not in ENDPOINT_TRANSITIONAL
+
+    def wait_trigger(self, expected: Any, details: dict[str, Any], deadline: float) -> SageMakerEndpointSettledTrigger:
+        return SageMakerEndpointSettledTrigger(
+            endpoint_name=self.endpoint_name, aws_conn_id=self.aws_conn_id, region_name=self.region_name,
+            poll_interval=self.poll_interval, deadline=deadline, details=details)
+
+    def status_from_event(self, event: dict[str, Any]) -> dict[str, Any]:
+        return {"EndpointStatus": event.get("endpoint_status"), "EndpointConfigName": event.get("endpoint_config_name"),
+                "FailureReason": event.get("failure_reason")}
+
+    def raise_timeout(self, expected: Any, status: dict[str, Any], details: dict[str, Any]) -> NoReturn:
+        raise SageMakerError(
+            f"SageMaker endpoint {self.endpoint_name!r} still {status.get('EndpointStatus')} after "
+            f"{float(self.timeout):.0f}s", endpoint=self.endpoint_name, reason="timeout", **details)
+
+    def result(self, context: Any, details: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+        """``details`` once the endpoint is InService on ``details['endpoint_config_name']``."""
         wanted = details["endpoint_config_name"]
-        if status != "InService":
+        state, live_config, failure = (status.get("EndpointStatus"), status.get("EndpointConfigName"),
+                                       status.get("FailureReason"))
+        if state != "InService":
             raise SageMakerError(
-                f"SageMaker endpoint {self.endpoint_name!r} is {status} (wanted InService on {wanted!r})"
+                f"SageMaker endpoint {self.endpoint_name!r} is {state} (wanted InService on {wanted!r})"
                 + (f": {failure}" if failure else ""), endpoint=self.endpoint_name, reason="failed",
-                status=status, live_config=live_config, failure_reason=failure, **details)
+                status=state, live_config=live_config, failure_reason=failure, **details)
         if live_config != wanted:
             self._on_other_config(details, live_config)
         self.log.info("Endpoint %s is InService on %s", self.endpoint_name, wanted)
         return details
 
-    def _on_other_config(self, details: dict[str, Any], live_config: str | None) -> None:
+    def _on_other_config(self, details: dict[str, Any], live_config: str | None) -> NoReturn:
         raise NotImplementedError
 
 
@@ -241,8 +166,7 @@ class SageMakerDeployModelVersionOperator(_SageMakerEndpointOperator):
 
     template_fields: Sequence[str] = (*_SageMakerEndpointOperator.template_fields, "model_name", "model_version",
                                       "image_uri", "instance_type", "initial_instance_count", "execution_role_arn",
-                                      "s3_bucket", "s3_prefix", "deployment_config", "environment",
-                                      "mlflow_conn_id")
+                                      "s3_bucket", "s3_prefix", "deployment_config", "environment")
     template_fields_renderers = {"deployment_config": "json", "environment": "json"}
 
     def __init__(self, *, endpoint_name: str, model_name: str, model_version: str | int, image_uri: str,
@@ -251,7 +175,7 @@ class SageMakerDeployModelVersionOperator(_SageMakerEndpointOperator):
                  deployment_config: dict[str, Any] | DeploymentConfig | None = None,
                  environment: dict[str, str] | None = None,
                  mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
-        super().__init__(endpoint_name=endpoint_name, **kwargs)
+        super().__init__(endpoint_name=endpoint_name, mlflow_conn_id=mlflow_conn_id, **kwargs)
         self.model_name = model_name
         self.model_version = model_version
         self.image_uri = image_uri
@@ -262,24 +186,14 @@ class SageMakerDeployModelVersionOperator(_SageMakerEndpointOperator):
         self.s3_prefix = s3_prefix
         self.deployment_config = deployment_config
         self.environment = environment
-        self.mlflow_conn_id = mlflow_conn_id
 
     # -- steps ---------------------------------------------------------------------------------
-    def _resolve_version(self, mlflow: MlflowHook) -> str:
+    def _resolve_version(self) -> str:
         version = str(self.model_version or "").strip()
         if not version:
             raise SageMakerSpecError("SageMaker deploy: model_version is required", field="model_version",
                                      reason="invalid")
-        if version.startswith("@"):
-            return str(mlflow.get_version_by_alias(self.model_name, version[1:]).version)
-        from mlflow.exceptions import MlflowException
-
-        try:
-            mlflow.client.get_model_version(self.model_name, version)
-        except MlflowException as err:
-            raise ModelNotFoundError(f"registered model {self.model_name!r} has no version {version}",
-                                     model=self.model_name, version=version) from err
-        return version
+        return self.resolve_model_version(self.model_name, version)
 
     def _package(self, mlflow: MlflowHook, version: str, workdir: str) -> str:
         """Download the version's artifacts and tar them (MLmodel at the root) reproducibly."""
@@ -376,8 +290,8 @@ class SageMakerDeployModelVersionOperator(_SageMakerEndpointOperator):
                       if self.deployment_config not in (None, "", {}) else None)
         if not self.s3_bucket:
             raise SageMakerSpecError("SageMaker deploy: s3_bucket is required", field="s3_bucket", reason="invalid")
-        mlflow = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-        version = self._resolve_version(mlflow)
+        mlflow = self.mlflow_hook
+        version = self._resolve_version()
         name = version_resource_name(spec.endpoint_name, self.model_name, version)
         region = self._region()
         SageMakerEndpointLink.persist(context, console_url(region, spec.endpoint_name))
@@ -416,9 +330,9 @@ class SageMakerDeployModelVersionOperator(_SageMakerEndpointOperator):
             self._call("UpdateEndpoint", lambda: self.hook.update_endpoint(request, wait_for_completion=False))
             details["action"] = "updated"
             self.log.info("Updating endpoint %s from %s to %s", spec.endpoint_name, live_config, name)
-        return self._wait(details)
+        return self.wait(context, None, details)
 
-    def _on_other_config(self, details: dict[str, Any], live_config: str | None) -> None:
+    def _on_other_config(self, details: dict[str, Any], live_config: str | None) -> NoReturn:
         raise DeploymentRolledBack(
             f"SageMaker endpoint {details['endpoint_name']!r} is InService on {live_config!r}, not on the requested "
             f"{details['endpoint_config_name']!r}: SageMaker rolled the update back (an auto-rollback alarm fired "
@@ -427,7 +341,7 @@ class SageMakerDeployModelVersionOperator(_SageMakerEndpointOperator):
             live_config=live_config, model_version=details["model_version"], region=details["region"])
 
 
-class SageMakerRollbackEndpointOperator(_SageMakerEndpointOperator):
+class SageMakerRollbackEndpointOperator(_SageMakerEndpointOperator, DeployTargetRollbackOperator):
     """Update an endpoint back to ``endpoint_config_name`` (e.g. the deploy's ``previous_config_name``).
 
     :param model_name: roll back to what the registry says serves instead: the endpoint config
@@ -440,39 +354,34 @@ class SageMakerRollbackEndpointOperator(_SageMakerEndpointOperator):
     (plus ``model_version`` when the target came from the alias).
     """
 
-    template_fields: Sequence[str] = (*_SageMakerEndpointOperator.template_fields, "endpoint_config_name",
-                                      "deployment_config", "model_name", "alias", "mlflow_conn_id")
+    template_fields: Sequence[str] = tuple(dict.fromkeys((
+        *_SageMakerEndpointOperator.template_fields, *DeployTargetRollbackOperator.template_fields,
+        "endpoint_config_name", "deployment_config")))
     template_fields_renderers = {"deployment_config": "json"}
 
     def __init__(self, *, endpoint_name: str, endpoint_config_name: str | None,
                  deployment_config: dict[str, Any] | DeploymentConfig | None = None, model_name: str | None = None,
                  alias: str = "champion", mlflow_conn_id: str = MlflowHook.default_conn_name,
                  **kwargs: Any) -> None:
-        super().__init__(endpoint_name=endpoint_name, **kwargs)
+        super().__init__(endpoint_name=endpoint_name, model_name=model_name, alias=alias,
+                         mlflow_conn_id=mlflow_conn_id, **kwargs)
         self.endpoint_config_name = endpoint_config_name
         self.deployment_config = deployment_config
-        self.model_name = model_name
-        self.alias = alias
-        self.mlflow_conn_id = mlflow_conn_id
 
     def _alias_target(self) -> tuple[str, str] | None:
         """(endpoint config, version) for the version the alias names, when that config exists."""
-        if not self.model_name:
+        version = self.champion_version()
+        if version is None:
+            self.log.warning("Rolling back to %r", self.endpoint_config_name)
             return None
-        mv = MlflowHook(mlflow_conn_id=self.mlflow_conn_id).get_version_by_alias(
-            self.model_name, self.alias, required=False)
-        if mv is None:
-            self.log.warning("%s has no @%s: rolling back to %r", self.model_name, self.alias,
-                             self.endpoint_config_name)
-            return None
-        config = version_resource_name(str(self.endpoint_name), self.model_name, str(mv.version))
+        config = version_resource_name(str(self.endpoint_name), self.model_name, version)
         if self._describe_or_none("DescribeEndpointConfig",
                                   lambda: self.hook.describe_endpoint_config(config)) is None:
             self.log.warning("@%s of %s is v%s, which was never deployed to %r (no config %r): rolling back to %r",
-                             self.alias, self.model_name, mv.version, self.endpoint_name, config,
+                             self.alias, self.model_name, version, self.endpoint_name, config,
                              self.endpoint_config_name)
             return None
-        return config, str(mv.version)
+        return config, version
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
@@ -511,10 +420,88 @@ class SageMakerRollbackEndpointOperator(_SageMakerEndpointOperator):
             self._call("UpdateEndpoint", lambda: self.hook.update_endpoint(request, wait_for_completion=False))
             details["action"] = "updated"
             self.log.info("Rolling endpoint %s back from %s to %s", self.endpoint_name, live, target)
-        return self._wait(details)
+        return self.wait(context, None, details)
 
-    def _on_other_config(self, details: dict[str, Any], live_config: str | None) -> None:
+    def _on_other_config(self, details: dict[str, Any], live_config: str | None) -> NoReturn:
         raise SageMakerError(
             f"Rollback of SageMaker endpoint {self.endpoint_name!r} to {details['endpoint_config_name']!r} did not "
             f"take: it is InService on {live_config!r}", endpoint=self.endpoint_name, reason="failed",
             live_config=live_config, **details)
+
+
+class SageMakerVerifyEndpointOperator(DeploymentVerifyOperator):
+    """Smoke test and bake of a SageMaker endpoint through ``invoke_endpoint`` (MLflow scoring format).
+
+    :param aws_conn_id: the AWS connection of the ``sagemaker-runtime`` client.
+    Returns ``{"endpoint_name", "requests", "errors", "error_rate", "p95_latency_ms", "rows"}``.
+    """
+
+    template_fields: Sequence[str] = (*DeploymentVerifyOperator.template_fields, "aws_conn_id", "region_name")
+    failure = SageMakerError
+    ui_color = "#f0a04b"
+
+    def __init__(self, *, aws_conn_id: str | None = "aws_default", region_name: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+
+    def result_head(self, deployment: dict[str, Any]) -> dict[str, Any]:
+        return {"endpoint_name": deployment.get("endpoint_name")}
+
+    def request_sender(self, deployment: dict[str, Any], rows: list[list[Any]],
+                       columns: list[str]) -> Callable[[], float]:
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+        runtime = AwsBaseHook(aws_conn_id=self.aws_conn_id, client_type="sagemaker-runtime",
+                              region_name=self.region_name)
+        endpoint = str(deployment.get("endpoint_name"))
+        timeout = float(self.request_timeout)
+        return lambda: smoke_test_endpoint(runtime, endpoint, rows, timeout, columns=columns)["latency_ms"]
+
+
+def _lane(*, config: str, model_name: Any, model_version: Any, challenger: Any) -> DeployLane:
+    """Blue/green update (canary and alarms inside SageMaker) → verify; rollback to ``@champion``."""
+    def cfg(key: str) -> str:
+        return config_field(config, key)
+
+    endpoint = {"endpoint_name": cfg("endpoint_name"), "timeout": cfg("timeout_s"),
+                "poll_interval": cfg("poll_interval_s")}
+    deploy = SageMakerDeployModelVersionOperator(
+        task_id="deploy", model_name=model_name, model_version=model_version, image_uri=cfg("image_uri"),
+        execution_role_arn=cfg("execution_role_arn"), s3_bucket=cfg("s3_bucket"), instance_type=cfg("instance_type"),
+        initial_instance_count=cfg("initial_instance_count"), deployment_config=cfg("deployment_config"),
+        retries=0,  # a retry after SageMaker's own rollback would push the rejected canary again
+        **endpoint)
+    verify = SageMakerVerifyEndpointOperator.from_config(config, deployment=deploy.output, challenger=challenger)
+    rollback = SageMakerRollbackEndpointOperator(
+        task_id="rollback", model_name=model_name, alias="champion",
+        endpoint_config_name="{{ (ti.xcom_pull(task_ids='" + deploy.task_id + "') or {}).get('previous_config_name') }}",
+        **endpoint)
+    return DeployLane(deploy=deploy, verify=verify, rollback=rollback, promote_traffic=None)
+
+
+TARGET = DeployTarget(
+    name="sagemaker",
+    description="SageMaker real-time endpoint: blue/green update with canary shifting and auto-rollback alarms",
+    defaults={
+        "endpoint_name": "fraud-detector", "image_uri": "", "execution_role_arn": "", "s3_bucket": "",
+        "instance_type": "ml.m5.large", "initial_instance_count": 1,
+        "deployment_config": {"traffic_shift": {"type": "canary", "percent": 10, "wait_seconds": 600},
+                              "max_execution_timeout": 3600, "auto_rollback_alarms": []},
+        "timeout_s": 3600, "poll_interval_s": 30, **VERIFY_DEFAULTS,
+    },
+    schema={
+        "endpoint_name": {"type": "string", "pattern": "^[a-zA-Z0-9](-*[a-zA-Z0-9])*$", "maxLength": 63},
+        "image_uri": {"type": "string", "description": "MLflow pyfunc serving image in ECR"},
+        "execution_role_arn": {"type": "string"},
+        "s3_bucket": {"type": "string"},
+        "instance_type": {"type": "string"},
+        "initial_instance_count": {"type": "integer", "minimum": 1},
+        "deployment_config": {"type": "object"},
+        "timeout_s": {"type": "number", "exclusiveMinimum": 0},
+        "poll_interval_s": {"type": "number", "exclusiveMinimum": 0},
+        **VERIFY_SCHEMA,
+    },
+    lane=_lane,
+)

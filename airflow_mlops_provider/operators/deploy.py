@@ -1,0 +1,327 @@
+"""The shared seam of every deploy target (KServe, SageMaker, the local MLflow scoring server).
+
+- :class:`DeployTargetOperator`: the wait every deploy/promote/rollback step ends with. Already
+  there → return; else poll synchronously, or defer to the target's trigger
+  (:class:`~airflow_mlops_provider.triggers.base.DeployTargetWaitTrigger`);
+  ``execute_complete`` validates the event and returns the same shape as the synchronous path.
+  It also resolves model versions (``3`` or ``@alias``) through :class:`MlflowHook`.
+- :class:`DeployTargetRollbackOperator`: a rollback that asks the registry, when it runs, which
+  version ``@champion`` names.
+- :class:`DeploymentVerifyOperator`: smoke test plus bake (:func:`core.verify.bake`) on the first
+  holdout rows of the challenger's run; a target only says how to send one request.
+- :class:`DeploymentRecordRollbackOperator`: the ledger record and version tag of a deployment
+  lane that failed (ours or the platform's rollback).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import Any, NoReturn
+
+from airflow.configuration import conf
+
+from airflow_mlops_provider.exceptions import DeploymentError, MlopsProviderError
+from airflow_mlops_provider.hooks.mlflow import MlflowHook
+from airflow_mlops_provider.version_compat import BaseOperator
+
+_EVENT_KINDS = ("failed", "timeout", "error")
+VERIFY_LIMITS = ("smoke_rows", "bake_requests", "max_error_rate", "max_latency_ms")
+
+
+def config_field(config: str, key: str) -> str:
+    """The Jinja reference to ``key`` of a target's config (``config`` is e.g. ``"params.kserve"``)."""
+    return "{{ " + config + "." + key + " }}"
+
+
+class DeployTargetOperator(BaseOperator):
+    """Base of a deploy target's operators: MLflow version resolution and the wait.
+
+    A target supplies :meth:`read_status` (one read), :meth:`is_done`, :meth:`wait_trigger`,
+    :meth:`result` (the XCom, built from the details and the last status) and optionally
+    :meth:`check_failed`, :meth:`raise_timeout`, :meth:`status_from_event`; ``failure`` is the
+    provider exception it raises and ``done_event`` the status of its trigger's success event.
+
+    :param timeout: seconds to wait for the target to settle.
+    :param poll_interval: seconds between two status reads.
+    :param wait_for_completion: False: return after one read (``ready: False`` when not there).
+    :param deferrable: wait in the triggerer instead of a worker slot.
+    :param mlflow_conn_id: the MLflow connection that resolves versions and aliases.
+    """
+
+    template_fields: Sequence[str] = ("timeout", "poll_interval", "mlflow_conn_id")
+    failure: type[MlopsProviderError] = DeploymentError
+    done_event = "ready"
+
+    def __init__(self, *, timeout: float = 900, poll_interval: float = 10, wait_for_completion: bool = True,
+                 deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+                 mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.timeout = timeout
+        self.poll_interval = poll_interval
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.mlflow_conn_id = mlflow_conn_id
+
+    # -- what a target supplies -----------------------------------------------------------------
+    @property
+    def resource(self) -> str:
+        """The deployed resource, as error messages name it."""
+        return self.task_id
+
+    def error_context(self) -> dict[str, Any]:
+        """Structured context every error of this operator carries."""
+        return {}
+
+    def read_status(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def is_done(self, status: dict[str, Any], expected: Any) -> bool:
+        raise NotImplementedError
+
+    def check_failed(self, status: dict[str, Any]) -> None:
+        """Raise when ``status`` is a terminal failure (a failed event always ends here)."""
+
+    def wait_trigger(self, expected: Any, details: dict[str, Any], deadline: float) -> Any:
+        raise NotImplementedError
+
+    def result(self, context: Any, details: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def status_from_event(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The status (as :meth:`read_status` returns it) a trigger event describes."""
+        return event
+
+    def expected_from_event(self, event: dict[str, Any]) -> Any:
+        """What the wait expected (as passed to :meth:`wait`), read back from a trigger event."""
+        return None
+
+    def raise_timeout(self, expected: Any, status: dict[str, Any], details: dict[str, Any]) -> NoReturn:
+        raise self.failure(f"{self.resource} did not settle within {float(self.timeout):g}s (last status: "
+                           f"{status})", **self.error_context(), reason="timeout", timeout=self.timeout)
+
+    # -- MLflow ---------------------------------------------------------------------------------
+    @cached_property
+    def mlflow_hook(self) -> MlflowHook:
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    def resolve_model_version(self, model_name: str, version: str | int | None) -> str:
+        """The version number ``version`` (a number or ``@alias``) names; errors name the model and it."""
+        return str(self.mlflow_hook.resolve_version(model_name, version).version)
+
+    def alias_version(self, model_name: str | None, alias: str) -> str | None:
+        """The version ``alias`` names now; None when no model is given or the alias is unset."""
+        if not model_name:
+            return None
+        mv = self.mlflow_hook.get_version_by_alias(model_name, alias, required=False)
+        if mv is None:
+            self.log.warning("%s has no @%s", model_name, alias)
+            return None
+        return str(mv.version)
+
+    # -- the wait -------------------------------------------------------------------------------
+    def wait(self, context: Any, expected: Any, details: dict[str, Any]) -> dict[str, Any]:
+        """Return :meth:`result` once :meth:`is_done`; poll or defer until then, up to ``timeout``."""
+        self.timeout, self.poll_interval = float(self.timeout), float(self.poll_interval)  # may be templated
+        status = self.read_status()
+        if self.is_done(status, expected):
+            return self.result(context, details, status)
+        self.check_failed(status)
+        if not self.wait_for_completion:
+            return {**self.result(context, details, status), "ready": False}
+        if self.deferrable:
+            self.defer(trigger=self.wait_trigger(expected, details, time.time() + self.timeout),
+                       method_name="execute_complete", timeout=timedelta(seconds=self.timeout + 60))
+        deadline = time.monotonic() + self.timeout
+        while True:
+            if time.monotonic() >= deadline:
+                self.raise_timeout(expected, status, details)
+            self.log.info("%s is not there yet; next check in %gs", self.resource, self.poll_interval)
+            time.sleep(self.poll_interval)
+            status = self.read_status()
+            if self.is_done(status, expected):
+                return self.result(context, details, status)
+            self.check_failed(status)
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after the trigger: validate the event, then the same result as the sync path."""
+        kinds = (self.done_event, *_EVENT_KINDS)
+        if not isinstance(event, dict) or event.get("status") not in kinds:
+            raise self.failure(f"{self.resource}: the trigger sent no usable event ({str(event)[:200]}); "
+                               f"expected a dict whose status is one of {list(kinds)}",
+                               **self.error_context(), reason="api")
+        details = event.get("details") or {}
+        status = self.status_from_event(event)
+        kind = event["status"]
+        if kind == self.done_event:
+            return self.result(context, details, status)
+        if kind == "failed":
+            self.check_failed(status)
+        if kind == "timeout":
+            self.raise_timeout(self.expected_from_event(event), status, details)
+        raise self.failure(f"cannot watch {self.resource}: {event.get('message')}", **self.error_context(),
+                           reason="api")
+
+
+class DeployTargetRollbackOperator(DeployTargetOperator):
+    """Base of a rollback: serving goes back to what ``alias`` names when the rollback runs.
+
+    :param model_name: the registered model; None: the target's own record decides.
+    :param alias: the alias whose version must serve (default ``champion``).
+    """
+
+    template_fields: Sequence[str] = (*DeployTargetOperator.template_fields, "model_name", "alias")
+
+    def __init__(self, *, model_name: str | None = None, alias: str = "champion", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.alias = alias
+
+    def champion_version(self) -> str | None:
+        """The version ``alias`` names now (None: unset, or no ``model_name``)."""
+        return self.alias_version(self.model_name, self.alias)
+
+
+class DeploymentVerifyOperator(BaseOperator):
+    """Smoke test, then a bake of repeated requests against error-rate and p95-latency limits.
+
+    The rows are the first ``smoke_rows`` holdout rows of the challenger's run, restricted to the
+    model signature's input columns. A target subclass supplies :meth:`request_sender` (one
+    request → its latency in ms, raising ``failure`` when the answer is wrong) and
+    :meth:`result_head` (what names the deployment in the result).
+
+    :param deployment: the lane's deploy XCom.
+    :param challenger: the registered challenger (``{"name", "version", "run_id"}``).
+    Returns ``{**result_head, "requests", "errors", "error_rate", "p95_latency_ms", "rows"}``.
+    """
+
+    template_fields: Sequence[str] = ("deployment", "challenger", "smoke_rows", "bake_requests", "max_error_rate",
+                                      "max_latency_ms", "request_timeout", "mlflow_conn_id")
+    template_fields_renderers = {"deployment": "json", "challenger": "json"}
+    failure: type[MlopsProviderError] = DeploymentError
+    ui_color = "#c3e6cb"
+
+    def __init__(self, *, deployment: dict[str, Any] | str, challenger: dict[str, Any] | str, smoke_rows: int = 5,
+                 bake_requests: int = 5, max_error_rate: float = 0.0, max_latency_ms: float | None = 2000,
+                 request_timeout: float = 30, mlflow_conn_id: str = MlflowHook.default_conn_name,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.deployment = deployment
+        self.challenger = challenger
+        self.smoke_rows = smoke_rows
+        self.bake_requests = bake_requests
+        self.max_error_rate = max_error_rate
+        self.max_latency_ms = max_latency_ms
+        self.request_timeout = request_timeout
+        self.mlflow_conn_id = mlflow_conn_id
+
+    @classmethod
+    def from_config(cls, config: str, *, task_id: str = "verify", **kwargs: Any) -> DeploymentVerifyOperator:
+        """The lane's verify step, its limits read from the target's config (``params.<target>``)."""
+        return cls(task_id=task_id, **{key: config_field(config, key) for key in VERIFY_LIMITS}, **kwargs)
+
+    def request_sender(self, deployment: dict[str, Any], rows: list[list[Any]],
+                       columns: list[str]) -> Callable[[], float]:
+        raise NotImplementedError
+
+    def result_head(self, deployment: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def target(self, deployment: dict[str, Any]) -> str:
+        """How messages name the deployment under test."""
+        return str(next(iter(self.result_head(deployment).values()), self.task_id))
+
+    def _checked(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        from airflow_mlops_provider.core.verify import bake_limits
+
+        for name in ("deployment", "challenger"):
+            if not isinstance(getattr(self, name), dict):
+                raise self.failure(f"{self.task_id}: {name} must be a dict (an XCom of the lane), got "
+                                   f"{getattr(self, name)!r}", field=name, reason="invalid")
+        missing = [k for k in ("name", "version", "run_id") if not self.challenger.get(k)]
+        if missing:
+            raise self.failure(f"{self.task_id}: challenger lacks {missing}", field="challenger", reason="invalid")
+        limits = bake_limits(smoke_rows=self.smoke_rows, bake_requests=self.bake_requests,
+                             max_error_rate=self.max_error_rate, max_latency_ms=self.max_latency_ms)
+        return self.deployment, self.challenger, limits
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from airflow_mlops_provider.core.verify import bake
+        from airflow_mlops_provider.hooks.mlflow_serving import smoke_frame
+
+        deployment, challenger, limits = self._checked()
+        rows, columns = smoke_frame(MlflowHook(mlflow_conn_id=self.mlflow_conn_id), challenger["run_id"],
+                                    challenger["name"], str(challenger["version"]), limits["smoke_rows"])
+        send = self.request_sender(deployment, rows, columns)
+        target = self.target(deployment)
+        outcome = bake(send, limits["bake_requests"], max_error_rate=limits["max_error_rate"],
+                       max_latency_ms=limits["max_latency_ms"], failure=self.failure, target=target,
+                       **self.result_head(deployment))
+        self.log.info("Verified %s: %s", target, outcome)
+        return {**self.result_head(deployment), **outcome, "rows": len(rows)}
+
+
+class DeploymentRecordRollbackOperator(BaseOperator):
+    """Any failed step of a deployment lane is a rollback (ours or the platform's): record it.
+
+    Appends ``{"event": "rolled_back", ...}`` to the ledger and tags the challenger version
+    ``mlops.deployment=rolled_back``; skips when no lane step failed. Runs with
+    ``trigger_rule="all_done"`` (the default here).
+
+    :param decision: the champion/challenger decision (``model``, ``challenger_version``,
+        ``champion_version``).
+    :param target: the deploy target's name (recorded).
+    :param lane_task_ids: the lane steps whose failure means a rollback.
+    :param rollback_task_ids: the rollback task(s); the first that succeeded is recorded with its XCom.
+    :param approval_task_id: the approval gate, whose ``answer`` XCom is recorded (None: none).
+    Returns the record.
+    """
+
+    template_fields: Sequence[str] = ("decision", "target", "lane_task_ids", "rollback_task_ids", "approval_task_id",
+                                      "mlflow_conn_id")
+    ui_color = "#f5c6cb"
+
+    def __init__(self, *, decision: dict[str, Any] | str, target: str, lane_task_ids: Sequence[str],
+                 rollback_task_ids: str | Sequence[str], approval_task_id: str | None = None,
+                 mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
+        kwargs.setdefault("trigger_rule", "all_done")
+        super().__init__(**kwargs)
+        self.decision = decision
+        self.target = target
+        self.lane_task_ids = lane_task_ids
+        self.rollback_task_ids = rollback_task_ids
+        self.approval_task_id = approval_task_id
+        self.mlflow_conn_id = mlflow_conn_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from airflow_mlops_provider.core import ledger
+        from airflow_mlops_provider.core.settings import mlops_home
+        from airflow_mlops_provider.core.verify import rollback_record
+
+        if not isinstance(self.decision, dict):
+            raise DeploymentError(f"{self.task_id}: decision must be the decide task's dict, got {self.decision!r}",
+                                  field="decision", reason="invalid")
+        rollbacks = ([self.rollback_task_ids] if isinstance(self.rollback_task_ids, str)
+                     else list(self.rollback_task_ids))
+        lane = list(self.lane_task_ids)
+        ti = context["ti"]
+        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id], task_ids=[*lane, *rollbacks])
+        states = states.get(ti.run_id, {})
+        rollback = next((t for t in rollbacks if states.get(t) == "success"), None)
+        record = rollback_record(
+            self.decision, target=self.target, states=states, lane_task_ids=lane, rollback_task_id=rollback,
+            rollback=ti.xcom_pull(task_ids=rollback) if rollback else None,
+            approval=ti.xcom_pull(task_ids=self.approval_task_id, key="answer") if self.approval_task_id else None,
+            dag_id=ti.dag_id, run_id=ti.run_id)
+        if record is None:
+            raise AirflowSkipException("no deployment step failed: nothing was rolled back")
+        ledger.append(mlops_home().ledger_path, record)
+        MlflowHook(mlflow_conn_id=self.mlflow_conn_id).client.set_model_version_tag(
+            record["model"], record["challenger_version"], "mlops.deployment", "rolled_back")
+        self.log.info("ROLLED BACK %s v%s on %s: failed %s", record["model"], record["challenger_version"],
+                      self.target, record["failed_tasks"])
+        return record
