@@ -71,13 +71,13 @@ def make_model(workdir: Path) -> str:
 def run_ours(data: str, out: str, model_uri: str, tracking: str) -> dict:
     import mlflow
 
-    from airflow_mlops_provider.core.scoring import positive_class_scorer, score_file
+    from airflow_mlops_provider.core.scoring import score_file, task_scorer
 
     mlflow.set_tracking_uri(tracking)
     model = mlflow.pyfunc.load_model(model_uri)  # as the operator does, once, before the clock
     features = model.metadata.get_input_schema().input_names()
     started = time.perf_counter()
-    stats = score_file(data, out, positive_class_scorer(model), features, ["id"],
+    stats = score_file(data, out, task_scorer(model, "binary"), features, ["id"],
                        constants={"model_version": "1"}, chunk_rows=100_000)
     return {"seconds": time.perf_counter() - started, "rows": stats.rows, "peak_rss_mb": own_peak_rss_mb()}
 

@@ -24,9 +24,10 @@ from datetime import datetime, timedelta
 
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, chain, task
+from fraud_model import TRAINING_SUITE
 
 from airflow_mlops_provider import assets
-from airflow_mlops_provider.core.demo_data import ID_COLUMN, TARGET, TRAINING_SUITE
+from airflow_mlops_provider.core.demo_data import ID_COLUMN, TARGET
 from airflow_mlops_provider.core.policy import DEFAULT_POLICY
 from airflow_mlops_provider.core.settings import mlops_home
 from airflow_mlops_provider.operators.approval import DeploymentApprovalOperator

@@ -72,25 +72,3 @@ def generate(n_rows: int = 4000, seed: int = 0, kind: str = "normal") -> Any:
         frame.loc[bad[2 * len(bad) // 3:], "hour"] = 99
         frame.loc[1, ID_COLUMN] = frame.loc[0, ID_COLUMN]
     return frame
-
-
-TRAINING_SUITE: dict[str, Any] = {
-    "name": "transactions_training",
-    "expectations": [
-        {"type": "expect_table_columns_to_match_set",
-         "kwargs": {"column_set": [ID_COLUMN, *FEATURES, TARGET], "exact_match": True}, "severity": "critical"},
-        {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 500}, "severity": "critical"},
-        {"type": "expect_column_values_to_be_unique", "kwargs": {"column": ID_COLUMN}, "severity": "critical"},
-        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "amount"}, "severity": "critical"},
-        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "amount", "min_value": 0},
-         "severity": "critical"},
-        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "hour", "min_value": 0, "max_value": 23},
-         "severity": "critical"},
-        {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": TARGET, "value_set": [0, 1]},
-         "severity": "critical"},
-        {"type": "expect_column_values_to_be_in_set",
-         "kwargs": {"column": "merchant_category", "value_set": CATEGORIES}, "severity": "warning"},
-        {"type": "expect_column_mean_to_be_between",
-         "kwargs": {"column": TARGET, "min_value": 0.01, "max_value": 0.6}, "severity": "warning"},
-    ],
-}

@@ -39,21 +39,24 @@ class ColumnDrift:
 
 @dataclass
 class DriftPolicy:
-    """When a partition counts as drifted: a share of drifted features, or any key feature."""
+    """When a partition counts as drifted: a share of drifted features, any key feature, or
+    (with ``prediction_drift``) the model's outputs drifting from their training-holdout baseline."""
 
     drift_share: float = 0.5
     key_features: tuple[str, ...] = ()
+    prediction_drift: bool = False
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> DriftPolicy:
         data = dict(data or {})
-        unknown = set(data) - {"drift_share", "key_features"}
+        unknown = set(data) - {"drift_share", "key_features", "prediction_drift"}
         if unknown:
             raise ValueError(f"drift policy has unknown fields {sorted(unknown)}")
         share = float(data.get("drift_share", 0.5))
         if not 0 < share <= 1:
             raise ValueError(f"drift policy: drift_share must be in (0, 1], got {share}")
-        return cls(drift_share=share, key_features=tuple(data.get("key_features", ())))
+        return cls(drift_share=share, key_features=tuple(data.get("key_features", ())),
+                   prediction_drift=bool(data.get("prediction_drift", False)))
 
 
 @dataclass
@@ -63,11 +66,12 @@ class DriftResult:
     n_drifted: int
     drifted: bool
     reasons: list[str] = field(default_factory=list)
+    prediction: ColumnDrift | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"columns": {c.column: asdict(c) for c in self.columns}, "drift_share": self.drift_share,
                 "n_drifted": self.n_drifted, "n_columns": len(self.columns), "drifted": self.drifted,
-                "reasons": self.reasons}
+                "reasons": self.reasons, "prediction": asdict(self.prediction) if self.prediction else None}
 
 
 def _clean(values: Any, numeric: bool) -> Any:
@@ -220,8 +224,9 @@ def check_key_features(policy: DriftPolicy, profile: dict[str, Any]) -> None:
         raise KeyError(f"drift policy key_features {unknown} are not in the baseline")
 
 
-def apply_policy(results: list[ColumnDrift], policy: DriftPolicy) -> DriftResult:
-    """Decide whether the partition drifted from its per-feature verdicts."""
+def apply_policy(results: list[ColumnDrift], policy: DriftPolicy,
+                 prediction: ColumnDrift | None = None) -> DriftResult:
+    """Decide whether the partition drifted from its per-feature verdicts (and its outputs' one)."""
     drifted = [r.column for r in results if r.drifted]
     share = len(drifted) / len(results) if results else 0.0
     reasons = []
@@ -231,8 +236,11 @@ def apply_policy(results: list[ColumnDrift], policy: DriftPolicy) -> DriftResult
     key_hits = [c for c in policy.key_features if c in drifted]
     if key_hits:
         reasons.append(f"key features drifted: {key_hits}")
+    if policy.prediction_drift and prediction is not None and prediction.drifted:
+        reasons.append(f"model output {prediction.column!r} drifted ({prediction.method} "
+                       f"{prediction.statistic:.4g}, threshold {prediction.threshold:g})")
     return DriftResult(columns=results, drift_share=share, n_drifted=len(drifted), drifted=bool(reasons),
-                       reasons=reasons)
+                       reasons=reasons, prediction=prediction)
 
 
 def detect_drift(profile: dict[str, Any], current: Any, sample: Any = None,

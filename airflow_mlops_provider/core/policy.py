@@ -2,8 +2,10 @@
 
 Per metric: a direction (``higher`` or ``lower`` is better), an absolute floor the challenger
 must reach, and a change threshold against the champion: the challenger is rejected when it is
-worse than the champion by more than ``max_regression`` (absolute, in the metric's unit), or
-improves by less than ``min_improvement`` when that is set. A tie is not a regression, so with
+worse than the champion by more than ``max_regression`` (absolute, in the metric's unit) — or,
+with ``max_relative_regression``, by more than that share of the champion's value (for metrics
+with a unit, such as RMSE), whichever allows more — or improves by less than
+``min_improvement`` when that is set. A tie is not a regression, so with
 the defaults a tie promotes the model trained on the newer data. With no champion, the floors
 alone decide. Both models are judged on the same holdout rows: callers pass champion metrics
 computed on the challenger's holdout.
@@ -14,6 +16,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
+
+from airflow_mlops_provider.core.tasks import DEFAULT_POLICIES
 
 Direction = Literal["higher", "lower"]
 # Metric values are floats: a difference within this of a threshold counts as on the threshold.
@@ -31,12 +35,21 @@ class MetricRule:
     floor: float | None = None
     max_regression: float = 0.0
     min_improvement: float | None = None
+    max_relative_regression: float | None = None
 
     def __post_init__(self) -> None:
         if self.direction not in ("higher", "lower"):
             raise PolicyError(f"metric {self.name!r}: direction must be 'higher' or 'lower', got {self.direction!r}")
         if self.max_regression < 0:
             raise PolicyError(f"metric {self.name!r}: max_regression must be >= 0, got {self.max_regression}")
+        if self.max_relative_regression is not None and self.max_relative_regression < 0:
+            raise PolicyError(f"metric {self.name!r}: max_relative_regression must be >= 0, "
+                              f"got {self.max_relative_regression}")
+
+    def allowed_regression(self, champion: float) -> float:
+        """How much worse than ``champion`` the challenger may be, in the metric's unit."""
+        relative = (self.max_relative_regression or 0.0) * abs(champion)
+        return max(self.max_regression, relative)
 
     def better(self, delta: float) -> float:
         """Signed improvement: positive means the challenger is better."""
@@ -63,7 +76,8 @@ class PromotionPolicy:
         for i, raw in enumerate(data["metrics"]):
             if not isinstance(raw, dict) or "name" not in raw:
                 raise PolicyError(f"policy.metrics[{i}] must be an object with a 'name'")
-            unknown = set(raw) - {"name", "direction", "floor", "max_regression", "min_improvement"}
+            unknown = set(raw) - {"name", "direction", "floor", "max_regression", "min_improvement",
+                                  "max_relative_regression"}
             if unknown:
                 raise PolicyError(f"policy.metrics[{i}] ({raw['name']!r}) has unknown fields {sorted(unknown)}")
             rules.append(MetricRule(**raw))
@@ -103,11 +117,15 @@ class PromotionPolicy:
                 else:
                     gain = rule.better(value - base)
                     check.update(champion=base, improvement=gain)
-                    if gain < -rule.max_regression - _EPS:
+                    allowed = rule.allowed_regression(base)
+                    if gain < -allowed - _EPS:
                         passed = False
+                        limit = (f"max_regression={rule.max_regression:.6g}" if allowed == rule.max_regression
+                                 else f"max_relative_regression={rule.max_relative_regression:.6g} "
+                                      f"({allowed:.6g})")
                         reasons.append(
                             f"{rule.name}: challenger {value:.6g} is worse than champion {base:.6g} by "
-                            f"{-gain:.6g}, more than max_regression={rule.max_regression:.6g}")
+                            f"{-gain:.6g}, more than {limit}")
                     elif rule.min_improvement is not None and gain < rule.min_improvement - _EPS:
                         passed = False
                         reasons.append(
@@ -139,10 +157,5 @@ class Decision:
         return asdict(self)
 
 
-DEFAULT_POLICY = {
-    "metrics": [
-        {"name": "roc_auc", "direction": "higher", "floor": 0.7, "max_regression": 0.01},
-        {"name": "log_loss", "direction": "lower", "max_regression": 0.02},
-    ],
-    "min_eval_rows": 200,
-}
+# The binary default; every task type has its own: core.tasks.default_policy(task_type).
+DEFAULT_POLICY = DEFAULT_POLICIES["binary"]

@@ -104,12 +104,18 @@ def score_file(
     prediction_column: str = "score",
     expected_types: dict[str, str] | None = None,
     shadow_predict: Callable[[Any], Any] | None = None,
+    shadow_threshold: float | None = None,
     row_groups: Sequence[int] | None = None,
     progress_every: float = 10.0,
 ) -> ScoreStats:
     """Score ``input_path`` (Parquet) into ``output_path`` (Parquet), atomically.
 
-    ``predict`` takes a pandas DataFrame of ``features`` and returns one score per row.
+    ``predict`` takes a pandas DataFrame of ``features`` and returns either one score per row
+    (written as ``prediction_column``) or a dict of output columns (see :func:`task_scorer`);
+    a scorer's ``columns`` attribute (name -> Arrow type) types the columns of an empty output.
+    With ``shadow_predict``, the shadow model's first output column is written as
+    ``shadow_<column>`` and compared with the live one: ``mean_abs_diff`` for numbers,
+    ``decision_agreement`` for class labels, and for scores when ``shadow_threshold`` is set.
     ``constants`` become columns repeated on every row (e.g. the model version).
     ``row_groups`` restricts the work to some row groups (one shard of the file).
     """
@@ -124,7 +130,10 @@ def score_file(
     columns = list(dict.fromkeys([*key_columns, *features]))
     stats = ScoreStats()
     started = last_log = time.monotonic()
-    shadow_sum = {"abs_diff": 0.0, "agree": 0.0}
+    shadow_sum: dict[str, float] = {}
+
+    def as_columns(out: Any) -> dict[str, Any]:
+        return out if isinstance(out, dict) else {prediction_column: np.asarray(out, dtype=float).reshape(-1)}
 
     read_q: queue.Queue = queue.Queue(maxsize=1)
     write_q: queue.Queue = queue.Queue(maxsize=1)
@@ -165,17 +174,19 @@ def score_file(
                     break
                 frame = item.select(list(features)).to_pandas()
                 t0 = time.monotonic()
-                scores = np.asarray(predict(frame), dtype=float).reshape(-1)
+                outputs = as_columns(predict(frame))
                 stats.predict_seconds += time.monotonic() - t0
-                if len(scores) != item.num_rows:
-                    raise ValueError(f"the model returned {len(scores)} predictions for {item.num_rows} rows")
                 out_cols = {c: item.column(c) for c in key_columns}
-                out_cols[prediction_column] = pa.array(scores)
+                for name, values in outputs.items():
+                    if len(values) != item.num_rows:
+                        raise ValueError(f"the model returned {len(values)} values of {name!r} for {item.num_rows} rows")
+                    out_cols[name] = pa.array(values)
                 if shadow_predict is not None:
-                    shadow = np.asarray(shadow_predict(frame), dtype=float).reshape(-1)
-                    out_cols[f"shadow_{prediction_column}"] = pa.array(shadow)
-                    shadow_sum["abs_diff"] += float(np.abs(shadow - scores).sum())
-                    shadow_sum["agree"] += float(((shadow >= 0.5) == (scores >= 0.5)).sum())
+                    primary, live = next(iter(outputs.items()))
+                    shadow = as_columns(shadow_predict(frame))[primary]
+                    out_cols[f"shadow_{primary}"] = pa.array(shadow)
+                    for key, value in _shadow_sums(live, shadow, shadow_threshold).items():
+                        shadow_sum[key] = shadow_sum.get(key, 0.0) + value
                 for name, value in (constants or {}).items():
                     out_cols[name] = pa.array([value] * item.num_rows, type=pa.string()).dictionary_encode()
                 write_q.put(pa.table(out_cols))
@@ -201,12 +212,14 @@ def score_file(
         if writer_error:
             raise writer_error[0]
         if "w" not in writer_holder:  # no batch at all: still write a valid, empty file
+            typed = getattr(predict, "columns", None) or {prediction_column: "float64"}
             pq.write_table(pa.table({c: pa.array([], type=pf.schema_arrow.field(c).type) for c in key_columns}
-                                    | {prediction_column: pa.array([], type=pa.float64())}), str(tmp))
+                                    | {c: pa.array([], type=pa.type_for_alias(t)) for c, t in typed.items()}),
+                           str(tmp))
     stats.seconds = time.monotonic() - started
     if shadow_predict is not None and stats.rows:
-        stats.shadow = {"mean_abs_diff": shadow_sum["abs_diff"] / stats.rows,
-                        "decision_agreement": shadow_sum["agree"] / stats.rows}
+        names = {"abs_diff": "mean_abs_diff", "agree": "decision_agreement"}
+        stats.shadow = {names[key]: value / stats.rows for key, value in shadow_sum.items()}
     log.info("scored %d rows in %.1fs (%.0f rows/s)", stats.rows, stats.seconds, stats.rows_per_second)
     return stats
 
@@ -232,39 +245,74 @@ def merge_files(parts: Sequence[str | Path], output_path: str | Path) -> int:
     return rows
 
 
-def positive_class_scorer(model: Any) -> Callable[[Any], Any]:
-    """A ``frame -> scores`` function for an MLflow pyfunc model.
-
-    Every chunk could go through ``model.predict`` (pyfunc schema enforcement each time). For
-    scikit-learn models the first chunk goes through pyfunc, which enforces the signature, and
-    is compared with the raw estimator's ``predict_proba`` on the same rows; when both agree,
-    later chunks call the estimator directly (about 25% faster), otherwise pyfunc is kept.
-    """
+def _shadow_sums(live: Any, shadow: Any, threshold: float | None) -> dict[str, float]:
+    """Per-chunk sums of how the shadow model's primary output differs from the live one."""
     import numpy as np
 
-    def via_pyfunc(frame: Any) -> Any:
-        out = model.predict(frame)
-        arr = np.asarray(getattr(out, "values", out), dtype=float)
-        return arr[:, -1] if arr.ndim == 2 else arr
+    live, shadow = np.asarray(live), np.asarray(shadow)
+    if live.dtype.kind in "fiub":
+        sums = {"abs_diff": float(np.abs(shadow.astype(float) - live.astype(float)).sum())}
+        if threshold is not None:
+            sums["agree"] = float(((shadow >= threshold) == (live >= threshold)).sum())
+        return sums
+    return {"agree": float((shadow == live).sum())}
 
-    raw = None
-    if getattr(model, "loader_module", None) == "mlflow.sklearn":
-        candidate = model.get_raw_model()
-        if hasattr(candidate, "predict_proba"):
-            raw = candidate
-    if raw is None:
-        return via_pyfunc
-    state: dict[str, Any] = {"checked": False, "fast": False}
 
-    def scorer(frame: Any) -> Any:
-        if state["fast"]:
-            return raw.predict_proba(frame)[:, -1]
-        scores = via_pyfunc(frame)
-        if not state["checked"]:
-            state["checked"] = True
-            state["fast"] = bool(np.allclose(raw.predict_proba(frame)[:, -1], scores, rtol=0, atol=1e-12))
+class TaskScorer:
+    """``frame -> {output column: values}`` for a pyfunc model of a task type.
+
+    Output columns per task type (:func:`airflow_mlops_provider.core.tasks.output_columns`):
+    binary ``score``; multiclass ``prediction`` + ``proba_<class>``; regression ``prediction``.
+    ``columns`` maps each output column to its Arrow type name.
+
+    Every chunk could go through pyfunc (schema enforcement each time). For scikit-learn
+    models the first chunk goes through pyfunc, which enforces the signature, and is compared
+    with the raw estimator on the same rows; when both agree, later chunks call the estimator
+    directly (about 25% faster), otherwise pyfunc is kept. Other flavors always use pyfunc.
+    """
+
+    def __init__(self, model: Any, task_type: str = "binary", classes: Sequence[Any] | None = None) -> None:
+        from airflow_mlops_provider.core.tasks import parse_task_type, proba_column
+
+        self.model = model
+        self.task_type = parse_task_type(task_type)
+        self.classes = list(classes) if classes else None
+        if self.task_type == "multiclass":
+            if not self.classes:
+                from airflow_mlops_provider.core.tasks import TaskTypeError
+
+                raise TaskTypeError("a multiclass model needs its class labels (tag mlops.classes) to be scored")
+            label_type = "string" if any(isinstance(c, str) for c in self.classes) else "int64"
+            self.columns = {"prediction": label_type, **{proba_column(c): "float64" for c in self.classes}}
+        else:
+            self.columns = {"score" if self.task_type == "binary" else "prediction": "float64"}
+        self.raw, self.method = None, "predict" if self.task_type == "regression" else "predict_proba"
+        if getattr(model, "loader_module", None) == "mlflow.sklearn":
+            candidate = model.get_raw_model()
+            if hasattr(candidate, self.method):
+                self.raw = candidate
+        self.checked = self.fast = False
+
+    def _raw_output(self, frame: Any) -> Any:
+        import numpy as np
+
+        if self.fast:
+            return getattr(self.raw, self.method)(frame)
+        out = self.model.predict(frame)
+        if self.raw is not None and not self.checked:
+            self.checked = True
+            direct = np.asarray(getattr(self.raw, self.method)(frame), dtype=float)
+            via = np.asarray(getattr(out, "values", out), dtype=float)
+            self.fast = direct.shape == via.shape and bool(np.allclose(direct, via, rtol=0, atol=1e-12))
             log.info("scoring path: %s", "raw estimator after a pyfunc-checked first chunk"
-                     if state["fast"] else "pyfunc for every chunk")
-        return scores
+                     if self.fast else "pyfunc for every chunk")
+        return out
 
-    return scorer
+    def __call__(self, frame: Any) -> dict[str, Any]:
+        from airflow_mlops_provider.core.tasks import output_columns
+
+        return output_columns(self.task_type, self._raw_output(frame), self.classes)
+
+
+def task_scorer(model: Any, task_type: str = "binary", classes: Sequence[Any] | None = None) -> TaskScorer:
+    return TaskScorer(model, task_type, classes)

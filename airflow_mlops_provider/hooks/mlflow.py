@@ -246,6 +246,93 @@ class MlflowHook(BaseHook):
                 f"registered model {name!r} has no alias {alias!r} ({err.message.splitlines()[0]})",
                 model=name, alias=alias) from err
 
+    def resolve_version(self, name: str, version: str | int | None = None, alias: str | None = None):
+        """The model version ``version`` names (a number, or ``@alias``), else the one ``alias`` names.
+
+        Raises :class:`ModelNotFoundError` naming the model and the version or alias.
+        """
+        from mlflow.exceptions import MlflowException
+
+        from airflow_mlops_provider.exceptions import ModelNotFoundError
+
+        raw = "" if version in (None, "None") else str(version).strip()
+        if raw.startswith("@"):
+            return self.get_version_by_alias(name, raw[1:])
+        if raw:
+            try:
+                return self.client.get_model_version(name, raw)
+            except MlflowException as err:
+                raise ModelNotFoundError(f"registered model {name!r} has no version {raw}",
+                                         model=name, version=raw) from err
+        if alias:
+            return self.get_version_by_alias(name, alias)
+        raise ModelNotFoundError(f"registered model {name!r}: give a version or an alias", model=name)
+
+    def version_storage_uri(self, name: str, version: str | int) -> str:
+        """Where a registered version's artifacts live (what a serving platform reads)."""
+        uri = self.client.get_model_version_download_uri(name, str(version))
+        if "://" not in uri:  # a bare local path from a file store
+            from pathlib import Path
+
+            uri = Path(uri).resolve().as_uri()
+        return uri
+
+    def load_pyfunc(self, model_uri: str) -> Any:
+        """An MLflow pyfunc model from this connection's stores (any flavor)."""
+        import mlflow.pyfunc
+
+        self.activate()
+        return mlflow.pyfunc.load_model(model_uri)
+
+    def load_holdout(self, run_id: str) -> Any:
+        """The holdout rows :class:`MlflowTrainModelOperator` logged with a run (a DataFrame)."""
+        import mlflow
+        import pandas as pd
+
+        from airflow_mlops_provider.core.tasks import HOLDOUT_ARTIFACT
+
+        local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=HOLDOUT_ARTIFACT,
+                                                    tracking_uri=self.tracking_uri)
+        return pd.read_parquet(local)
+
+    def load_baseline(self, name: str, version: str | int, predictions: bool = False) -> tuple[dict[str, Any], Any]:
+        """The (profile, sample frame) stored with a model version at training time.
+
+        With ``predictions``, the baseline of the model's outputs on its training holdout
+        instead (for prediction drift); ``(None, None)`` for a version trained without one.
+        """
+        import json
+        import tempfile
+        from pathlib import Path
+
+        import mlflow
+        import pandas as pd
+
+        from airflow_mlops_provider.exceptions import ModelNotFoundError
+
+        mv = self.client.get_model_version(name, str(version))
+        uri = (mv.tags or {}).get("mlops.baseline_uri")
+        if not uri:
+            raise ModelNotFoundError(f"model {name!r} v{version} has no drift baseline (tag mlops.baseline_uri); "
+                                     "it was not trained by MlflowTrainModelOperator", model=name, version=version)
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp,
+                                                             tracking_uri=self.tracking_uri))
+            names = ("predictions.json", "predictions_sample.parquet") if predictions else \
+                ("profile.json", "sample.parquet")
+            if predictions and not (local / names[0]).is_file():
+                return None, None
+            profile = json.loads((local / names[0]).read_text())
+            sample = pd.read_parquet(local / names[1])
+        return profile, sample
+
+    def task_type(self, name: str, version: str | int) -> str:
+        """The task type recorded on a model version at training time (``binary`` when absent)."""
+        from airflow_mlops_provider.core.tasks import TASK_TYPE_TAG, parse_task_type
+
+        mv = self.client.get_model_version(name, str(version))
+        return parse_task_type((mv.tags or {}).get(TASK_TYPE_TAG) or "binary")
+
     def logged_model_uri(self, run_id: str) -> str:
         """``models:/<model_id>`` of the model a run logged (MLflow 3 LoggedModel)."""
         from airflow_mlops_provider.exceptions import ModelNotFoundError

@@ -52,8 +52,10 @@ class MlflowBatchScoreOperator(BaseOperator):
 
     The version is resolved once, at the start (``alias`` unless ``model_version`` pins it),
     and recorded in the output rows and the return value. The output holds the key columns,
-    the positive-class score, ``model_version`` and ``model_run_id``; it appears at
-    ``output_path`` only when complete (temp file + rename), and a rerun replaces it.
+    the outputs of the version's task type (binary: ``score``; multiclass: ``prediction`` and
+    ``proba_<class>`` per class; regression: ``prediction``), ``model_version`` and
+    ``model_run_id``; it appears at ``output_path`` only when complete (temp file + rename),
+    and a rerun replaces it. Any MLflow flavor is scored through pyfunc.
 
     :param row_groups: score only these row groups (one shard); see :func:`plan_shards`.
     :param shadow_alias: also score with this alias (e.g. ``challenger``) and record agreement.
@@ -65,7 +67,7 @@ class MlflowBatchScoreOperator(BaseOperator):
 
     def __init__(self, *, model_name: str, input_path: str, output_path: str, key_columns: Sequence[str] = (),
                  alias: str = "champion", model_version: str | None = None, shadow_alias: str | None = None,
-                 chunk_rows: int = 100_000, prediction_column: str = "score",
+                 chunk_rows: int = 100_000,
                  row_groups: Sequence[int] | None = None, conn_id: str | None = None,
                  mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
         kwargs.setdefault("multiple_outputs", True)
@@ -78,7 +80,6 @@ class MlflowBatchScoreOperator(BaseOperator):
         self.model_version = model_version
         self.shadow_alias = shadow_alias
         self.chunk_rows = chunk_rows
-        self.prediction_column = prediction_column
         self.row_groups = row_groups
         self.conn_id = conn_id
         self.mlflow_conn_id = mlflow_conn_id
@@ -96,15 +97,16 @@ class MlflowBatchScoreOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowSkipException
 
         from airflow_mlops_provider.core.contract import signature_inputs
-        from airflow_mlops_provider.core.scoring import open_parquet, positive_class_scorer, score_file
-        from airflow_mlops_provider.operators.training import load_pyfunc
+        from airflow_mlops_provider.core.scoring import open_parquet, score_file, task_scorer
+        from airflow_mlops_provider.core.tasks import TASK_TYPE_TAG, classes_from_tags
 
         if self.chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {self.chunk_rows}")
         version = self._resolve()
         self.log.info("Scoring with %s v%s (run %s)", self.model_name, version.version, version.run_id)
-        self.hook.activate()
-        model = load_pyfunc(f"models:/{self.model_name}/{version.version}")
+        task_type = (version.tags or {}).get(TASK_TYPE_TAG) or "binary"
+        model = self.hook.load_pyfunc(f"models:/{self.model_name}/{version.version}")
+        scorer = task_scorer(model, task_type, classes_from_tags(version.tags))
         features = model.metadata.get_input_schema().input_names()
         expected = dict(signature_inputs(model.metadata.get_input_schema()))
         shadow_predict, shadow_version = None, None
@@ -114,7 +116,8 @@ class MlflowBatchScoreOperator(BaseOperator):
                 self.log.warning("No %r version: shadow scoring skipped", self.shadow_alias)
             else:
                 shadow_version = str(shadow.version)
-                shadow_predict = positive_class_scorer(load_pyfunc(f"models:/{self.model_name}/{shadow_version}"))
+                shadow_predict = task_scorer(self.hook.load_pyfunc(f"models:/{self.model_name}/{shadow_version}"),
+                                             task_type, classes_from_tags(shadow.tags))
 
         with tempfile.TemporaryDirectory(prefix="mlops-score-") as tmp:
             workdir = Path(tmp)
@@ -128,10 +131,11 @@ class MlflowBatchScoreOperator(BaseOperator):
             remote_out = _is_remote(self.output_path)
             local_out = workdir / "scored.parquet" if remote_out else Path(self.output_path)
             stats = score_file(
-                local_in, local_out, positive_class_scorer(model), features, list(self.key_columns),
+                local_in, local_out, scorer, features, list(self.key_columns),
                 constants={"model_version": str(version.version), "model_run_id": version.run_id},
-                chunk_rows=self.chunk_rows, prediction_column=self.prediction_column,
-                expected_types=expected, shadow_predict=shadow_predict, row_groups=groups)
+                chunk_rows=self.chunk_rows,
+                expected_types=expected, shadow_predict=shadow_predict,
+                shadow_threshold=0.5 if task_type == "binary" else None, row_groups=groups)
             if remote_out:
                 from airflow.sdk import ObjectStoragePath
 
@@ -139,6 +143,7 @@ class MlflowBatchScoreOperator(BaseOperator):
                 ObjectStoragePath(local_out.as_uri()).copy(ObjectStoragePath(self.output_path, conn_id=self.conn_id))
         result = {
             "model_name": self.model_name, "model_version": str(version.version), "model_run_id": version.run_id,
+            "task_type": task_type, "output_columns": list(scorer.columns),
             "alias": None if self.model_version not in (None, "", "None") else self.alias,
             "input_path": str(self.input_path), "output_path": str(self.output_path), "rows": stats.rows,
             "seconds": round(stats.seconds, 3), "rows_per_second": round(stats.rows_per_second, 1),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import tempfile
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -13,26 +11,6 @@ from airflow_mlops_provider.core.settings import mlops_home
 from airflow_mlops_provider.hooks.mlflow import MlflowHook
 from airflow_mlops_provider.links.drift import EvidentlyDriftReportLink
 from airflow_mlops_provider.version_compat import BaseOperator
-
-
-def load_baseline(hook: MlflowHook, model_name: str, version: str) -> tuple[dict[str, Any], Any]:
-    """The (profile, sample frame) stored with a model version at training time."""
-    import mlflow
-    import pandas as pd
-
-    from airflow_mlops_provider.exceptions import ModelNotFoundError
-
-    mv = hook.client.get_model_version(model_name, str(version))
-    uri = (mv.tags or {}).get("mlops.baseline_uri")
-    if not uri:
-        raise ModelNotFoundError(f"model {model_name!r} v{version} has no drift baseline (tag mlops.baseline_uri); "
-                                 "it was not trained by MlflowTrainModelOperator", model=model_name, version=version)
-    with tempfile.TemporaryDirectory() as tmp:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp,
-                                                         tracking_uri=hook.tracking_uri))
-        profile = json.loads((local / "profile.json").read_text())
-        sample = pd.read_parquet(local / "sample.parquet")
-    return profile, sample
 
 
 class EvidentlyCheckDriftOperator(BaseOperator):
@@ -45,16 +23,25 @@ class EvidentlyCheckDriftOperator(BaseOperator):
     in the ``<model>-monitoring`` experiment. Returns the verdicts; ``drifted`` says whether the
     policy fires.
 
-    :param policy: ``{"drift_share": 0.5, "key_features": [...]}``.
+    With ``predictions_path`` (the scored output partition), the model's primary output
+    (binary ``score``, multiclass/regression ``prediction``) is also compared with its outputs on
+    the training holdout, stored with the version at training time: prediction drift, reported
+    beside feature drift for every task type.
+
+    :param policy: ``{"drift_share": 0.5, "key_features": [...], "prediction_drift": false}``;
+        ``prediction_drift: true`` lets drifted model outputs alone fire the policy.
+
+    Returns :class:`~airflow_mlops_provider.pipelines.results.DriftCheckResult`.
     """
 
-    template_fields: Sequence[str] = ("model_name", "model_version", "data_path", "policy", "report_name",
-                                      "mlflow_conn_id")
+    template_fields: Sequence[str] = ("model_name", "model_version", "data_path", "predictions_path", "policy",
+                                      "report_name", "mlflow_conn_id")
     template_fields_renderers = {"policy": "json"}
     operator_extra_links = (EvidentlyDriftReportLink(),)
     ui_color = "#ed0500"
 
-    def __init__(self, *, model_name: str, model_version: str, data_path: str, policy: dict | None = None,
+    def __init__(self, *, model_name: str, model_version: str, data_path: str, predictions_path: str | None = None,
+                 policy: dict | None = None,
                  report_name: str | None = None, report_sample_rows: int = 20_000, log_to_mlflow: bool = True,
                  mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
         kwargs.setdefault("multiple_outputs", True)
@@ -62,6 +49,7 @@ class EvidentlyCheckDriftOperator(BaseOperator):
         self.model_name = model_name
         self.model_version = model_version
         self.data_path = data_path
+        self.predictions_path = predictions_path
         self.policy = policy
         self.report_name = report_name
         self.report_sample_rows = report_sample_rows
@@ -84,7 +72,7 @@ class EvidentlyCheckDriftOperator(BaseOperator):
         from airflow_mlops_provider.core.scoring import ScoringInputError, open_parquet
 
         policy = DriftPolicy.from_dict(self.policy)
-        profile, sample = load_baseline(self.hook, self.model_name, str(self.model_version))
+        profile, sample = self.hook.load_baseline(self.model_name, str(self.model_version))
         features = list(profile["features"])
         pf = open_parquet(self.data_path)
         missing = [c for c in features if c not in pf.schema_arrow.names]
@@ -97,7 +85,7 @@ class EvidentlyCheckDriftOperator(BaseOperator):
             values = pq.read_table(self.data_path, columns=[name], pre_buffer=False).column(0).to_pandas()
             columns.append(column_drift(name, profile["columns"][name], values,
                                         sample[name] if name in sample.columns else None))
-        result = apply_policy(columns, policy)
+        result = apply_policy(columns, policy, self._prediction_drift(column_drift))
         for c in columns:
             self.log.info("%-20s %-14s %10.5f  threshold %.3f  %s", c.column, c.method,
                           c.statistic if c.statistic is not None else float("nan"), c.threshold,
@@ -115,9 +103,35 @@ class EvidentlyCheckDriftOperator(BaseOperator):
             "drifted": result.drifted, "drift_share": result.drift_share, "n_drifted": result.n_drifted,
             "n_columns": len(columns), "drifted_features": drifted, "reasons": result.reasons,
             "report_path": str(report), "mlflow_run_id": run_id,
+            "prediction_drift": summary["prediction"],
             "columns": {k: {"method": v["method"], "statistic": v["statistic"], "drifted": v["drifted"]}
                         for k, v in summary["columns"].items()},
         }
+
+    def _prediction_drift(self, column_drift: Any) -> Any:
+        """The model's primary output on this partition against its outputs on the training holdout."""
+        if self.predictions_path in (None, "", "None"):
+            return None
+        import pyarrow.parquet as pq
+
+        from airflow_mlops_provider.core.scoring import ScoringInputError, open_parquet
+
+        profile, sample = self.hook.load_baseline(self.model_name, str(self.model_version), predictions=True)
+        if profile is None:
+            self.log.warning("%s v%s was trained without a prediction baseline: prediction drift not checked",
+                             self.model_name, self.model_version)
+            return None
+        column = profile["features"][0]
+        if column not in open_parquet(self.predictions_path).schema_arrow.names:
+            raise ScoringInputError(f"scored partition {self.predictions_path!r} has no output column {column!r}",
+                                    path=self.predictions_path, column=column)
+        values = pq.read_table(self.predictions_path, columns=[column], pre_buffer=False).column(0).to_pandas()
+        drift = column_drift(column, profile["columns"][column], values,
+                             sample[column] if column in sample.columns else None)
+        self.log.info("prediction %-10s %-14s %10.5f  threshold %.3f  %s", drift.column, drift.method,
+                      drift.statistic if drift.statistic is not None else float("nan"), drift.threshold,
+                      "DRIFT" if drift.drifted else "ok")
+        return drift
 
     def _report(self, context: Any, pf: Any, features: list[str], sample: Any) -> Path:
         from evidently import Report
@@ -145,6 +159,10 @@ class EvidentlyCheckDriftOperator(BaseOperator):
         run_id = run.info.run_id
         client.log_metric(run_id, "drift_share", result.drift_share)
         client.log_metric(run_id, "n_drifted", result.n_drifted)
+        if result.prediction is not None and result.prediction.statistic is not None:
+            client.log_metric(run_id, f"prediction_drift.{result.prediction.column}.{result.prediction.method}",
+                              float(result.prediction.statistic))
+            client.set_tag(run_id, "mlops.prediction_drifted", str(result.prediction.drifted))
         for c in result.columns:
             if c.statistic is not None:
                 client.log_metric(run_id, f"drift.{c.column}.{c.method}", float(c.statistic))

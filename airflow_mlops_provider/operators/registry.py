@@ -147,32 +147,41 @@ class MlflowCompareChallengerOperator(_MlflowRegistryOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow_mlops_provider.core import ledger
-        from airflow_mlops_provider.core.metrics import binary_classification_metrics, positive_scores
         from airflow_mlops_provider.core.policy import PromotionPolicy
-        from airflow_mlops_provider.operators.training import load_holdout, load_pyfunc
+        from airflow_mlops_provider.core.tasks import (
+            TASK_TYPE_TAG,
+            TaskTypeError,
+            check_policy_metrics,
+            classes_from_tags,
+            parse_task_type,
+            score_holdout,
+        )
 
         policy = PromotionPolicy.from_dict(self.policy)
         self.hook.activate()
         version = str(self.challenger["version"])
         run_id = self.challenger["run_id"]
-        holdout = load_holdout(self.hook, run_id)
-        y = holdout[self.target]
+        tags = self.challenger.get("tags") or self.hook.client.get_model_version(self.name, version).tags or {}
+        task_type = parse_task_type(tags.get(TASK_TYPE_TAG) or "binary")
+        check_policy_metrics(task_type, policy.to_dict())
+        holdout = self.hook.load_holdout(run_id)
 
-        def score(model_uri: str) -> dict[str, float]:
-            model = load_pyfunc(model_uri)
-            features = model.metadata.get_input_schema().input_names()
-            missing = [c for c in features if c not in holdout.columns]
-            if missing:
-                raise KeyError(f"{model_uri} needs columns {missing} that the holdout lacks")
-            return binary_classification_metrics(y, positive_scores(model, holdout[features]))
+        def score(model_version: str, model_tags: dict[str, str]) -> dict[str, float]:
+            uri = f"models:/{self.name}/{model_version}"
+            return score_holdout(self.hook.load_pyfunc(uri), holdout, self.target, task_type,
+                                 classes_from_tags(model_tags), model_uri=uri)
 
-        challenger_metrics = self.challenger_metrics or score(f"models:/{self.name}/{version}")
+        challenger_metrics = self.challenger_metrics or score(version, tags)
         champion = self.hook.get_version_by_alias(self.name, self.champion_alias, required=False)
         champion_metrics = None
         if champion is not None and str(champion.version) == version:
             champion = None  # re-deciding an already promoted version: judge on floors only
         if champion is not None:
-            champion_metrics = score(f"models:/{self.name}/{champion.version}")
+            champion_type = parse_task_type((champion.tags or {}).get(TASK_TYPE_TAG) or "binary")
+            if champion_type != task_type:
+                raise TaskTypeError(f"{self.name}: the challenger v{version} is a {task_type} model but the champion "
+                                    f"v{champion.version} is a {champion_type} model; they cannot be compared")
+            champion_metrics = score(str(champion.version), champion.tags or {})
         decision = policy.decide(challenger_metrics, champion_metrics, eval_rows=len(holdout))
         ti = context["ti"]
         record = {
@@ -180,7 +189,7 @@ class MlflowCompareChallengerOperator(_MlflowRegistryOperator):
             "champion_version": str(champion.version) if champion is not None else None,
             "verdict": decision.verdict, "reasons": decision.reasons, "checks": decision.checks,
             "challenger_metrics": challenger_metrics, "champion_metrics": champion_metrics,
-            "eval_rows": len(holdout), "policy": policy.to_dict(),
+            "eval_rows": len(holdout), "policy": policy.to_dict(), "task_type": task_type,
             "data_version": self.challenger.get("tags", {}).get("mlops.data.id"),
             "dag_id": ti.dag_id, "run_id": ti.run_id, "try_number": ti.try_number,
         }
@@ -193,8 +202,9 @@ class MlflowCompareChallengerOperator(_MlflowRegistryOperator):
         log = self.log.info if decision.promote else self.log.warning
         log("Decision for %s v%s against champion %s: %s — %s", self.name, version,
             record["champion_version"], decision.verdict.upper(), "; ".join(decision.reasons))
-        return {k: record[k] for k in ("model", "challenger_version", "champion_version", "verdict",
-                                       "reasons", "challenger_metrics", "champion_metrics", "eval_rows")}
+        return {"task_type": task_type, **{k: record[k] for k in (
+            "model", "challenger_version", "champion_version", "verdict", "reasons", "checks",
+            "challenger_metrics", "champion_metrics", "eval_rows")}}
 
 
 class MlflowPromoteModelOperator(_MlflowRegistryOperator):
@@ -270,3 +280,38 @@ class MlflowPromoteModelOperator(_MlflowRegistryOperator):
     def _previous(self) -> str | None:
         prev = self.hook.get_version_by_alias(self.name, PREVIOUS, required=False)
         return str(prev.version) if prev is not None else None
+
+
+class MlflowSummarizeDecisionOperator(BaseOperator):
+    """One readable line per retraining run: what was decided, against which champion, and why.
+
+    :param decision: the ``decide`` task's result.
+    :param promote_task_ids: the promotion tasks of the pipeline; the first that ran decides
+        whether the champion changed (``unchanged`` when it already was the champion, or when
+        none ran although the decision was ``promote``: a superseded promotion).
+
+    Returns :class:`~airflow_mlops_provider.pipelines.results.SummaryResult`.
+    """
+
+    template_fields: Sequence[str] = ("decision",)
+    template_fields_renderers = {"decision": "json"}
+    ui_color = "#43b1f0"
+
+    def __init__(self, *, decision: dict[str, Any], promote_task_ids: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.decision = decision
+        self.promote_task_ids = promote_task_ids
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        pulled = context["ti"].xcom_pull(task_ids=list(self.promote_task_ids)) or []
+        promoted = next((p for p in (pulled if isinstance(pulled, list) else [pulled]) if p), None)
+        decision = self.decision
+        verdict = decision["verdict"] if promoted is None or promoted.get("changed") else "unchanged"
+        if decision["verdict"] == "promote" and promoted is None:
+            verdict = "unchanged"
+        line = (f"{decision['model']} v{decision['challenger_version']}: {verdict.upper()} "
+                f"(against champion {decision['champion_version']}) — {'; '.join(decision['reasons'])}")
+        self.log.info("%s", line)
+        print(line)  # the demo and `airflow dags test` users read it on stdout
+        print(f"ledger: {mlops_home().ledger_path}")
+        return {"verdict": verdict, "promotion": promoted}

@@ -10,12 +10,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from airflow_mlops_provider.core.tasks import HOLDOUT_ARTIFACT
 from airflow_mlops_provider.hooks.mlflow import MlflowHook
 from airflow_mlops_provider.version_compat import BaseOperator
 
-HOLDOUT_ARTIFACT = "holdout/holdout.parquet"
 BASELINE_PROFILE_ARTIFACT = "baseline/profile.json"
 BASELINE_SAMPLE_ARTIFACT = "baseline/sample.parquet"
+PREDICTIONS_PROFILE_ARTIFACT = "baseline/predictions.json"
+PREDICTIONS_SAMPLE_ARTIFACT = "baseline/predictions_sample.parquet"
 DEFAULT_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
 
 
@@ -94,36 +96,55 @@ def pin_requirements(requirements: Sequence[str]) -> list[str]:
 class MlflowTrainModelOperator(BaseOperator):
     """Run ``train_callable(X_train, y_train, **train_params)`` inside an MLflow run.
 
-    Logs params, the fitted model (sklearn flavor, with signature and input example, scored by
-    ``predict_proba`` through pyfunc), the holdout split, and the drift baseline profile of the
-    training features. Tags the run with lineage: DVC path/rev/commit/md5, validation result id,
-    Airflow dag_id/run_id/task_id/try number and code version.
+    Logs params, the fitted model (with signature and input example), the holdout split, the
+    drift baseline profile of the training features and of the model's outputs on the holdout
+    (for prediction drift). Tags the run with the task type (and class labels), and lineage:
+    DVC path/rev/commit/md5, validation result id, Airflow dag_id/run_id/task_id/try number and
+    code version. Registering the run copies those tags onto the model version, so evaluation,
+    promotion, scoring and drift follow the task type without being told again.
 
-    :param train_callable: the user's training code; returns a fitted scikit-learn estimator.
+    :param train_callable: the user's training code. Returns a fitted model: any estimator with
+        ``fit``/``predict`` (and ``predict_proba`` for ``binary`` and ``multiclass``), logged
+        with MLflow's sklearn flavor (skops format); or a model of another MLflow flavor with
+        ``flavor`` (``"lightgbm"``, ``"xgboost"``, ...) or your own ``log_model``.
+    :param model_task_type: ``binary``, ``multiclass`` or ``regression``
+        (see :mod:`airflow_mlops_provider.core.tasks`); ``task_type`` is taken by BaseOperator.
     :param data_path: local file (CSV/Parquet) to train on, usually the validated copy.
     :param target: label column.
     :param experiment_name: MLflow experiment (created when missing).
+    :param policy: the promotion policy the model will face; checked against the task type
+        before anything is read or trained, so a metric the type does not produce fails early.
+    :param flavor: MLflow flavor module that logs the model (``mlflow.<flavor>.log_model``);
+        None: scikit-learn.
+    :param log_model: ``log_model(model, signature=, input_example=, pip_requirements=)`` that
+        logs the model under the name ``"model"`` in the active run and returns MLflow's
+        ``ModelInfo``; for flavors that need more arguments.
     :param data_version: the data version dict from :class:`DvcGetDataVersionOperator`.
     :param validation: the validation result dict (its ``result_id`` is recorded).
     :param id_columns: columns that identify rows and are not features.
     :param feature_columns: explicit features; default: every other column.
     :param categorical_features: features profiled as categorical in the baseline.
     :param train_params: hyper-parameters passed to ``train_callable`` and logged.
-    :param holdout_fraction: share of rows held out (stratified on ``target``).
+    :param holdout_fraction: share of rows held out (stratified on ``target`` for classifiers).
     :param split_seed: seed of the split.
     :param skops_trusted_types: types to trust when the model is loaded again.
     :param pip_requirements: the model's serving requirements; a bare package name is pinned to
         the version installed where the model is trained (``"skops"`` → ``"skops==0.16.0"``).
         None lets MLflow infer them by loading the model in a subprocess, which takes ~20 s.
+
+    Returns :class:`~airflow_mlops_provider.pipelines.results.TrainResult`.
     """
 
     template_fields: Sequence[str] = ("data_path", "target", "experiment_name", "data_version", "validation",
-                                      "train_params", "mlflow_conn_id", "run_name")
-    template_fields_renderers = {"train_params": "json", "data_version": "json", "validation": "json"}
+                                      "train_params", "mlflow_conn_id", "run_name", "model_task_type", "policy")
+    template_fields_renderers = {"train_params": "json", "data_version": "json", "validation": "json",
+                                 "policy": "json"}
     ui_color = "#0194e2"
 
     def __init__(self, *, train_callable: Callable[..., Any], data_path: str, target: str,
-                 experiment_name: str, data_version: dict | None = None, validation: dict | None = None,
+                 experiment_name: str, model_task_type: str = "binary", policy: dict | None = None,
+                 flavor: str | None = None, log_model: Callable[..., Any] | None = None,
+                 data_version: dict | None = None, validation: dict | None = None,
                  id_columns: Sequence[str] = (), feature_columns: Sequence[str] | None = None,
                  categorical_features: Sequence[str] | None = None, train_params: dict | None = None,
                  holdout_fraction: float = 0.2, split_seed: int = 42,
@@ -135,6 +156,10 @@ class MlflowTrainModelOperator(BaseOperator):
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         self.train_callable = train_callable
+        self.model_task_type = model_task_type
+        self.policy = policy
+        self.flavor = flavor
+        self.log_model = log_model
         self.pip_requirements = pip_requirements
         self.data_path = data_path
         self.target = target
@@ -156,8 +181,10 @@ class MlflowTrainModelOperator(BaseOperator):
     def hook(self) -> MlflowHook:
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
-    def _split(self, frame: Any) -> tuple[list[str], Any, Any]:
+    def _split(self, frame: Any, task_type: str) -> tuple[list[str], Any, Any]:
         from sklearn.model_selection import train_test_split
+
+        from airflow_mlops_provider.core.tasks import TaskTypeError
 
         if self.target not in frame.columns:
             raise KeyError(f"target column {self.target!r} is not in {self.data_path!r} "
@@ -171,48 +198,117 @@ class MlflowTrainModelOperator(BaseOperator):
             features = [c for c in frame.columns if c != self.target and c not in set(self.id_columns)]
         if not 0 < self.holdout_fraction < 1:
             raise ValueError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
-        counts = frame[self.target].value_counts()
-        stratify = frame[self.target] if len(counts) > 1 and counts.min() >= 2 else None
+        stratify = None
+        if task_type != "regression":
+            counts = frame[self.target].value_counts()
+            if task_type == "binary" and len(counts) != 2:
+                raise TaskTypeError(f"task_type 'binary' needs exactly 2 classes in target column {self.target!r} "
+                                    f"of {self.data_path!r}, found {len(counts)}: {sorted(counts.index.tolist(), key=str)[:10]}")
+            if task_type == "multiclass" and len(counts) < 3:
+                raise TaskTypeError(f"task_type 'multiclass' needs at least 3 classes in target column "
+                                    f"{self.target!r} of {self.data_path!r}, found {len(counts)}")
+            stratify = frame[self.target] if counts.min() >= 2 else None
+        elif not _is_numeric(frame[self.target]):
+            raise TaskTypeError(f"task_type 'regression' needs a numeric target; column {self.target!r} of "
+                                f"{self.data_path!r} has dtype {frame[self.target].dtype}")
         train, holdout = train_test_split(frame, test_size=self.holdout_fraction,
                                           random_state=self.split_seed, stratify=stratify)
         return features, train, holdout
+
+    def _check_model(self, model: Any, task_type: str) -> None:
+        from airflow_mlops_provider.core.tasks import TaskTypeError
+
+        if self.flavor or self.log_model:
+            return  # another flavor: its pyfunc wrapper decides how it predicts
+        name = type(model).__name__
+        if not hasattr(model, "predict"):
+            raise TaskTypeError(f"train_callable returned a {name}, which has no predict(); return a fitted "
+                                "estimator, or set flavor/log_model for another kind of model")
+        if task_type != "regression" and not hasattr(model, "predict_proba"):
+            raise TaskTypeError(f"task_type {task_type!r} scores class probabilities, but the {name} returned by "
+                                "train_callable has no predict_proba(); use a probabilistic classifier "
+                                "(e.g. wrap it in CalibratedClassifierCV) or task_type='regression'")
+
+    def _log(self, model: Any, task_type: str, example: Any, trusted: list[str] | None) -> Any:
+        import importlib
+
+        import mlflow
+        from mlflow.models import infer_signature
+
+        requirements = pin_requirements(self.pip_requirements) if self.pip_requirements else None
+        sklearn_path = not (self.flavor or self.log_model)
+        if sklearn_path:
+            method = "predict" if task_type == "regression" else "predict_proba"
+            signature = infer_signature(example, getattr(model, method)(example))
+            return mlflow.sklearn.log_model(
+                model, name="model", signature=signature, input_example=example, pyfunc_predict_fn=method,
+                serialization_format="skops", skops_trusted_types=trusted or None, pip_requirements=requirements)
+        output = model.predict(example) if hasattr(model, "predict") else None
+        signature = infer_signature(example, output)
+        if self.log_model is not None:
+            return self.log_model(model, signature=signature, input_example=example, pip_requirements=requirements)
+        flavor = importlib.import_module(f"mlflow.{self.flavor}")
+        return flavor.log_model(model, name="model", signature=signature, input_example=example,
+                                pip_requirements=requirements)
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow_mlops_provider.core.optional import require
 
         require("mlflow")
         import mlflow
-        from mlflow.models import infer_signature
+        import mlflow.pyfunc
 
         from airflow_mlops_provider.core.baseline import compute_profile, sample_rows
         from airflow_mlops_provider.core.tables import read_table
+        from airflow_mlops_provider.core.tasks import (
+            CLASSES_TAG,
+            PRIMARY_OUTPUT,
+            TASK_TYPE_TAG,
+            check_policy_metrics,
+            class_labels,
+            output_columns,
+        )
+        from airflow_mlops_provider.core.tasks import parse_task_type as parse
 
+        task_type = parse(self.model_task_type)
+        if self.policy:
+            check_policy_metrics(task_type, self.policy)
         frame = read_table(self.data_path)
-        features, train, holdout = self._split(frame)
+        features, train, holdout = self._split(frame, task_type)
         params = dict(self.train_params or {})
         self.hook.activate()
         experiment_id = self.hook.get_or_create_experiment(self.experiment_name)
-        tags = _lineage_tags(context, self.data_version, self.validation, _code_version(context))
+        tags = {**_lineage_tags(context, self.data_version, self.validation, _code_version(context)),
+                TASK_TYPE_TAG: task_type, "mlops.flavor": self.flavor or ("custom" if self.log_model else "sklearn")}
         with mlflow.start_run(experiment_id=experiment_id, run_name=self.run_name or f"{context['ti'].run_id}",
                               tags=tags) as run:
             run_id = run.info.run_id
-            self.log.info("Training in MLflow run %s (experiment %s) on %d rows, %d features",
-                          run_id, self.experiment_name, len(train), len(features))
+            self.log.info("Training a %s model in MLflow run %s (experiment %s) on %d rows, %d features",
+                          task_type, run_id, self.experiment_name, len(train), len(features))
             mlflow.log_params({**{f"param.{k}": v for k, v in params.items()},
-                               "target": self.target, "features": ",".join(features),
+                               "target": self.target, "features": ",".join(features), "task_type": task_type,
                                "holdout_fraction": self.holdout_fraction, "split_seed": self.split_seed,
                                "train_rows": len(train), "holdout_rows": len(holdout)})
             model = self.train_callable(train[features], train[self.target], **params)
-            trusted = resolve_trusted_types(model, self.skops_trusted_types, self.trusted_type_prefixes)
-            example = train[features].head(5)
-            signature = infer_signature(example, model.predict_proba(example))
-            info = mlflow.sklearn.log_model(
-                model, name="model", signature=signature, input_example=example,
-                pyfunc_predict_fn="predict_proba", serialization_format="skops",
-                skops_trusted_types=trusted or None,
-                pip_requirements=pin_requirements(self.pip_requirements) if self.pip_requirements else None,
-            )
-            mlflow.set_tag("mlops.skops_trusted_types", json.dumps(trusted))
+            self._check_model(model, task_type)
+            classes = None
+            if task_type != "regression":
+                fitted = getattr(model, "classes_", None)
+                classes = class_labels(fitted if fitted is not None else sorted(train[self.target].unique()))
+                mlflow.set_tag(CLASSES_TAG, json.dumps(classes))
+            trusted = None
+            if not (self.flavor or self.log_model):
+                trusted = resolve_trusted_types(model, self.skops_trusted_types, self.trusted_type_prefixes)
+                mlflow.set_tag("mlops.skops_trusted_types", json.dumps(trusted))
+            info = self._log(model, task_type, train[features].head(5), trusted)
+            # The model's outputs on the holdout, read back through pyfunc as scoring will: the
+            # reference for prediction drift (and a check that the logged model loads and predicts).
+            loaded = mlflow.pyfunc.load_model(info.model_uri)
+            outputs = output_columns(task_type, loaded.predict(holdout[features]), classes)
+            primary = PRIMARY_OUTPUT[task_type]
+            import pandas as pd
+
+            predicted = pd.DataFrame({primary: outputs[primary]})
             with tempfile.TemporaryDirectory() as tmp:
                 tmp_path = Path(tmp)
                 holdout.to_parquet(tmp_path / "holdout.parquet", index=False)
@@ -222,8 +318,15 @@ class MlflowTrainModelOperator(BaseOperator):
                 mlflow.log_artifact(str(tmp_path / "profile.json"), artifact_path="baseline")
                 sample_rows(train[features]).to_parquet(tmp_path / "sample.parquet", index=False)
                 mlflow.log_artifact(str(tmp_path / "sample.parquet"), artifact_path="baseline")
+                prediction_profile = compute_profile(predicted, [primary],
+                                                     [primary] if task_type == "multiclass" else [])
+                (tmp_path / "predictions.json").write_text(json.dumps(prediction_profile))
+                mlflow.log_artifact(str(tmp_path / "predictions.json"), artifact_path="baseline")
+                sample_rows(predicted).to_parquet(tmp_path / "predictions_sample.parquet", index=False)
+                mlflow.log_artifact(str(tmp_path / "predictions_sample.parquet"), artifact_path="baseline")
         return {
             "run_id": run_id, "experiment_id": experiment_id, "model_uri": info.model_uri,
+            "task_type": task_type, "classes": classes,
             "features": features, "target": self.target,
             "train_rows": len(train), "holdout_rows": len(holdout),
             "holdout_uri": f"runs:/{run_id}/{HOLDOUT_ARTIFACT}",
@@ -231,8 +334,18 @@ class MlflowTrainModelOperator(BaseOperator):
         }
 
 
+def _is_numeric(series: Any) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
 class MlflowEvaluateModelOperator(BaseOperator):
-    """Score a run's model on the holdout from the same data version and log the metrics."""
+    """Score a run's model on the holdout from the same data version and log the metrics.
+
+    The metrics follow the task type recorded on the run (:mod:`airflow_mlops_provider.core.tasks`).
+    Returns :class:`~airflow_mlops_provider.pipelines.results.EvaluateResult`.
+    """
 
     template_fields: Sequence[str] = ("run_id", "model_uri", "target", "mlflow_conn_id")
     ui_color = "#0194e2"
@@ -252,29 +365,20 @@ class MlflowEvaluateModelOperator(BaseOperator):
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from airflow_mlops_provider.core.metrics import binary_classification_metrics, positive_scores
+        from airflow_mlops_provider.core.tasks import (
+            TASK_TYPE_TAG,
+            classes_from_tags,
+            parse_task_type,
+            score_holdout,
+        )
 
-        self.hook.activate()
-        holdout = load_holdout(self.hook, self.run_id)
-        model = load_pyfunc(self.model_uri or self.hook.logged_model_uri(self.run_id))
-        features = model.metadata.get_input_schema().input_names()
-        metrics = binary_classification_metrics(holdout[self.target], positive_scores(model, holdout[features]))
+        tags = self.hook.client.get_run(self.run_id).data.tags
+        task_type = parse_task_type(tags.get(TASK_TYPE_TAG) or "binary")
+        holdout = self.hook.load_holdout(self.run_id)
+        uri = self.model_uri or self.hook.logged_model_uri(self.run_id)
+        metrics = score_holdout(self.hook.load_pyfunc(uri), holdout, self.target, task_type,
+                                classes_from_tags(tags), model_uri=uri)
         for name, value in metrics.items():
             self.hook.client.log_metric(self.run_id, name, value)
-        self.log.info("Holdout metrics of run %s on %d rows: %s", self.run_id, len(holdout), metrics)
-        return {"run_id": self.run_id, "metrics": metrics, "eval_rows": len(holdout)}
-
-
-def load_holdout(hook: MlflowHook, run_id: str) -> Any:
-    import mlflow
-    import pandas as pd
-
-    local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=HOLDOUT_ARTIFACT,
-                                                tracking_uri=hook.tracking_uri)
-    return pd.read_parquet(local)
-
-
-def load_pyfunc(model_uri: str) -> Any:
-    import mlflow.pyfunc
-
-    return mlflow.pyfunc.load_model(model_uri)
+        self.log.info("Holdout metrics (%s) of run %s on %d rows: %s", task_type, self.run_id, len(holdout), metrics)
+        return {"run_id": self.run_id, "task_type": task_type, "metrics": metrics, "eval_rows": len(holdout)}

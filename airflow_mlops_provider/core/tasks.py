@@ -1,0 +1,284 @@
+"""Task types: what a model predicts, the metrics that judge it and what scoring writes.
+
+A task type is declared once, on training (``MlflowTrainModelOperator(task_type=...)``), and
+recorded on the MLflow run and so on every model version registered from it (tag
+``mlops.task_type``; classifiers also record their class labels in ``mlops.classes``).
+Evaluation, the champion re-scoring, the promotion policy, batch scoring, prediction drift and
+serving checks read it from there.
+
+=============  ==========================================================  ===================
+task type      holdout metrics (scikit-learn's functions)                  scoring output
+=============  ==========================================================  ===================
+``binary``     roc_auc, average_precision, log_loss, brier, accuracy,      ``score`` (P(positive))
+               precision, recall, f1, positive_rate
+``multiclass`` accuracy, f1_macro, f1_weighted, log_loss, roc_auc_ovr      ``prediction`` (class)
+                                                                           + ``proba_<class>``
+``regression`` rmse, mae, r2, mape (only when no target value is 0)        ``prediction``
+=============  ==========================================================  ===================
+
+Model outputs are read the same way for every MLflow flavor through pyfunc: a classifier's
+pyfunc returns class probabilities (one column per class; a binary model may return the
+positive class's probability alone), a regressor's returns one value per row.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from typing import Any, Literal
+
+TaskType = Literal["binary", "multiclass", "regression"]
+TASK_TYPES: tuple[str, ...] = ("binary", "multiclass", "regression")
+TASK_TYPE_TAG = "mlops.task_type"
+CLASSES_TAG = "mlops.classes"
+HOLDOUT_ARTIFACT = "holdout/holdout.parquet"
+
+# Metric -> direction ("higher" or "lower" is better); None: descriptive, not for a policy.
+METRICS: dict[str, dict[str, str | None]] = {
+    "binary": {"roc_auc": "higher", "average_precision": "higher", "log_loss": "lower", "brier": "lower",
+               "accuracy": "higher", "precision": "higher", "recall": "higher", "f1": "higher",
+               "positive_rate": None},
+    "multiclass": {"accuracy": "higher", "f1_macro": "higher", "f1_weighted": "higher", "log_loss": "lower",
+                   "roc_auc_ovr": "higher"},
+    "regression": {"rmse": "lower", "mae": "lower", "r2": "higher", "mape": "lower"},
+}
+
+# Defaults with the right directions per type. Floors only where the metric has a chance level
+# that does not depend on the data (AUC 0.5, R² 0); changes against the champion are judged in
+# absolute units for unit-free metrics and relative to the champion for unit-bearing ones.
+DEFAULT_POLICIES: dict[str, dict[str, Any]] = {
+    "binary": {"metrics": [{"name": "roc_auc", "direction": "higher", "floor": 0.7, "max_regression": 0.01},
+                           {"name": "log_loss", "direction": "lower", "max_regression": 0.02}],
+               "min_eval_rows": 100},
+    "multiclass": {"metrics": [{"name": "roc_auc_ovr", "direction": "higher", "floor": 0.6, "max_regression": 0.01},
+                               {"name": "f1_macro", "direction": "higher", "max_regression": 0.02},
+                               {"name": "log_loss", "direction": "lower", "max_regression": 0.05}],
+                   "min_eval_rows": 100},
+    "regression": {"metrics": [{"name": "r2", "direction": "higher", "floor": 0.0, "max_regression": 0.02},
+                               {"name": "rmse", "direction": "lower", "max_relative_regression": 0.05}],
+                   "min_eval_rows": 100},
+}
+
+# The primary output column per task type (the one shadow scoring and prediction drift compare).
+PRIMARY_OUTPUT = {"binary": "score", "multiclass": "prediction", "regression": "prediction"}
+
+
+class TaskTypeError(ValueError):
+    """An unknown task type, or a model/policy/output that does not fit the declared one."""
+
+
+def parse_task_type(value: Any) -> str:
+    text = str(value or "").strip().lower()
+    if text not in TASK_TYPES:
+        raise TaskTypeError(f"task_type {value!r} is not one of {list(TASK_TYPES)}")
+    return text
+
+
+def default_policy(task_type: str) -> dict[str, Any]:
+    """A fresh copy of the default promotion policy of ``task_type``."""
+    return json.loads(json.dumps(DEFAULT_POLICIES[parse_task_type(task_type)]))
+
+
+def check_policy_metrics(task_type: str, policy: dict[str, Any], where: str = "policy") -> None:
+    """Refuse a policy that names a metric the task type does not produce, naming it and the options."""
+    task_type = parse_task_type(task_type)
+    known = METRICS[task_type]
+    for i, rule in enumerate((policy or {}).get("metrics") or []):
+        name = rule.get("name") if isinstance(rule, dict) else None
+        if name not in known:
+            raise TaskTypeError(
+                f"{where}.metrics[{i}] names metric {name!r}, which a {task_type} model does not produce; "
+                f"{task_type} metrics: {sorted(k for k, v in known.items() if v)}")
+        direction = rule.get("direction")
+        if direction and known[name] and direction != known[name]:
+            raise TaskTypeError(f"{where}.metrics[{i}]: {name!r} is better when {known[name]}, not {direction}")
+
+
+def class_labels(classes: Sequence[Any]) -> list[Any]:
+    """Class labels as JSON-safe scalars (numpy ints become ints) in the model's order."""
+    out = []
+    for c in classes:
+        item = c.item() if hasattr(c, "item") else c
+        out.append(item)
+    return out
+
+
+def classes_from_tags(tags: dict[str, str] | None) -> list[Any] | None:
+    raw = (tags or {}).get(CLASSES_TAG)
+    return json.loads(raw) if raw else None
+
+
+def proba_column(label: Any) -> str:
+    """``proba_<class>``, with anything but letters, digits, ``_``, ``-`` and ``.`` replaced by ``_``."""
+    return "proba_" + re.sub(r"[^A-Za-z0-9_.-]", "_", str(label))
+
+
+def output_matrix(raw: Any) -> Any:
+    """A pyfunc prediction (array, DataFrame, Series, list) as a float numpy array."""
+    import numpy as np
+
+    return np.asarray(getattr(raw, "values", raw), dtype=float)
+
+
+def class_probabilities(task_type: str, raw: Any, n_classes: int) -> Any:
+    """(rows, classes) probabilities from a classifier's pyfunc output.
+
+    A binary model may return the positive class's probability alone (LightGBM, XGBoost).
+    """
+    import numpy as np
+
+    arr = output_matrix(raw)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim == 1:
+        if task_type == "binary":
+            return np.column_stack([1 - arr, arr])
+        raise TaskTypeError("a multiclass model must return one probability per class; it returned one value "
+                            "per row (log it with predict_proba as its pyfunc output)")
+    if arr.shape[1] != n_classes:
+        raise TaskTypeError(f"the model returned {arr.shape[1]} probability columns for {n_classes} classes")
+    return arr
+
+
+def regression_values(raw: Any) -> Any:
+    arr = output_matrix(raw)
+    if arr.ndim == 2:
+        if arr.shape[1] != 1:
+            raise TaskTypeError(f"a regression model must return one value per row, it returned {arr.shape[1]}")
+        arr = arr[:, 0]
+    return arr
+
+
+def compute_metrics(task_type: str, y_true: Any, raw_output: Any,
+                    classes: Sequence[Any] | None = None) -> dict[str, float]:
+    """Holdout metrics of ``task_type`` from a model's raw pyfunc output (the same for any model)."""
+    task_type = parse_task_type(task_type)
+    if task_type == "regression":
+        return regression_metrics(y_true, regression_values(raw_output))
+    import numpy as np
+
+    if classes is None:
+        classes = sorted(np.unique(np.asarray(y_true)).tolist())
+    classes = list(classes)
+    proba = class_probabilities(task_type, raw_output, len(classes))
+    if task_type == "binary":
+        if len(classes) != 2:
+            raise TaskTypeError(f"a binary model needs 2 classes, this one has {len(classes)}: {classes}")
+        y = np.asarray(y_true)
+        unknown = set(np.unique(y).tolist()) - set(classes)
+        if unknown:
+            raise TaskTypeError(f"the target holds values {sorted(unknown, key=str)} the model never saw "
+                                f"(classes {classes})")
+        return binary_metrics((y == classes[1]).astype(int), proba[:, 1])
+    return multiclass_metrics(y_true, proba, classes)
+
+
+def binary_metrics(y_true: Any, proba: Any, threshold: float = 0.5) -> dict[str, float]:
+    """roc_auc, log_loss, brier, accuracy, precision, recall, f1 from positive-class scores (0/1 labels)."""
+    import numpy as np
+    from sklearn import metrics
+
+    y = np.asarray(y_true).astype(int)
+    p = np.clip(np.asarray(proba, dtype=float), 1e-7, 1 - 1e-7)
+    pred = (p >= threshold).astype(int)
+    out = {
+        "log_loss": float(metrics.log_loss(y, p, labels=[0, 1])),
+        "brier": float(metrics.brier_score_loss(y, p)),
+        "accuracy": float(metrics.accuracy_score(y, pred)),
+        "precision": float(metrics.precision_score(y, pred, zero_division=0)),
+        "recall": float(metrics.recall_score(y, pred, zero_division=0)),
+        "f1": float(metrics.f1_score(y, pred, zero_division=0)),
+        "positive_rate": float(y.mean()) if len(y) else float("nan"),
+    }
+    # AUC is undefined on a single-class holdout: leave it out rather than invent a number.
+    if len(np.unique(y)) == 2:
+        out["roc_auc"] = float(metrics.roc_auc_score(y, p))
+        out["average_precision"] = float(metrics.average_precision_score(y, p))
+    return out
+
+
+def multiclass_metrics(y_true: Any, proba: Any, classes: Sequence[Any]) -> dict[str, float]:
+    import numpy as np
+    from sklearn import metrics
+
+    y = np.asarray(y_true)
+    unknown = set(np.unique(y).tolist()) - set(classes)
+    if unknown:
+        raise TaskTypeError(f"the target holds values {sorted(unknown, key=str)} the model never saw "
+                            f"(classes {list(classes)})")
+    proba = np.asarray(proba, dtype=float)
+    pred = np.asarray(classes)[proba.argmax(axis=1)]
+    y_obj = y
+    out = {
+        "accuracy": float(metrics.accuracy_score(y_obj, pred)),
+        "f1_macro": float(metrics.f1_score(y_obj, pred, average="macro", labels=list(classes), zero_division=0)),
+        "f1_weighted": float(metrics.f1_score(y_obj, pred, average="weighted", labels=list(classes),
+                                              zero_division=0)),
+        "log_loss": float(metrics.log_loss(y_obj, np.clip(proba, 1e-15, 1), labels=list(classes))),
+    }
+    # One-vs-rest AUC needs every class in the holdout; otherwise it is undefined: left out.
+    if set(np.unique(y).tolist()) == set(classes):
+        out["roc_auc_ovr"] = float(metrics.roc_auc_score(y_obj, proba / proba.sum(axis=1, keepdims=True),
+                                                         multi_class="ovr", labels=list(classes)))
+    return out
+
+
+def regression_metrics(y_true: Any, prediction: Any) -> dict[str, float]:
+    import numpy as np
+    from sklearn import metrics
+
+    y = np.asarray(y_true, dtype=float)
+    p = np.asarray(prediction, dtype=float)
+    out = {
+        "rmse": float(metrics.root_mean_squared_error(y, p)),
+        "mae": float(metrics.mean_absolute_error(y, p)),
+        "r2": float(metrics.r2_score(y, p)) if len(y) > 1 else float("nan"),
+    }
+    # MAPE divides by the target: defined only when no target value is 0.
+    if len(y) and not np.any(y == 0):
+        out["mape"] = float(metrics.mean_absolute_percentage_error(y, p))
+    return {k: v for k, v in out.items() if not math.isnan(v)}
+
+
+def output_columns(task_type: str, raw_output: Any, classes: Sequence[Any] | None = None) -> dict[str, Any]:
+    """The scoring output columns of ``task_type`` (name -> numpy array) from a pyfunc output.
+
+    binary → ``score``; multiclass → ``prediction`` plus ``proba_<class>`` per class;
+    regression → ``prediction``.
+    """
+    import numpy as np
+
+    task_type = parse_task_type(task_type)
+    if task_type == "regression":
+        return {"prediction": regression_values(raw_output)}
+    if task_type == "binary":
+        arr = output_matrix(raw_output)
+        return {"score": arr[:, -1] if arr.ndim == 2 else arr}
+    if not classes:
+        raise TaskTypeError("a multiclass model needs its class labels (tag mlops.classes) to name its outputs")
+    proba = class_probabilities(task_type, raw_output, len(classes))
+    labels = np.asarray(classes)
+    out: dict[str, Any] = {"prediction": labels[proba.argmax(axis=1)]}
+    for i, label in enumerate(classes):
+        out[proba_column(label)] = proba[:, i]
+    return out
+
+
+def model_features(model: Any) -> list[str]:
+    """The input columns of an MLflow pyfunc model's signature."""
+    schema = model.metadata.get_input_schema()
+    if schema is None:
+        raise TaskTypeError("the model has no input signature: log it with a signature (infer_signature)")
+    return list(schema.input_names())
+
+
+def score_holdout(model: Any, holdout: Any, target: str, task_type: str,
+                  classes: Sequence[Any] | None = None, model_uri: str = "the model") -> dict[str, float]:
+    """Metrics of a pyfunc model on holdout rows: the same code for challenger and champion."""
+    features = model_features(model)
+    missing = [c for c in [*features, target] if c not in holdout.columns]
+    if missing:
+        raise KeyError(f"{model_uri} needs columns {missing} that the holdout lacks")
+    return compute_metrics(task_type, holdout[target], model.predict(holdout[features]), classes)

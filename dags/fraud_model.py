@@ -1,0 +1,67 @@
+"""The shipped example model: card-fraud detection (binary), shared by the fraud DAGs.
+
+Everything specific to this model lives here — its training code, the expectations its
+training data must meet, its serving requirements and deploy names; the DAG files are one
+builder call each. Data: ``airflow_mlops_provider.core.demo_data.generate`` (seeded, with
+normal, drifted, noisy and corrupt days).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_mlops_provider.core.demo_data import CATEGORIES, FEATURES, ID_COLUMN, TARGET
+from airflow_mlops_provider.pipelines.config import ModelConfig
+
+MODEL_NAME = "fraud-detector"
+
+TRAINING_SUITE: dict[str, Any] = {
+    "name": "transactions_training",
+    "expectations": [
+        {"type": "expect_table_columns_to_match_set",
+         "kwargs": {"column_set": [ID_COLUMN, *FEATURES, TARGET], "exact_match": True}, "severity": "critical"},
+        {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 500}, "severity": "critical"},
+        {"type": "expect_column_values_to_be_unique", "kwargs": {"column": ID_COLUMN}, "severity": "critical"},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "amount"}, "severity": "critical"},
+        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "amount", "min_value": 0},
+         "severity": "critical"},
+        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "hour", "min_value": 0, "max_value": 23},
+         "severity": "critical"},
+        {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": TARGET, "value_set": [0, 1]},
+         "severity": "critical"},
+        {"type": "expect_column_values_to_be_in_set",
+         "kwargs": {"column": "merchant_category", "value_set": CATEGORIES}, "severity": "warning"},
+        {"type": "expect_column_mean_to_be_between",
+         "kwargs": {"column": TARGET, "min_value": 0.01, "max_value": 0.6}, "severity": "warning"},
+    ],
+}
+
+
+
+def train_fraud_model(X, y, **params):
+    """The user's training code: gradient-boosted trees behind a one-hot encoder."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    categorical = [c for c in X.columns if X[c].dtype == object]
+    pre = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), categorical)],
+                            remainder="passthrough")
+    model = Pipeline([("pre", pre), ("clf", HistGradientBoostingClassifier(random_state=0, **params))])
+    return model.fit(X, y)
+
+
+FRAUD = ModelConfig(
+    name=MODEL_NAME,
+    task_type="binary",
+    target=TARGET,
+    id_columns=[ID_COLUMN],
+    train=train_fraud_model,
+    train_params={"max_iter": 150, "learning_rate": 0.1, "max_leaf_nodes": 31},
+    data_path="transactions.parquet",
+    suite=TRAINING_SUITE,
+    # What the pipeline needs when it is loaded for serving (skops format); pinned at training.
+    pip_requirements=["scikit-learn", "skops", "numpy", "scipy", "pandas"],
+    deploy_config={"kserve": {"name": MODEL_NAME}, "sagemaker": {"endpoint_name": MODEL_NAME}},
+)
