@@ -1,0 +1,125 @@
+"""ModelConfig: everything the pipeline builders need to know about one model."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+from airflow_mlops_provider.core.tasks import check_policy_metrics, default_policy, parse_task_type
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+DEFAULT_DRIFT_POLICY: dict[str, Any] = {"drift_share": 0.5, "key_features": [], "prediction_drift": False}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One model's pipeline configuration; checked when the DAG file is parsed.
+
+    :param name: registered model name in MLflow (also names the Assets and the experiment).
+    :param task_type: ``binary``, ``multiclass`` or ``regression``.
+    :param target: label column of the training data.
+    :param train: ``train(X, y, **train_params)`` returning a fitted model (see
+        :class:`~airflow_mlops_provider.operators.training.MlflowTrainModelOperator`).
+    :param data_path: the training file's path inside the DVC repository.
+    :param id_columns: row identifiers: not features, kept in scoring output.
+    :param suite: Great Expectations suite (dict, JSON path or suite) for the training data;
+        None: the target is not null and id columns are unique.
+    :param policy: promotion policy; None: the task type's default
+        (:data:`airflow_mlops_provider.core.tasks.DEFAULT_POLICIES`).
+    :param train_params: default hyper-parameters (a Param, editable per run).
+    :param pip_requirements: serving requirements of the model; bare names are pinned to the
+        installed version at training time. None: MLflow infers them (slow).
+    :param flavor: MLflow flavor that logs a non-scikit-learn model (``"lightgbm"``).
+    :param log_model: custom logging callable (see the training operator).
+    :param deploy_target: default of the ``deploy_target`` Param (``none`` or a target name).
+    :param deploy_targets: the lanes to build; None: every registered target.
+    :param deploy_config: per-target overrides of the target's default config.
+    :param require_approval: default of the ``require_approval`` Param.
+    :param dataset: Asset name of the training data; default: the file name's stem.
+    :param dvc_conn_id: DVC connection the training task reads the data through (absent
+        ``dvc_default``: ``MLOPS_HOME/data-repo``).
+    :param dvc_repo: the repository the training-data AssetWatcher polls for new versions;
+        None: ``MLOPS_HOME/data-repo``.
+    :param drift_policy: default drift policy of the batch pipeline.
+    """
+
+    name: str
+    task_type: str
+    target: str
+    train: Callable[..., Any]
+    data_path: str
+    id_columns: Sequence[str] = ()
+    suite: Any = None
+    policy: Mapping[str, Any] | None = None
+    train_params: Mapping[str, Any] = field(default_factory=dict)
+    pip_requirements: Sequence[str] | None = None
+    flavor: str | None = None
+    log_model: Callable[..., Any] | None = None
+    skops_trusted_types: Sequence[str] | None = None
+    categorical_features: Sequence[str] | None = None
+    holdout_fraction: float = 0.2
+    deploy_target: str = "none"
+    deploy_targets: Sequence[str] | None = None
+    deploy_config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    require_approval: bool = False
+    dataset: str | None = None
+    dvc_conn_id: str = "dvc_default"
+    dvc_repo: str | None = None
+    experiment: str | None = None
+    drift_policy: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_DRIFT_POLICY))
+    batch_shards: int = 2
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name or ""):
+            raise ValueError(f"ModelConfig.name {self.name!r} must match {_NAME.pattern}")
+        object.__setattr__(self, "task_type", parse_task_type(self.task_type))
+        if not callable(self.train):
+            raise TypeError(f"ModelConfig.train of {self.name!r} must be a callable train(X, y, **params)")
+        if not self.target:
+            raise ValueError(f"ModelConfig.target of {self.name!r} is empty")
+        check_policy_metrics(self.task_type, dict(self.effective_policy), where=f"ModelConfig({self.name!r}).policy")
+        from airflow_mlops_provider.pipelines.targets import deploy_target_names
+
+        known = deploy_target_names()
+        for target in self.lanes:
+            if target not in known:
+                raise ValueError(f"ModelConfig({self.name!r}): unknown deploy target {target!r}; known: {known}")
+        if self.deploy_target != "none" and self.deploy_target not in self.lanes:
+            raise ValueError(f"ModelConfig({self.name!r}).deploy_target {self.deploy_target!r} is not one of the "
+                             f"built lanes {list(self.lanes)}")
+        unknown = set(self.deploy_config) - set(self.lanes)
+        if unknown:
+            raise ValueError(f"ModelConfig({self.name!r}).deploy_config names targets without a lane: {sorted(unknown)}")
+
+    @property
+    def effective_policy(self) -> dict[str, Any]:
+        return dict(self.policy) if self.policy is not None else default_policy(self.task_type)
+
+    @property
+    def lanes(self) -> list[str]:
+        if self.deploy_targets is not None:
+            return list(self.deploy_targets)
+        from airflow_mlops_provider.pipelines.targets import deploy_target_names
+
+        return deploy_target_names()
+
+    @property
+    def dataset_name(self) -> str:
+        return self.dataset or re.sub(r"[^A-Za-z0-9_.-]", "_", PurePosixPath(self.data_path).stem)
+
+    @property
+    def experiment_name(self) -> str:
+        return self.experiment or self.name
+
+    @property
+    def training_suite(self) -> Any:
+        if self.suite is not None:
+            return self.suite
+        expectations = [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": self.target},
+                         "severity": "critical"}]
+        expectations += [{"type": "expect_column_values_to_be_unique", "kwargs": {"column": c},
+                          "severity": "critical"} for c in self.id_columns]
+        return {"name": f"{self.name}_training", "expectations": expectations}

@@ -1,0 +1,173 @@
+"""The XCom results of the pipeline's operators, typed.
+
+Every operator returns a small JSON-safe dict; these TypedDicts document their keys so a DAG
+can read them (``op.output["run_id"]``, ``ti.xcom_pull(task_ids="decide")["verdict"]``)
+without reading the source. ``total=False`` marks keys that are present only sometimes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypedDict
+
+
+class ValidationResult(TypedDict):
+    """``GreatExpectationsValidateDataOperator``: the full result JSON is at ``result_uri``."""
+
+    success: bool
+    result_id: str
+    path: str
+    rows: int
+    failed: list[dict[str, Any]]
+    warnings: list[dict[str, Any]]
+    result_uri: str
+    data_docs_uri: str | None
+
+
+class DataVersionResult(TypedDict, total=False):
+    """``DvcGetDataVersionOperator``: which bytes were trained on."""
+
+    path: str
+    rev: str
+    commit: str
+    md5: str
+    id: str
+    repo: str
+    local_path: str
+
+
+class TrainResult(TypedDict):
+    """``MlflowTrainModelOperator`` (each key is also its own XCom)."""
+
+    run_id: str
+    experiment_id: str
+    model_uri: str
+    task_type: Literal["binary", "multiclass", "regression"]
+    classes: list[Any] | None
+    features: list[str]
+    target: str
+    train_rows: int
+    holdout_rows: int
+    holdout_uri: str
+    baseline_uri: str
+
+
+class EvaluateResult(TypedDict):
+    """``MlflowEvaluateModelOperator``: metrics of the run's task type on its holdout."""
+
+    run_id: str
+    task_type: str
+    metrics: dict[str, float]
+    eval_rows: int
+
+
+class ModelVersionResult(TypedDict):
+    """``MlflowRegisterModelOperator`` / ``MlflowGetModelVersionOperator``."""
+
+    name: str
+    version: str
+    run_id: str
+    source: str
+    aliases: list[str]
+    tags: dict[str, str]
+
+
+class PolicyCheck(TypedDict, total=False):
+    metric: str
+    direction: str
+    passed: bool
+    challenger: float
+    champion: float
+    floor: float
+    improvement: float
+
+
+class DecisionResult(TypedDict):
+    """``MlflowCompareChallengerOperator`` (task ``decide``): a rejection is a normal outcome."""
+
+    task_type: str
+    model: str
+    challenger_version: str
+    champion_version: str | None
+    verdict: Literal["promote", "rejected"]
+    reasons: list[str]
+    checks: list[PolicyCheck]
+    challenger_metrics: dict[str, float]
+    champion_metrics: dict[str, float] | None
+    eval_rows: int
+
+
+class PromotionResult(TypedDict):
+    """``MlflowPromoteModelOperator``: ``changed`` is False when it already was the champion."""
+
+    name: str
+    champion: str
+    previous: str | None
+    changed: bool
+
+
+class SummaryResult(TypedDict):
+    """``MlflowSummarizeDecisionOperator`` (task ``summarize``)."""
+
+    verdict: Literal["promote", "rejected", "unchanged"]
+    promotion: PromotionResult | None
+
+
+class ScoreResult(TypedDict, total=False):
+    """``MlflowBatchScoreOperator`` (one shard)."""
+
+    model_name: str
+    model_version: str
+    model_run_id: str
+    task_type: str
+    output_columns: list[str]
+    alias: str | None
+    input_path: str
+    output_path: str
+    rows: int
+    seconds: float
+    rows_per_second: float
+    shadow: dict[str, Any]
+
+
+class CommitResult(TypedDict, total=False):
+    """The batch pipeline's ``commit`` task: the output partition, complete."""
+
+    output_path: str
+    rows: int
+    model_version: str
+    model_run_id: str
+    shards: int
+    shadow: dict[str, Any]
+
+
+class ColumnDriftSummary(TypedDict):
+    method: str
+    statistic: float | None
+    drifted: bool
+
+
+class DriftCheckResult(TypedDict):
+    """``EvidentlyCheckDriftOperator``: ``drifted`` says whether the drift policy fires."""
+
+    model_name: str
+    model_version: str
+    data_path: str
+    drifted: bool
+    drift_share: float
+    n_drifted: int
+    n_columns: int
+    drifted_features: list[str]
+    reasons: list[str]
+    report_path: str
+    mlflow_run_id: str | None
+    prediction_drift: dict[str, Any] | None
+    columns: dict[str, ColumnDriftSummary]
+
+
+class VerifyResult(TypedDict, total=False):
+    """A lane's ``verify`` task: the bake's figures."""
+
+    requests: int
+    errors: int
+    error_rate: float
+    p95_latency_ms: float

@@ -1,0 +1,286 @@
+"""The retraining pipeline: validate → train → evaluate → champion/challenger gate → deploy → promote.
+
+``retraining_dag(model, dag_id=...)`` builds a whole DAG; ``retraining_pipeline(model)`` adds the
+same tasks to a DAG of your own (give it ``params=retraining_params(model)`` and
+``render_template_as_native_obj=True``); ``deployment_lane(...)`` builds one target's lane.
+
+Task ids (stable, read by tests and the UI): ``resolve_data_version``, ``validate_data``,
+``train``, ``evaluate``, ``register_challenger``, ``decide``, ``route``, ``no_deploy``,
+``promote``; per deploy target ``<target>.deploy``, ``<target>.verify``,
+``<target>.approve``, ``[<target>.promote_traffic]``, ``<target>.promote``,
+``<target>.rollback``; then ``record_rollback`` and ``summarize``.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow_mlops_provider.pipelines.config import ModelConfig
+from airflow_mlops_provider.pipelines.targets import VERIFY_DEFAULTS, get_deploy_target
+
+POLICY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["metrics"],
+    "additionalProperties": False,
+    "properties": {
+        "min_eval_rows": {"type": "integer", "minimum": 1},
+        "metrics": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string"},
+                    "direction": {"enum": ["higher", "lower"]},
+                    "floor": {"type": ["number", "null"]},
+                    "max_regression": {"type": "number", "minimum": 0},
+                    "min_improvement": {"type": ["number", "null"]},
+                    "max_relative_regression": {"type": ["number", "null"], "minimum": 0},
+                },
+            },
+        },
+    },
+}
+
+APPROVAL_TIMEOUT = timedelta(hours=24)
+# What the reviewer sees in "Required actions" before a deployed challenger takes over.
+_APPROVAL_BODY = """\
+{% set d = ti.xcom_pull(task_ids='DECIDE') %}{% set v = ti.xcom_pull(task_ids='VERIFY') %}\
+**{{ d.model }} v{{ d.challenger_version }}** ({{ d.task_type }} challenger) against \
+{{ ('**v%s** (champion)' % d.champion_version) if d.champion_version else 'no champion' }}: \
+{{ d.reasons | join('; ') }}
+
+| metric | challenger | champion |
+|---|---|---|
+{% for k, val in d.challenger_metrics.items() %}\
+| {{ k }} | {{ '%.4f' | format(val) if val is number else val }} | \
+{{ '%.4f' | format(d.champion_metrics[k]) if d.champion_metrics and d.champion_metrics[k] is number else '-' }} |
+{% endfor %}
+Verified on TARGET: {{ v.requests }} requests, error rate {{ '%.1f' | format(100 * v.error_rate) }}%, \
+p95 latency {{ '%.0f' | format(v.p95_latency_ms) }} ms.
+
+**Approve** moves all traffic and `@champion` to the challenger. **Reject** (or no answer within \
+HOURS h) sends traffic back to the champion.
+"""
+
+
+
+def training_data_asset(model: ModelConfig) -> Any:
+    """The training file as an Asset whose DVC watcher emits one event per new data version."""
+    from airflow_mlops_provider import assets
+    from airflow_mlops_provider.core.settings import mlops_home
+
+    home = mlops_home()
+    return assets.dvc_data(
+        model.dataset_name, repo=model.dvc_repo or str(home.dvc_repo), path=model.data_path,
+        state_path=str(home.root / "state" / f"dvc-watch-{model.dataset_name}.json"),
+        poll_interval=float(os.environ.get("MLOPS_DVC_WATCH_INTERVAL", "60")))
+
+
+def retraining_schedule(model: ModelConfig, cron: str | None = "0 3 * * 0") -> Any:
+    """``cron`` (UTC) **or** a new training-data version **or** drift detected for this model."""
+    from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
+
+    from airflow_mlops_provider import assets
+
+    events = training_data_asset(model) | assets.drift_detected(model.name)
+    if cron is None:
+        return events
+    return AssetOrTimeSchedule(timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=events)
+
+
+def retraining_params(model: ModelConfig) -> dict[str, Any]:
+    """The Params a retraining DAG needs, with JSON schemas (the UI's trigger form)."""
+    from airflow.sdk import Param
+
+    params: dict[str, Any] = {
+        "data_path": Param(model.data_path, type="string", minLength=1,
+                           description="Path of the training file inside the DVC repository"),
+        "data_rev": Param("", type="string", description="Git rev of the data; empty: the latest (HEAD)"),
+        "train_params": Param(dict(model.train_params), type="object",
+                              description="Hyper-parameters passed to the training callable"),
+        "policy": Param(model.effective_policy, type="object", schema=POLICY_SCHEMA,
+                        description=f"PromotionPolicy for this {model.task_type} model: per-metric direction, "
+                                    "floor and change threshold against the champion"),
+        "deploy_target": Param(model.deploy_target, enum=["none", *model.lanes],
+                               description="Where an accepted challenger is rolled out before promotion"),
+        "require_approval": Param(model.require_approval, type="boolean",
+                                  description="Ask a human (Required actions) before a verified deployment is "
+                                              "promoted; a rejection rolls it back"),
+    }
+    for name in model.lanes:
+        target = get_deploy_target(name)
+        defaults = {**target.defaults, **dict(model.deploy_config.get(name, {}))}
+        params[name] = Param(defaults, type="object", schema=target.param_schema(), description=target.description)
+    return params
+
+
+def deployment_lane(target_name: str, *, model: ModelConfig, decision: Any, challenger: Any,
+                    approval: bool = True, on_superseded: str = "fail") -> dict[str, Any]:
+    """One target's lane in a TaskGroup named after it.
+
+    deploy → verify → [approve] → [promote_traffic] → promote (``@champion``, compare-and-set);
+    ``rollback`` runs when any of them failed and sends serving back to what ``@champion``
+    names. Returns the lane's operators by step (``deploy``, ``verify``, ``approve``,
+    ``promote_traffic``, ``promote``, ``rollback``; absent steps are None) and ``steps``.
+    """
+    from airflow.sdk import TaskGroup, chain
+
+    from airflow_mlops_provider.operators.approval import DeploymentApprovalOperator
+    from airflow_mlops_provider.operators.registry import MlflowPromoteModelOperator
+
+    target = get_deploy_target(target_name)
+    with TaskGroup(group_id=target.name, tooltip=target.description) as group:
+        lane = target.lane(config=f"params.{target.name}", model_name=model.name,
+                           model_version=challenger["version"], challenger=challenger)
+        approve = None
+        if approval:
+            body = (_APPROVAL_BODY.replace("DECIDE", decision.operator.task_id)
+                    .replace("VERIFY", lane.verify.task_id).replace("TARGET", target.name)
+                    .replace("HOURS", f"{APPROVAL_TIMEOUT.total_seconds() / 3600:g}"))
+            approve = DeploymentApprovalOperator(
+                task_id="approve", required="{{ params.require_approval }}",
+                subject=f"Promote {model.name} v{{{{ ti.xcom_pull(task_ids='{decision.operator.task_id}')"
+                        f"['challenger_version'] }}}} on {target.name}?",
+                body=body, response_timeout=APPROVAL_TIMEOUT)
+        promote = MlflowPromoteModelOperator(
+            task_id="promote", name=model.name, decision=decision, on_superseded=on_superseded,
+            outlets=[_champion_changed(model)])
+        steps = [s for s in (lane.deploy, lane.verify, approve, lane.promote_traffic, promote) if s is not None]
+        chain(*steps)
+        steps >> lane.rollback
+    return {"group": group, "deploy": lane.deploy, "verify": lane.verify, "approve": approve,
+            "promote_traffic": lane.promote_traffic, "promote": promote, "rollback": lane.rollback, "steps": steps}
+
+
+def _champion_changed(model: ModelConfig) -> Any:
+    from airflow_mlops_provider import assets
+
+    return assets.champion_changed(model.name)
+
+
+def retraining_pipeline(model: ModelConfig) -> dict[str, Any]:
+    """Add the retraining tasks for ``model`` to the DAG being defined; returns them by name.
+
+    The DAG must have ``params=retraining_params(model)`` and
+    ``render_template_as_native_obj=True`` (policy and configs are objects): both are checked
+    here, with a message that says what to add.
+    """
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.sdk import task
+    from airflow.sdk.definitions.dag import DagContext
+
+    from airflow_mlops_provider.operators.deploy import DeploymentRecordRollbackOperator
+    from airflow_mlops_provider.operators.dvc import DvcGetDataVersionOperator
+    from airflow_mlops_provider.operators.registry import (
+        MlflowCompareChallengerOperator,
+        MlflowPromoteModelOperator,
+        MlflowRegisterModelOperator,
+        MlflowSummarizeDecisionOperator,
+    )
+    from airflow_mlops_provider.operators.training import (
+        MlflowEvaluateModelOperator,
+        MlflowTrainModelOperator,
+    )
+    from airflow_mlops_provider.operators.validation import GreatExpectationsValidateDataOperator
+
+    dag = DagContext.get_current()
+    if dag is None:
+        raise RuntimeError("retraining_pipeline() must be called inside a `with DAG(...)` block")
+    if not dag.render_template_as_native_obj:
+        raise ValueError(f"DAG {dag.dag_id!r}: retraining_pipeline needs render_template_as_native_obj=True "
+                         "(the policy and deploy configs are objects, not strings); or use retraining_dag()")
+    missing = sorted(set(retraining_params(model)) - set(dag.params))
+    if missing:
+        raise ValueError(f"DAG {dag.dag_id!r} lacks the Params {missing}: pass params=retraining_params(model)")
+
+    data_version = DvcGetDataVersionOperator(
+        task_id="resolve_data_version", path="{{ params.data_path }}", rev="{{ params.data_rev }}",
+        dvc_conn_id=model.dvc_conn_id)
+    validation = GreatExpectationsValidateDataOperator(
+        task_id="validate_data", path=data_version.output["local_path"], suite=model.training_suite)
+    training = MlflowTrainModelOperator(
+        task_id="train", train_callable=model.train, model_task_type=model.task_type, policy="{{ params.policy }}",
+        data_path=data_version.output["local_path"], data_version=data_version.output, validation=validation.output,
+        target=model.target, id_columns=list(model.id_columns), experiment_name=model.experiment_name,
+        train_params="{{ params.train_params }}", pip_requirements=model.pip_requirements, flavor=model.flavor,
+        log_model=model.log_model, skops_trusted_types=model.skops_trusted_types,
+        categorical_features=model.categorical_features, holdout_fraction=model.holdout_fraction)
+    evaluation = MlflowEvaluateModelOperator(task_id="evaluate", run_id=training.output["run_id"], target=model.target)
+    registration = MlflowRegisterModelOperator(
+        task_id="register_challenger", name=model.name, run_id=training.output["run_id"], alias="challenger")
+    evaluation >> registration
+    decision = MlflowCompareChallengerOperator(
+        task_id="decide", name=model.name, challenger=registration.output,
+        challenger_metrics=evaluation.output["metrics"], policy="{{ params.policy }}", target=model.target)
+
+    lanes = {name: deployment_lane(name, model=model, decision=decision.output, challenger=registration.output)
+             for name in model.lanes}
+    deploy_ids = {name: lane["deploy"].task_id for name, lane in lanes.items()}
+
+    @task.branch(task_id="route")
+    def route(decision: dict, **context: Any) -> str:
+        """Deploy only a challenger the policy accepted, and only when a target is set."""
+        target = context["params"]["deploy_target"]
+        return "no_deploy" if decision["verdict"] != "promote" or target == "none" else deploy_ids[target]
+
+    no_deploy = EmptyOperator(task_id="no_deploy")
+    # No deployment: aliases only. A champion that moved meanwhile just skips the promotion.
+    promote = MlflowPromoteModelOperator(task_id="promote", name=model.name, decision=decision.output,
+                                         on_superseded="skip", outlets=[_champion_changed(model)])
+    route(decision.output) >> [no_deploy, *(lane["deploy"] for lane in lanes.values())]
+    no_deploy >> promote
+
+    promote_tasks = [promote, *(lane["promote"] for lane in lanes.values())]
+    record = DeploymentRecordRollbackOperator(
+        task_id="record_rollback", decision=decision.output, target="{{ params.deploy_target }}",
+        # Only the chosen target's lane runs (the others are skipped), so every lane's steps are listed.
+        lane_task_ids=[s.task_id for lane in lanes.values() for s in lane["steps"]],
+        rollback_task_ids=[lane["rollback"].task_id for lane in lanes.values()],
+        approval_task_id="{{ params.deploy_target }}.approve" if lanes else None,
+        trigger_rule="all_done")
+    for lane in lanes.values():
+        [lane["rollback"], lane["promote"]] >> record
+    summary = MlflowSummarizeDecisionOperator(
+        task_id="summarize", decision=decision.output, promote_task_ids=[t.task_id for t in promote_tasks],
+        trigger_rule="none_failed")
+    promote_tasks >> summary
+    return {"data_version": data_version, "validation": validation, "train": training, "evaluate": evaluation,
+            "register": registration, "decide": decision, "promote": promote, "lanes": lanes,
+            "record_rollback": record, "summarize": summary}
+
+
+def retraining_dag(model: ModelConfig, *, dag_id: str, schedule: Any = "default", cron: str | None = "0 3 * * 0",
+                   start_date: datetime | None = None, doc_md: str | None = None, tags: list[str] | None = None,
+                   **dag_kwargs: Any) -> Any:
+    """A complete retraining DAG for ``model``.
+
+    Scheduled by ``cron`` (UTC, weekly by default) **or** a new version of the training data
+    **or** drift detected for this model (``schedule`` overrides all of it). Params: data
+    path/rev, train params, policy, deploy target and each target's config, approval.
+    """
+    from airflow.sdk import DAG
+
+    with DAG(
+        dag_id=dag_id,
+        description=f"Retrain, evaluate and promote {model.name} ({model.task_type}) by champion/challenger aliases",
+        schedule=retraining_schedule(model, cron) if schedule == "default" else schedule,
+        start_date=start_date or datetime(2026, 1, 1),
+        catchup=dag_kwargs.pop("catchup", False),
+        max_active_runs=dag_kwargs.pop("max_active_runs", 1),
+        render_template_as_native_obj=True,
+        tags=tags or ["mlops", "training", model.name],
+        doc_md=doc_md or __doc__,
+        params=retraining_params(model),
+        **dag_kwargs,
+    ) as dag:
+        retraining_pipeline(model)
+    return dag
+
+
+__all__ = ["POLICY_SCHEMA", "VERIFY_DEFAULTS", "deployment_lane", "retraining_dag", "retraining_params",
+           "retraining_pipeline", "retraining_schedule", "training_data_asset"]
