@@ -40,3 +40,80 @@ def smoke_frame(mlflow: MlflowHook, run_id: str, name: str, version: str, n: int
 
     rows = json.loads(frame.to_json(orient="split", index=False, date_format="iso"))["data"]
     return rows, columns
+
+
+class MlflowServingHook(MlflowHook):
+    """:class:`MlflowHook` plus the local scoring servers of its registry's models.
+
+    The servers read models from this connection's stores: its tracking and registry URIs (and
+    credentials) go to the child process's environment only, never to this process's.
+    """
+
+    hook_name = "MLflow (local serving)"
+
+    @property
+    def serving_dir(self):
+        from airflow_mlops_provider.core.settings import mlops_home
+
+        return mlops_home().root / "serving"
+
+    def serving_env(self) -> dict[str, str]:
+        """The server process's environment: this one plus the connection's MLflow settings."""
+        import os
+
+        s = self.settings
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
+        env.update({"MLFLOW_TRACKING_URI": self.tracking_uri, "MLFLOW_REGISTRY_URI": self.registry_uri})
+        for key, value in (("MLFLOW_TRACKING_USERNAME", s["username"]), ("MLFLOW_TRACKING_PASSWORD", s["password"]),
+                           ("MLFLOW_TRACKING_TOKEN", s["token"]),
+                           ("MLFLOW_TRACKING_SERVER_CERT_PATH", s["server_cert_path"])):
+            if value:
+                env[key] = str(value)
+        if s["insecure_tls"]:
+            env["MLFLOW_TRACKING_INSECURE_TLS"] = "true"
+        return env
+
+    def state_path(self, model: str):
+        from airflow_mlops_provider.core.local_serving import state_path
+
+        return state_path(self.serving_dir, model)
+
+    def state(self, model: str):
+        """What serves ``model`` now (a :class:`~airflow_mlops_provider.core.local_serving.ServingState`)."""
+        from airflow_mlops_provider.core.local_serving import load_state
+
+        return load_state(self.state_path(model), model)
+
+    def locked_state(self, model: str):
+        """Context manager: read-modify-write the serving state of ``model`` under a lock."""
+        from airflow_mlops_provider.core.local_serving import locked_state
+
+        return locked_state(self.state_path(model), model)
+
+    def start(self, model: str, version: str, *, host: str = "127.0.0.1", port: int = 0):
+        """Start a scoring server of ``models:/<model>/<version>`` (returns before it is healthy)."""
+        from airflow_mlops_provider.core.local_serving import start_server
+
+        server = start_server(model, version, host=host, port=port, env=self.serving_env(),
+                              log_dir=self.serving_dir / "logs")
+        self.log.info("Started the MLflow scoring server of %s v%s on %s (pid %s, log %s)", model, version,
+                      server.url, server.pid, server.log_path)
+        return server
+
+    def stop(self, server) -> bool:
+        from airflow_mlops_provider.core.local_serving import stop_server
+
+        stopped = stop_server(server)
+        self.log.info("%s the server of v%s on %s (pid %s)", "Stopped" if stopped else "Nothing to stop:",
+                      server.version, server.url, server.pid)
+        return stopped
+
+    def stop_all(self, model: str) -> list[str]:
+        """Stop every recorded server of ``model`` and clear its state; returns the stopped versions."""
+        stopped = []
+        with self.locked_state(model) as state:
+            for server in state.servers():
+                if self.stop(server):
+                    stopped.append(server.version)
+            state.live = state.candidate = None
+        return stopped

@@ -1,0 +1,287 @@
+"""The local deploy target: ``mlflow models serve`` processes on loopback, and what serves where.
+
+One JSON state file per model (``<MLOPS_HOME>/serving/<model>.json``, written atomically under
+a lock) records two servers at most: ``live`` (what answers for the model) and ``candidate``
+(a new version started beside it, waiting for verification). A server is ``{"version",
+"host", "port", "pid", "started_at", "log_path"}``; its process runs in its own session so it
+outlives the task that started it, and is stopped by process group.
+
+No Airflow here: the hook builds the child's environment (MLflow URIs from the connection),
+the operators decide when to start, promote and stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from airflow_mlops_provider.core.files import atomic_path
+from airflow_mlops_provider.core.ledger import file_lock
+from airflow_mlops_provider.core.verify import predictions_from_body, scoring_request
+from airflow_mlops_provider.exceptions import LocalServingError
+
+HEALTH_PATHS = ("/ping", "/health")
+
+
+@dataclass(frozen=True)
+class Server:
+    """One ``mlflow models serve`` process."""
+
+    version: str
+    port: int
+    pid: int
+    host: str = "127.0.0.1"
+    started_at: str = ""
+    log_path: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "url": self.url}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any] | None) -> Server | None:
+        if not raw:
+            return None
+        return cls(version=str(raw["version"]), port=int(raw["port"]), pid=int(raw["pid"]),
+                   host=str(raw.get("host") or "127.0.0.1"), started_at=str(raw.get("started_at") or ""),
+                   log_path=str(raw.get("log_path") or ""))
+
+
+@dataclass
+class ServingState:
+    """What serves one model: the ``live`` server and a ``candidate`` beside it (either may be None)."""
+
+    model: str
+    live: Server | None = None
+    candidate: Server | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "live": self.live.to_dict() if self.live else None,
+                "candidate": self.candidate.to_dict() if self.candidate else None}
+
+    def servers(self) -> list[Server]:
+        return [s for s in (self.live, self.candidate) if s is not None]
+
+
+def state_path(serving_dir: Path, model: str) -> Path:
+    """``<serving_dir>/<model>.json``; the model name must be a registry name (no path separators)."""
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", model or "") or model in (".", ".."):
+        raise LocalServingError(f"model name {model!r} cannot name a serving state file (letters, digits, "
+                                "'_', '.', '-' only)", field="model_name", model=model, reason="invalid")
+    return serving_dir / f"{model}.json"
+
+
+def load_state(path: Path, model: str) -> ServingState:
+    if not path.exists():
+        return ServingState(model)
+    try:
+        raw = json.loads(path.read_text())
+        return ServingState(model, Server.from_dict(raw.get("live")), Server.from_dict(raw.get("candidate")))
+    except (ValueError, KeyError, TypeError) as err:
+        raise LocalServingError(f"serving state {str(path)!r} of model {model!r} is unreadable: {err}",
+                                model=model, path=str(path), reason="invalid") from err
+
+
+def save_state(path: Path, state: ServingState) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(state.to_dict(), indent=2, sort_keys=True))
+
+
+@contextlib.contextmanager
+def locked_state(path: Path, model: str) -> Iterator[ServingState]:
+    """Read-modify-write the state of ``model`` under an inter-process lock; saved on success."""
+    with file_lock(path.with_name(f".{path.name}.lock")):
+        state = load_state(path, model)
+        yield state
+        save_state(path, state)
+
+
+# -- processes ---------------------------------------------------------------------------------
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie child of this process is reaped and counts as gone)."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child: ask the kernel
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def group_alive(pgid: int) -> bool:
+    """Any process of the session ``pgid`` leads still runs (the scoring server is a child of it)."""
+    pid_alive(pgid)  # reaps the leader when it is our exited child
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_running(server: Server) -> bool:
+    """The recorded process still runs and is an MLflow scoring server on the recorded port.
+
+    The command line is checked so that a reused pid never gets a signal from here.
+    """
+    if not pid_alive(server.pid):
+        return False
+    try:
+        with open(f"/proc/{server.pid}/cmdline", "rb") as fh:
+            argv = fh.read().decode(errors="replace").split("\0")
+    except OSError:
+        return True  # no /proc: trust the pid
+    return "serve" in argv and str(server.port) in argv
+
+
+def is_healthy(server: Server, timeout: float = 2.0) -> bool:
+    """The server answers 200 on ``/ping`` (or ``/health``)."""
+    for path in HEALTH_PATHS:
+        try:
+            with urllib.request.urlopen(server.url + path, timeout=timeout) as resp:
+                if resp.status == 200:
+                    return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+def server_status(server: Server) -> dict[str, Any]:
+    """``{"alive", "healthy"}`` of a server (one read)."""
+    alive = is_running(server)
+    return {"alive": alive, "healthy": alive and is_healthy(server)}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def serve_command(model_uri: str, host: str, port: int) -> list[str]:
+    """``mlflow models serve`` in this interpreter's environment (``--env-manager local``)."""
+    return [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "-h", host, "-p", str(port),
+            "--env-manager", "local"]
+
+
+def start_server(model: str, version: str, *, host: str, port: int, env: dict[str, str],
+                 log_dir: Path) -> Server:
+    """Start ``models:/<model>/<version>`` detached (own session); returns at once (not yet healthy)."""
+    if port == 0:
+        port = free_port(host)
+    elif port_in_use(host, port):
+        raise LocalServingError(f"cannot serve model {model!r} v{version} on {host}:{port}: the port is in use",
+                                model=model, version=version, port=port, reason="invalid")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{model}-v{version}-{port}.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(serve_command(f"models:/{model}/{version}", host, port), env=env,
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                cwd=str(log_dir), start_new_session=True)
+    return Server(version=str(version), port=port, pid=proc.pid, host=host,
+                  started_at=datetime.now(timezone.utc).isoformat(), log_path=str(log_path))
+
+
+def log_tail(server: Server, chars: int = 1500) -> str:
+    try:
+        return Path(server.log_path).read_text(errors="replace")[-chars:]
+    except OSError:
+        return ""
+
+
+def stop_server(server: Server, timeout: float = 15.0) -> bool:
+    """Stop a server's process group (SIGTERM, then SIGKILL) and wait until all of it is gone.
+
+    False when it was not running. The group matters: ``mlflow models serve`` runs the HTTP
+    server (uvicorn) as a child, which answers until it exits too.
+    """
+    # The leader may be gone while its server child still answers: the group is then still ours
+    # (a process group id is not reused while the group exists).
+    orphaned = not pid_alive(server.pid) and group_alive(server.pid)
+    if not is_running(server) and not orphaned:
+        return False
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(server.pid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not group_alive(server.pid):
+                return True
+            time.sleep(0.1)
+    raise LocalServingError(f"the server of v{server.version} (pid {server.pid}, port {server.port}) does not stop",
+                            version=server.version, pid=server.pid, port=server.port, reason="failed")
+
+
+# -- requests ----------------------------------------------------------------------------------
+def invoke(url: str, rows: list[list[Any]], columns: list[str] | None = None, *,
+           timeout: float = 30.0) -> dict[str, Any]:
+    """POST ``rows`` to ``<url>/invocations`` in MLflow's scoring format; one prediction per row.
+
+    Returns ``{"url", "rows", "latency_ms", "predictions"}`` (the first 10 predictions); raises
+    :class:`LocalServingError` (reason ``smoke``) naming the URL otherwise.
+    """
+    endpoint = url.rstrip("/") + "/invocations"
+    try:
+        body = json.dumps(scoring_request(rows, columns)).encode()
+    except ValueError as err:
+        raise LocalServingError(f"cannot send to {endpoint}: {err}", url=endpoint, reason="invalid") from err
+    request = urllib.request.Request(endpoint, data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            payload = resp.read()
+    except urllib.error.HTTPError as err:
+        detail = err.read()[:300].decode(errors="replace")
+        raise LocalServingError(f"{endpoint} answered HTTP {err.code}: {detail}", url=endpoint, reason="smoke",
+                                status=err.code) from err
+    except OSError as err:
+        raise LocalServingError(f"{endpoint} is not reachable: {err}", url=endpoint, reason="smoke") from err
+    latency_ms = (time.perf_counter() - started) * 1000
+    try:
+        predictions = predictions_from_body(json.loads(payload))
+    except ValueError as err:
+        raise LocalServingError(f"{endpoint} returned an unexpected answer: {err}", url=endpoint,
+                                reason="smoke") from err
+    if len(predictions) != len(rows):
+        raise LocalServingError(f"{endpoint} returned {len(predictions)} predictions for {len(rows)} rows",
+                                url=endpoint, reason="smoke", rows=len(rows), predictions=len(predictions))
+    return {"url": endpoint, "rows": len(rows), "latency_ms": round(latency_ms, 1), "predictions": predictions[:10]}
