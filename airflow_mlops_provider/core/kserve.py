@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airflow_mlops_provider.core.verify import post_for_predictions
 from airflow_mlops_provider.exceptions import KServeError
 
 GROUP, VERSION, PLURAL, KIND = "serving.kserve.io", "v1beta1", "inferenceservices", "InferenceService"
@@ -320,28 +318,9 @@ def smoke_test(url: str, model_name: str, rows: list[list[Any]], *, columns: lis
         raise InferenceServiceSpecError("smoke test rows are empty", field="rows", reason="invalid")
     path, body = inference_request(rows, columns, protocol, model_name)
     endpoint = url.rstrip("/") + path
-    request = urllib.request.Request(endpoint, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json", **(headers or {})})
-    started = time.perf_counter()
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:
-            payload = resp.read()
-    except urllib.error.HTTPError as err:
-        detail = err.read()[:300].decode(errors="replace")
-        raise KServeError(f"smoke test: {endpoint} answered HTTP {err.code}: {detail}", url=endpoint,
-                          reason="smoke", status=err.code) from err
-    except OSError as err:
-        raise KServeError(f"smoke test: {endpoint} is not reachable: {err}", url=endpoint,
-                          reason="smoke") from err
-    latency_ms = (time.perf_counter() - started) * 1000
-    try:
-        predictions = predictions_from_response(json.loads(payload), protocol)
-    except ValueError as err:
-        raise KServeError(f"smoke test: {endpoint} returned an unexpected response: {err}", url=endpoint,
-                          reason="smoke") from err
-    if len(predictions) != len(rows):
-        raise KServeError(f"smoke test: {endpoint} returned {len(predictions)} predictions for {len(rows)} rows",
-                          url=endpoint, reason="smoke", rows=len(rows), predictions=len(predictions))
+    predictions, latency_ms = post_for_predictions(
+        endpoint, body, len(rows), parse=lambda answer: predictions_from_response(answer, protocol),
+        failure=KServeError, timeout=timeout, headers=headers)
     if max_latency_ms is not None and latency_ms > max_latency_ms:
         raise KServeError(f"smoke test: {endpoint} took {latency_ms:.0f} ms, above the {max_latency_ms:.0f} ms "
                           f"limit", url=endpoint, reason="smoke", latency_ms=round(latency_ms, 1))

@@ -31,7 +31,7 @@ from typing import Any
 
 from airflow_mlops_provider.core.files import atomic_path
 from airflow_mlops_provider.core.ledger import file_lock
-from airflow_mlops_provider.core.verify import predictions_from_body, scoring_request
+from airflow_mlops_provider.core.verify import post_for_predictions, predictions_from_body, scoring_request
 from airflow_mlops_provider.exceptions import LocalServingError
 
 HEALTH_PATHS = ("/ping", "/health")
@@ -260,28 +260,9 @@ def invoke(url: str, rows: list[list[Any]], columns: list[str] | None = None, *,
     """
     endpoint = url.rstrip("/") + "/invocations"
     try:
-        body = json.dumps(scoring_request(rows, columns)).encode()
+        body = scoring_request(rows, columns)
     except ValueError as err:
         raise LocalServingError(f"cannot send to {endpoint}: {err}", url=endpoint, reason="invalid") from err
-    request = urllib.request.Request(endpoint, data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
-    started = time.perf_counter()
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:
-            payload = resp.read()
-    except urllib.error.HTTPError as err:
-        detail = err.read()[:300].decode(errors="replace")
-        raise LocalServingError(f"{endpoint} answered HTTP {err.code}: {detail}", url=endpoint, reason="smoke",
-                                status=err.code) from err
-    except OSError as err:
-        raise LocalServingError(f"{endpoint} is not reachable: {err}", url=endpoint, reason="smoke") from err
-    latency_ms = (time.perf_counter() - started) * 1000
-    try:
-        predictions = predictions_from_body(json.loads(payload))
-    except ValueError as err:
-        raise LocalServingError(f"{endpoint} returned an unexpected answer: {err}", url=endpoint,
-                                reason="smoke") from err
-    if len(predictions) != len(rows):
-        raise LocalServingError(f"{endpoint} returned {len(predictions)} predictions for {len(rows)} rows",
-                                url=endpoint, reason="smoke", rows=len(rows), predictions=len(predictions))
+    predictions, latency_ms = post_for_predictions(endpoint, body, len(rows), parse=predictions_from_body,
+                                                   failure=LocalServingError, timeout=timeout, what="invocation")
     return {"url": endpoint, "rows": len(rows), "latency_ms": round(latency_ms, 1), "predictions": predictions[:10]}

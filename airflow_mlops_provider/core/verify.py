@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -97,3 +101,36 @@ def predictions_from_body(body: Any) -> list[Any]:
     if isinstance(body, list):
         return body
     raise ValueError(f"expected {{'predictions': [...]}} or a list, got {str(body)[:200]!r}")
+
+
+def post_for_predictions(endpoint: str, body: Any, rows: int, *, parse: Callable[[Any], list[Any]],
+                         failure: Callable[..., Exception], timeout: float = 30.0,
+                         headers: dict[str, str] | None = None, what: str = "smoke test") -> tuple[list[Any], float]:
+    """POST ``body`` as JSON to a served model; (predictions, latency in ms).
+
+    ``parse`` turns the decoded answer into one prediction per row (ValueError otherwise). Any
+    failure is ``failure(..., reason="smoke")`` naming the endpoint: an HTTP error status, no
+    connection, an answer ``parse`` refuses, or not exactly ``rows`` predictions.
+    """
+    request = urllib.request.Request(endpoint, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            payload = resp.read()
+    except urllib.error.HTTPError as err:
+        detail = err.read()[:300].decode(errors="replace")
+        raise failure(f"{what}: {endpoint} answered HTTP {err.code}: {detail}", url=endpoint, reason="smoke",
+                      status=err.code) from err
+    except OSError as err:
+        raise failure(f"{what}: {endpoint} is not reachable: {err}", url=endpoint, reason="smoke") from err
+    latency_ms = (time.perf_counter() - started) * 1000
+    try:
+        predictions = parse(json.loads(payload))
+    except ValueError as err:
+        raise failure(f"{what}: {endpoint} returned an unexpected response: {err}", url=endpoint,
+                      reason="smoke") from err
+    if len(predictions) != rows:
+        raise failure(f"{what}: {endpoint} returned {len(predictions)} predictions for {rows} rows",
+                      url=endpoint, reason="smoke", rows=rows, predictions=len(predictions))
+    return predictions, latency_ms

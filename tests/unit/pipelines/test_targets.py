@@ -1,0 +1,137 @@
+"""Every built-in deploy target: its config (defaults valid against its schema) and its lane.
+
+``lane()`` runs inside a DAG and a TaskGroup as the builders call it; nothing runs in Airflow.
+The record-rollback step shared by every lane is tested on a real sqlite MLflow store.
+"""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pendulum
+import pytest
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG, TaskGroup
+
+from airflow_mlops_provider.pipelines.targets import VERIFY_DEFAULTS, get_deploy_target
+
+# What dags/mlops_retrain.py offered before the targets moved into their modules.
+KSERVE = {"name": "fraud-detector", "namespace": "default", "canary_traffic_percent": 10, "ready_timeout_s": 900,
+          "poll_interval_s": 10, "bake_requests": 5, "max_error_rate": 0.0, "max_latency_ms": 2000, "smoke_rows": 5}
+SAGEMAKER = {
+    "endpoint_name": "fraud-detector", "image_uri": "", "execution_role_arn": "", "s3_bucket": "",
+    "instance_type": "ml.m5.large", "initial_instance_count": 1,
+    "deployment_config": {"traffic_shift": {"type": "canary", "percent": 10, "wait_seconds": 600},
+                          "max_execution_timeout": 3600, "auto_rollback_alarms": []},
+    "timeout_s": 3600, "poll_interval_s": 30, "bake_requests": 5, "max_error_rate": 0.0,
+    "max_latency_ms": 2000, "smoke_rows": 5,
+}
+STEPS = {"local": ("deploy", "verify", "promote_traffic", "rollback"),
+         "kserve": ("deploy", "verify", "promote_traffic", "rollback"),
+         "sagemaker": ("deploy", "verify", "rollback")}
+
+
+def build(name: str):
+    target = get_deploy_target(name)
+    with DAG(f"lane_{name}", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False) as dag:
+        register = EmptyOperator(task_id="register_challenger")
+        with TaskGroup(name):
+            lane = target.lane(config=f"params.{name}", model_name="{{ params.model_name }}",
+                               model_version=register.output["version"], challenger=register.output)
+    return target, dag, lane
+
+
+@pytest.mark.parametrize("name", sorted(STEPS))
+def test_lane_builds_in_a_task_group_with_short_ids(name):
+    target, dag, lane = build(name)
+    assert target.name == name
+    assert sorted(dag.task_ids) == sorted(["register_challenger", *(f"{name}.{step}" for step in STEPS[name])])
+    assert (lane.promote_traffic is None) == (name == "sagemaker")
+    assert lane.deploy.upstream_task_ids == {"register_challenger"}  # the version is an XComArg
+    assert lane.verify.upstream_task_ids == {"register_challenger", f"{name}.deploy"}
+    assert lane.verify.max_latency_ms == "{{ params." + name + ".max_latency_ms }}"
+    assert lane.verify.smoke_rows == "{{ params." + name + ".smoke_rows }}"
+    assert lane.rollback.alias == "champion" and lane.rollback.model_name == "{{ params.model_name }}"
+    for op in (lane.deploy, lane.verify, lane.rollback):
+        assert "mlflow_conn_id" in op.template_fields
+    rendered = lane.verify.render_template(lane.verify.bake_requests, {"params": {name: target.defaults}})
+    assert rendered == "5"
+
+
+@pytest.mark.parametrize("name", sorted(STEPS))
+def test_defaults_are_valid_against_the_schema(name):
+    target = get_deploy_target(name)
+    schema = target.param_schema()
+    jsonschema.validate(target.defaults, schema)
+    assert set(target.defaults) == set(schema["properties"])
+    assert {k: target.defaults[k] for k in VERIFY_DEFAULTS} == VERIFY_DEFAULTS
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**target.defaults, "max_error_rate": 2}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**target.defaults, "unknown": 1}, schema)
+
+
+def test_kserve_and_sagemaker_keep_the_dag_config_and_sagemaker_specifics():
+    assert get_deploy_target("kserve").defaults == KSERVE
+    assert get_deploy_target("sagemaker").defaults == SAGEMAKER
+    assert get_deploy_target("local").defaults["port"] == 0
+    _, _, lane = build("sagemaker")
+    assert lane.deploy.retries == 0  # a retry after SageMaker's own rollback would push the canary again
+    assert "xcom_pull(task_ids='sagemaker.deploy')" in lane.rollback.endpoint_config_name
+    assert lane.deploy.endpoint_name == lane.rollback.endpoint_name == "{{ params.sagemaker.endpoint_name }}"
+    _, _, lane = build("kserve")
+    assert lane.deploy.name == lane.promote_traffic.name == lane.rollback.name == "{{ params.kserve.name }}"
+    assert lane.deploy.timeout == "{{ params.kserve.ready_timeout_s }}"
+
+
+class _TaskInstance:
+    """What DeploymentRecordRollbackOperator reads from the running task instance."""
+
+    dag_id, run_id = "retrain", "manual__1"
+
+    def __init__(self, states: dict[str, str], xcoms: dict[tuple[str, str], object]) -> None:
+        self.states, self.xcoms = states, xcoms
+
+    def get_task_states(self, dag_id, run_ids, task_ids):
+        assert dag_id == self.dag_id and run_ids == [self.run_id]
+        return {self.run_id: {t: self.states.get(t) for t in task_ids}}
+
+    def xcom_pull(self, task_ids, key="return_value"):
+        return self.xcoms.get((task_ids, key))
+
+
+@pytest.mark.integration  # a real MLflow store (~7 s, mostly importing mlflow)
+def test_record_rollback_writes_the_ledger_and_tags_the_version(mlops_home):
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from airflow_mlops_provider.core import ledger
+    from airflow_mlops_provider.core.settings import mlops_home as home
+    from airflow_mlops_provider.hooks.mlflow import MlflowHook
+    from airflow_mlops_provider.operators.deploy import DeploymentRecordRollbackOperator
+
+    client = MlflowHook().client
+    client.create_registered_model("fraud")
+    client.create_model_version("fraud", source=(mlops_home / "nowhere").as_uri())
+    decision = {"model": "fraud", "challenger_version": "1", "champion_version": None}
+    lane = ["local.deploy", "local.verify", "local.promote_traffic", "local.promote"]
+
+    def record(states, xcoms=None):
+        op = DeploymentRecordRollbackOperator(
+            task_id="record_rollback", decision=decision, target="local", lane_task_ids=lane,
+            rollback_task_ids=["kserve.rollback", "local.rollback"], approval_task_id="local.approve")
+        return op.execute({"ti": _TaskInstance(states, xcoms or {})})
+
+    with pytest.raises(AirflowSkipException, match="no deployment step failed"):
+        record({"local.deploy": "success", "local.verify": "success", "local.rollback": "skipped"})
+    assert ledger.read(home().ledger_path) == []
+
+    out = record({"local.deploy": "success", "local.verify": "failed", "local.promote": "upstream_failed",
+                  "local.rollback": "success"},
+                 {("local.rollback", "return_value"): {"action": "rolled_back"}, ("local.approve", "answer"): None})
+    assert out["failed_tasks"] == ["local.promote", "local.verify"]
+    assert out["rollback_task"] == "local.rollback" and out["rollback"] == {"action": "rolled_back"}
+    assert out["target"] == "local" and out["dag_id"] == "retrain" and out["run_id"] == "manual__1"
+    [written] = ledger.read(home().ledger_path)
+    assert json.loads(json.dumps(out, default=str)).items() <= written.items()
+    assert client.get_model_version("fraud", "1").tags["mlops.deployment"] == "rolled_back"
