@@ -31,9 +31,11 @@ from airflow_mlops_provider.operators.deploy_kserve import (
     KServePromoteInferenceServiceOperator,
     KServeRollbackInferenceServiceOperator,
     KServeSmokeTestInferenceServiceOperator,
+    KServeVerifyInferenceServiceOperator,
 )
 from airflow_mlops_provider.triggers.kserve import KServeInferenceServiceReadyTrigger
 from tests.fakes.kube_api import FakeKubeApi
+from tests.fakes.mlflow_models import register_versions
 
 pytestmark = pytest.mark.integration
 
@@ -302,6 +304,27 @@ def test_smoke_test_checks_shape_and_latency(kube):
         smoke(rows=[[1.0, 2.0]], max_latency_ms=50)
     with pytest.raises(KServeError, match="HTTP 404"):
         smoke(rows=[[1.0]], url=f"{kube.url}/serving/models/other")
+
+
+def test_verify_bakes_the_deployed_url_with_the_challengers_holdout(kube, mlops_home, tmp_path):
+    [challenger] = register_versions("churn", tmp_path, count=1, champion=None)
+    deployed = deploy("s3://m/1")
+
+    def verify(**kwargs) -> dict:
+        args = {"deployment": deployed, "challenger": challenger, "bake_requests": 3, "smoke_rows": 4, **kwargs}
+        return KServeVerifyInferenceServiceOperator(task_id="verify", **args).execute(ctx())
+
+    out = verify()
+    assert {k: out[k] for k in ("url", "requests", "errors", "error_rate", "rows")} == {
+        "url": deployed["url"], "requests": 3, "errors": 0, "error_rate": 0.0, "rows": 4}
+    kube.predictor_mode = "bad_shape"
+    with pytest.raises(KServeError, match="returned 3 predictions for 4 rows"):
+        verify()
+    kube.predictor_mode, kube.predictor_delay = "ok", 0.1
+    with pytest.raises(KServeError, match=r"p95 latency \d+ ms of http://\S+ is above the 20 ms limit"):
+        verify(max_latency_ms=20)
+    with pytest.raises(KServeError, match="challenger lacks \\['run_id'\\]"):
+        verify(challenger={"name": "churn", "version": "1"})
 
 
 # -- MLflow ---------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import importlib.metadata
 import json
 import os
 import signal
@@ -31,12 +30,11 @@ from airflow_mlops_provider.operators.deploy_local import (
     LocalVerifyDeploymentOperator,
 )
 from airflow_mlops_provider.triggers.local import LocalServerReadyTrigger
+from tests.fakes.mlflow_models import register_versions
 
 pytestmark = pytest.mark.integration
 
 MODEL = "local-fraud"
-# Pinned requirements: MLflow's inference of them starts a subprocess (~10 s) per model.
-REQUIREMENTS = [f"scikit-learn=={importlib.metadata.version('scikit-learn')}"]
 FAST = {"model_name": MODEL, "timeout": 120, "poll_interval": 0.2, "deferrable": False}
 
 
@@ -58,29 +56,7 @@ def _servers_of(home: Path) -> list[int]:
 @pytest.fixture
 def registry(mlops_home, tmp_path):
     """v1 (``@champion``) and v2 of MODEL, each with a signature and its run's holdout."""
-    import mlflow
-    import pandas as pd
-    from mlflow.models import infer_signature
-    from sklearn.linear_model import LogisticRegression
-
-    hook = MlflowHook()
-    hook.activate()
-    frame = pd.DataFrame({"amount": [0.0, 1.0, 2.0, 0.5, 3.0, 1.5, 0.2, 2.5],
-                          "age": [1.0, 0.0, 1.0, 3.0, 0.5, 2.0, 1.0, 0.0]})
-    label = [0, 1, 1, 0, 1, 0, 0, 1]
-    holdout = tmp_path / "holdout.parquet"
-    frame.assign(is_fraud=label, tx_id=range(len(label))).to_parquet(holdout)
-    experiment = hook.get_or_create_experiment("local-deploy")
-    out = []
-    for seed in (1, 2):
-        model = LogisticRegression(random_state=seed, C=seed).fit(frame, label)
-        with mlflow.start_run(experiment_id=experiment) as run:
-            info = mlflow.sklearn.log_model(model, name="model", registered_model_name=MODEL,
-                                            signature=infer_signature(frame, model.predict(frame)),
-                                            serialization_format="cloudpickle", pip_requirements=REQUIREMENTS)
-            mlflow.log_artifact(str(holdout), artifact_path="holdout")
-        out.append({"name": MODEL, "version": str(info.registered_model_version), "run_id": run.info.run_id})
-    hook.client.set_registered_model_alias(MODEL, "champion", out[0]["version"])
+    out = register_versions(MODEL, tmp_path)
     try:
         yield out
     finally:

@@ -24,11 +24,13 @@ from airflow_mlops_provider.links.sagemaker import SageMakerEndpointLink
 from airflow_mlops_provider.operators.deploy_sagemaker import (
     SageMakerDeployModelVersionOperator,
     SageMakerRollbackEndpointOperator,
+    SageMakerVerifyEndpointOperator,
     smoke_test_endpoint,
 )
 from airflow_mlops_provider.triggers.sagemaker import SageMakerEndpointSettledTrigger
 from tests.conftest import free_port
 from tests.fakes import sagemaker as fake_sagemaker
+from tests.fakes.mlflow_models import register_versions
 
 pytestmark = pytest.mark.integration
 
@@ -388,6 +390,25 @@ def test_smoke_test_failures_are_clear(sm, versions):
     sm.invoke_delay = 0
     with pytest.raises(SageMakerError, match="'nope' failed: the call raised"):
         smoke_test_endpoint(runtime_hook(), "nope", rows, timeout=5)
+
+
+def test_verify_operator_uses_its_connection_and_the_holdout_rows(sm, versions, tmp_path):
+    # aws_sm is the only AWS connection: the verify step must use the one it is given.
+    [challenger] = register_versions("fraud-verify", tmp_path, count=1, champion=None)
+    deployed = deploy(versions[0])
+
+    def verify(**kwargs) -> dict:
+        return SageMakerVerifyEndpointOperator(
+            task_id="verify", deployment=deployed, challenger=challenger, aws_conn_id="aws_sm",
+            **{"bake_requests": 3, "smoke_rows": 2, **kwargs}).execute({"ti": MagicMock()})
+
+    out = verify()
+    assert {k: out[k] for k in ("endpoint_name", "requests", "errors", "rows")} == {
+        "endpoint_name": ENDPOINT, "requests": 3, "errors": 0, "rows": 2}
+    sm.invoke_mode = "short"
+    with pytest.raises(SageMakerError, match="2 rows sent, 1 predictions returned"):
+        verify()
+    sm.invoke_mode = "ok"
 
 
 SAGEMAKER_DAG = '''
