@@ -57,6 +57,21 @@ def open_parquet(path: str | Path) -> Any:
                                 path=str(path)) from err
 
 
+def plan_shards(input_path: str, shards: int) -> list[list[int]]:
+    """Split the input's Parquet row groups into at most ``shards`` balanced lists."""
+    if shards < 1:
+        raise ValueError(f"shards must be >= 1, got {shards}")
+    meta = open_parquet(input_path).metadata
+    sizes = [(meta.row_group(g).num_rows, g) for g in range(meta.num_row_groups)]
+    plan: list[list[int]] = [[] for _ in range(min(shards, max(len(sizes), 1)))]
+    loads = [0] * len(plan)
+    for rows, group in sorted(sizes, reverse=True):  # greedy: biggest group to the lightest shard
+        i = loads.index(min(loads))
+        plan[i].append(group)
+        loads[i] += rows
+    return [sorted(p) for p in plan]
+
+
 def check_columns(schema: Any, features: Sequence[str], expected_types: dict[str, str] | None,
                   key_columns: Sequence[str], path: str) -> None:
     """Fail before scoring when a feature or key column is missing or has another type family."""

@@ -30,23 +30,6 @@ def _local_input(path: str, conn_id: str | None, workdir: Path) -> Path:
     return target
 
 
-def plan_shards(input_path: str, shards: int) -> list[list[int]]:
-    """Split the input's Parquet row groups into at most ``shards`` balanced lists."""
-    from airflow_mlops_provider.core.scoring import open_parquet
-
-    if shards < 1:
-        raise ValueError(f"shards must be >= 1, got {shards}")
-    meta = open_parquet(input_path).metadata
-    sizes = [(meta.row_group(g).num_rows, g) for g in range(meta.num_row_groups)]
-    plan: list[list[int]] = [[] for _ in range(min(shards, max(len(sizes), 1)))]
-    loads = [0] * len(plan)
-    for rows, group in sorted(sizes, reverse=True):  # greedy: biggest group to the lightest shard
-        i = loads.index(min(loads))
-        plan[i].append(group)
-        loads[i] += rows
-    return [sorted(p) for p in plan]
-
-
 class MlflowBatchScoreOperator(BaseOperator):
     """Score a Parquet partition with a registered model, streaming Arrow record batches.
 
@@ -57,7 +40,7 @@ class MlflowBatchScoreOperator(BaseOperator):
     ``model_run_id``; it appears at ``output_path`` only when complete (temp file + rename),
     and a rerun replaces it. Any MLflow flavor is scored through pyfunc.
 
-    :param row_groups: score only these row groups (one shard); see :func:`plan_shards`.
+    :param row_groups: score only these row groups (one shard); see :func:`airflow_mlops_provider.core.scoring.plan_shards`.
     :param shadow_alias: also score with this alias (e.g. ``challenger``) and record agreement.
     """
 

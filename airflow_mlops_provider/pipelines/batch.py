@@ -60,30 +60,23 @@ def batch_scoring_pipeline(model: ModelConfig, *, input_path: str = INPUT_PATH,
                            output_path: str = OUTPUT_PATH) -> dict[str, Any]:
     """Add the batch-scoring tasks for ``model`` to the DAG being defined; returns them by name."""
     from airflow.sdk import task
-    from airflow.sdk.definitions.dag import DagContext
 
     from airflow_mlops_provider import assets
     from airflow_mlops_provider.operators.batch import MlflowBatchScoreOperator
     from airflow_mlops_provider.operators.drift import EvidentlyCheckDriftOperator
     from airflow_mlops_provider.operators.registry import MlflowGetModelVersionOperator
     from airflow_mlops_provider.operators.validation import GreatExpectationsValidateDataOperator
+    from airflow_mlops_provider.pipelines.retraining import check_dag
     from airflow_mlops_provider.sensors.object_storage import ObjectStoragePartitionSensor
 
-    dag = DagContext.get_current()
-    if dag is None:
-        raise RuntimeError("batch_scoring_pipeline() must be called inside a `with DAG(...)` block")
-    if not dag.render_template_as_native_obj:
-        raise ValueError(f"DAG {dag.dag_id!r}: batch_scoring_pipeline needs render_template_as_native_obj=True; "
-                         "or use batch_scoring_dag()")
-    missing = sorted(set(batch_scoring_params(model)) - set(dag.params))
-    if missing:
-        raise ValueError(f"DAG {dag.dag_id!r} lacks the Params {missing}: pass params=batch_scoring_params(model)")
-    if "mlops_home" not in (dag.user_defined_macros or {}) and "mlops_home()" in input_path + output_path:
-        raise ValueError(f"DAG {dag.dag_id!r}: pass user_defined_macros=BATCH_MACROS (the paths use mlops_home())")
     key_columns = list(model.id_columns)
     drift_detected = assets.drift_detected(model.name)
 
     champion = MlflowGetModelVersionOperator(task_id="resolve_champion", name=model.name, alias="champion")
+    dag = check_dag(champion, "batch_scoring_pipeline", batch_scoring_params(model), "batch_scoring_params",
+                    "batch_scoring_dag")
+    if "mlops_home" not in (dag.user_defined_macros or {}) and "mlops_home()" in input_path + output_path:
+        raise ValueError(f"DAG {dag.dag_id!r}: pass user_defined_macros=BATCH_MACROS (the paths use mlops_home())")
     partition = ObjectStoragePartitionSensor(
         task_id="wait_for_partition", path=input_path, deferrable=True, poke_interval=60, timeout=6 * 3600)
 
@@ -122,7 +115,7 @@ def batch_scoring_pipeline(model: ModelConfig, *, input_path: str = INPUT_PATH,
     @task
     def plan_shards(inspected: dict, **context: Any) -> list[list[int]]:
         """Row groups per scoring task (balanced by rows)."""
-        from airflow_mlops_provider.operators.batch import plan_shards as plan
+        from airflow_mlops_provider.core.scoring import plan_shards as plan
 
         return plan(inspected["path"], int(context["params"]["shards"]))
 

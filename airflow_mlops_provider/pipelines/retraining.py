@@ -128,7 +128,7 @@ def deployment_lane(target_name: str, *, model: ModelConfig, decision: Any, chal
     names. Returns the lane's operators by step (``deploy``, ``verify``, ``approve``,
     ``promote_traffic``, ``promote``, ``rollback``; absent steps are None) and ``steps``.
     """
-    from airflow.sdk import TaskGroup, chain
+    from airflow.sdk import TaskGroup, TriggerRule, chain
 
     from airflow_mlops_provider.operators.approval import DeploymentApprovalOperator
     from airflow_mlops_provider.operators.registry import MlflowPromoteModelOperator
@@ -152,6 +152,8 @@ def deployment_lane(target_name: str, *, model: ModelConfig, decision: Any, chal
             outlets=[_champion_changed(model)])
         steps = [s for s in (lane.deploy, lane.verify, approve, lane.promote_traffic, promote) if s is not None]
         chain(*steps)
+        # Any failed step — ours, the platform's, a rejection, a superseded promotion — rolls back.
+        lane.rollback.trigger_rule = TriggerRule.ONE_FAILED
         steps >> lane.rollback
     return {"group": group, "deploy": lane.deploy, "verify": lane.verify, "approve": approve,
             "promote_traffic": lane.promote_traffic, "promote": promote, "rollback": lane.rollback, "steps": steps}
@@ -163,6 +165,20 @@ def _champion_changed(model: ModelConfig) -> Any:
     return assets.champion_changed(model.name)
 
 
+def check_dag(first_task: Any, builder: str, params: dict[str, Any], params_fn: str, dag_fn: str) -> Any:
+    """The DAG a builder adds to, checked for what the builder's templates need."""
+    dag = getattr(first_task, "dag", None) if getattr(first_task, "has_dag", lambda: True)() else None
+    if dag is None:
+        raise RuntimeError(f"{builder}() must be called inside a `with DAG(...)` block")
+    if not dag.render_template_as_native_obj:
+        raise ValueError(f"DAG {dag.dag_id!r}: {builder} needs render_template_as_native_obj=True (the policy and "
+                         f"configs are objects, not strings); or use {dag_fn}()")
+    missing = sorted(set(params) - set(dag.params))
+    if missing:
+        raise ValueError(f"DAG {dag.dag_id!r} lacks the Params {missing}: pass params={params_fn}(model)")
+    return dag
+
+
 def retraining_pipeline(model: ModelConfig) -> dict[str, Any]:
     """Add the retraining tasks for ``model`` to the DAG being defined; returns them by name.
 
@@ -172,7 +188,6 @@ def retraining_pipeline(model: ModelConfig) -> dict[str, Any]:
     """
     from airflow.providers.standard.operators.empty import EmptyOperator
     from airflow.sdk import task
-    from airflow.sdk.definitions.dag import DagContext
 
     from airflow_mlops_provider.operators.deploy import DeploymentRecordRollbackOperator
     from airflow_mlops_provider.operators.dvc import DvcGetDataVersionOperator
@@ -188,19 +203,10 @@ def retraining_pipeline(model: ModelConfig) -> dict[str, Any]:
     )
     from airflow_mlops_provider.operators.validation import GreatExpectationsValidateDataOperator
 
-    dag = DagContext.get_current()
-    if dag is None:
-        raise RuntimeError("retraining_pipeline() must be called inside a `with DAG(...)` block")
-    if not dag.render_template_as_native_obj:
-        raise ValueError(f"DAG {dag.dag_id!r}: retraining_pipeline needs render_template_as_native_obj=True "
-                         "(the policy and deploy configs are objects, not strings); or use retraining_dag()")
-    missing = sorted(set(retraining_params(model)) - set(dag.params))
-    if missing:
-        raise ValueError(f"DAG {dag.dag_id!r} lacks the Params {missing}: pass params=retraining_params(model)")
-
     data_version = DvcGetDataVersionOperator(
         task_id="resolve_data_version", path="{{ params.data_path }}", rev="{{ params.data_rev }}",
         dvc_conn_id=model.dvc_conn_id)
+    check_dag(data_version, "retraining_pipeline", retraining_params(model), "retraining_params", "retraining_dag")
     validation = GreatExpectationsValidateDataOperator(
         task_id="validate_data", path=data_version.output["local_path"], suite=model.training_suite)
     training = MlflowTrainModelOperator(

@@ -150,9 +150,11 @@ def test_empty_partition_is_an_explicit_skip(mlops_home, run_dag):
     assert not output("2026-11-15").exists()
 
 
-def test_unknown_model_names_the_alias(mlops_home, run_dag):
-    incoming("2026-11-16", generate(3000, seed=25).drop(columns=[TARGET]))
-    result = run_dag("mlops_batch_inference", "2026-11-16", conf={"model_name": "no-such-model"})
+def test_no_champion_names_the_alias(mlops_home, run_dag, tmp_path):
+    # The model name is the DAG's (from its ModelConfig); a fresh MLOPS_HOME has no champion yet.
+    path = incoming("2026-11-16", generate(3000, seed=25).drop(columns=[TARGET]))
+    result = run_dag("mlops_batch_inference", "2026-11-16", conf={"input_path": path},
+                     env={"MLOPS_HOME": str(tmp_path / "fresh")})
     assert result.returncode != 0
     assert result.states["resolve_champion"] == "failed"
     assert "has no alias 'champion'" in result.output

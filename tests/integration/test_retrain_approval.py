@@ -35,8 +35,8 @@ def hitl_url(base: str, run_id: str, task_id: str) -> str:
 def answer(api, run, option: str) -> dict:
     """Wait until the approval task asks, check what it shows, then answer as the reviewer."""
     base, headers = api
-    run_id = run.wait_for_state("kserve_approve", "awaiting_input")
-    url = hitl_url(base, run_id, "kserve_approve")
+    run_id = run.wait_for_state("kserve.approve", "awaiting_input")
+    url = hitl_url(base, run_id, "kserve.approve")
     detail = json.loads(urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10).read())
     request = urllib.request.Request(url, method="PATCH", headers=headers,
                                      data=json.dumps({"chosen_options": [option], "params_input": {}}).encode())
@@ -63,7 +63,7 @@ def test_reviewer_approves_rejects_and_a_superseded_promotion_rolls_back(
     assert "| roc_auc |" in detail["body"]
     first = run.wait()
     assert first.returncode == 0, first
-    for task in ("kserve_approve", "kserve_promote_traffic", "kserve_promote"):
+    for task in ("kserve.approve", "kserve.promote_traffic", "kserve.promote"):
         assert first.states[task] == "success", first.states
     champion = str(client.get_model_version_by_alias(MODEL, "champion").version)
     assert storage_uri(kube) == version_storage_uri(MlflowHook(), MODEL, champion)
@@ -73,29 +73,29 @@ def test_reviewer_approves_rejects_and_a_superseded_promotion_rolls_back(
     answer(api_server, run, "Reject")
     second = run.wait()
     assert second.returncode != 0
-    assert second.states["kserve_approve"] == "failed", second.states
-    assert second.states["kserve_rollback"] == "success" and second.states["kserve_promote_traffic"] == "upstream_failed"
+    assert second.states["kserve.approve"] == "failed", second.states
+    assert second.states["kserve.rollback"] == "success" and second.states["kserve.promote_traffic"] == "upstream_failed"
     assert "rejected by reviewer" in second.output
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == champion
     traffic = parse_status(kube.stored("fraud", NS))["traffic"]
     assert (traffic["latest"], traffic["previous"]) == (0, 100), traffic
     rolled = [r for r in ledger.read(home.ledger_path) if r["event"] == "rolled_back"]
     assert len(rolled) == 1 and rolled[0]["approval"]["by"] == "reviewer"
-    assert rolled[0]["approval"]["approved"] is False and "kserve_approve" in rolled[0]["failed_tasks"]
+    assert rolled[0]["approval"]["approved"] is False and "kserve.approve" in rolled[0]["failed_tasks"]
 
     # 3. While the reviewer thinks, another writer moves @champion. The approved challenger gets
     #    100% of traffic, its promotion is refused (stale comparison), and serving follows the new
     #    @champion: traffic and aliases agree again.
     run = run_dag("mlops_retrain", "2026-11-03", conf=gated, env=env(kube), background=True)
-    run.wait_for_state("kserve_approve", "awaiting_input")
+    run.wait_for_state("kserve.approve", "awaiting_input")
     source = client.get_model_version_download_uri(MODEL, champion)  # the same model, registered by hand
     other = client.create_model_version(MODEL, source, tags={"mlops.note": "registered by hand"})
     client.set_registered_model_alias(MODEL, "champion", other.version)
     answer(api_server, run, "Approve")
     third = run.wait()
     assert third.returncode != 0
-    assert third.states["kserve_promote_traffic"] == "success", third.states
-    assert third.states["kserve_promote"] == "failed" and third.states["kserve_rollback"] == "success"
+    assert third.states["kserve.promote_traffic"] == "success", third.states
+    assert third.states["kserve.promote"] == "failed" and third.states["kserve.rollback"] == "success"
     assert "PromotionSuperseded" in third.output
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == str(other.version)
     assert storage_uri(kube) == version_storage_uri(MlflowHook(), MODEL, str(other.version))

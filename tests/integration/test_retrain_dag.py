@@ -31,8 +31,8 @@ def test_first_run_crowns_a_champion_then_a_worse_model_is_rejected(mlops_home, 
     first = run_dag("mlops_retrain", "2026-11-01")
     assert first.returncode == 0, first
     assert first.states["promote"] == "success", first.states
-    deploy = {t for t in first.states if t.startswith(("kserve_", "sagemaker_"))} | {"record_rollback"}
-    assert len(deploy) == 12, deploy
+    deploy = {t for t in first.states if t.startswith(("local.", "kserve.", "sagemaker."))} | {"record_rollback"}
+    assert len(deploy) == 18, deploy  # local 6, kserve 6, sagemaker 5 (no traffic step), record_rollback
     assert all(s == "success" for t, s in first.states.items() if t not in deploy), first.states
     assert all(first.states[t] == "skipped" for t in deploy), first.states  # deploy_target "none"
 

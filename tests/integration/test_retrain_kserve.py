@@ -58,9 +58,9 @@ def test_canary_promotes_then_rollbacks_keep_registry_and_traffic_together(mlops
 
     first = run_dag("mlops_retrain", "2026-11-01", conf=conf(), env=env(kube))
     assert first.returncode == 0, first
-    for task in ("kserve_deploy", "kserve_verify", "kserve_approve", "kserve_promote_traffic", "kserve_promote"):
+    for task in ("kserve.deploy", "kserve.verify", "kserve.approve", "kserve.promote_traffic", "kserve.promote"):
         assert first.states[task] == "success", first.states
-    assert first.states["kserve_rollback"] == "skipped" and first.states["no_deploy"] == "skipped"
+    assert first.states["kserve.rollback"] == "skipped" and first.states["no_deploy"] == "skipped"
     champion = client.get_model_version_by_alias(MODEL, "champion")
     serving_v1 = storage_uri(kube)
     assert serving_v1 == client.get_model_version_download_uri(MODEL, champion.version)
@@ -70,17 +70,17 @@ def test_canary_promotes_then_rollbacks_keep_registry_and_traffic_together(mlops
     kube.predictor_mode = "bad_shape"
     second = run_dag("mlops_retrain", "2026-11-02", conf=conf(), env=env(kube))
     assert second.returncode != 0
-    assert second.states["kserve_verify"] == "failed", second.states
-    assert second.states["kserve_rollback"] == "success" and second.states["record_rollback"] == "success"
-    assert second.states["kserve_promote"] == "upstream_failed" and second.states["promote"] == "skipped"
+    assert second.states["kserve.verify"] == "failed", second.states
+    assert second.states["kserve.rollback"] == "success" and second.states["record_rollback"] == "success"
+    assert second.states["kserve.promote"] == "upstream_failed" and second.states["promote"] == "skipped"
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == str(champion.version)
     stored = kube.stored("fraud", NS)
     assert stored["spec"]["predictor"]["canaryTrafficPercent"] == 0
     traffic = parse_status(stored)["traffic"]
     assert (traffic["latest"], traffic["previous"]) == (0, 100), traffic
     rolled = [r for r in ledger.read(home.ledger_path) if r["event"] == "rolled_back"]
-    assert len(rolled) == 1 and rolled[0]["failed_tasks"] == ["kserve_approve", "kserve_promote", "kserve_promote_traffic",
-                                                             "kserve_verify"]
+    assert len(rolled) == 1 and rolled[0]["failed_tasks"] == ["kserve.approve", "kserve.promote", "kserve.promote_traffic",
+                                                             "kserve.verify"]
     assert client.get_model_version(MODEL, rolled[0]["challenger_version"]).tags["mlops.deployment"] == "rolled_back"
 
     # A challenger that never becomes Ready within the timeout: same outcome.
@@ -88,8 +88,8 @@ def test_canary_promotes_then_rollbacks_keep_registry_and_traffic_together(mlops
     kube.mode = "never"
     third = run_dag("mlops_retrain", "2026-11-03", conf=conf(ready_timeout_s=3), env=env(kube))
     assert third.returncode != 0
-    assert third.states["kserve_deploy"] == "failed", third.states
+    assert third.states["kserve.deploy"] == "failed", third.states
     assert "did not become Ready" in third.output
-    assert third.states["kserve_rollback"] == "success"
+    assert third.states["kserve.rollback"] == "success"
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == str(champion.version)
     assert len([r for r in ledger.read(home.ledger_path) if r["event"] == "rolled_back"]) == 2

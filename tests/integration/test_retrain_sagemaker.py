@@ -63,9 +63,9 @@ def test_promotes_then_platform_rollback_and_failed_smoke_leave_the_champion(mlo
 
     first = run_dag("mlops_retrain", "2026-11-01", conf=conf(), env=env(sm))
     assert first.returncode == 0, first
-    for task in ("sagemaker_deploy", "sagemaker_verify", "sagemaker_approve", "sagemaker_promote"):
+    for task in ("sagemaker.deploy", "sagemaker.verify", "sagemaker.approve", "sagemaker.promote"):
         assert first.states[task] == "success", first.states
-    assert first.states["sagemaker_rollback"] == "skipped" and first.states["record_rollback"] == "skipped"
+    assert first.states["sagemaker.rollback"] == "skipped" and first.states["record_rollback"] == "skipped"
     champion = client.get_model_version_by_alias(MODEL, "champion")
     serving = live_config(sm)
     assert serving.endswith(f"-v{champion.version}")
@@ -74,9 +74,9 @@ def test_promotes_then_platform_rollback_and_failed_smoke_leave_the_champion(mlo
     sm.update_mode = "rollback"
     second = run_dag("mlops_retrain", "2026-11-02", conf=conf(), env=env(sm))
     assert second.returncode != 0
-    assert second.states["sagemaker_deploy"] == "failed", second.states
+    assert second.states["sagemaker.deploy"] == "failed", second.states
     assert "DeploymentRolledBack" in second.output or "rolled back" in second.output
-    assert second.states["record_rollback"] == "success" and second.states["sagemaker_promote"] == "upstream_failed"
+    assert second.states["record_rollback"] == "success" and second.states["sagemaker.promote"] == "upstream_failed"
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == str(champion.version)
     assert live_config(sm) == serving
 
@@ -85,12 +85,12 @@ def test_promotes_then_platform_rollback_and_failed_smoke_leave_the_champion(mlo
     sm.invoke_mode = "short"
     third = run_dag("mlops_retrain", "2026-11-03", conf=conf(), env=env(sm))
     assert third.returncode != 0
-    assert third.states["sagemaker_verify"] == "failed", third.states
-    assert third.states["sagemaker_rollback"] == "success" and third.states["record_rollback"] == "success"
+    assert third.states["sagemaker.verify"] == "failed", third.states
+    assert third.states["sagemaker.rollback"] == "success" and third.states["record_rollback"] == "success"
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == str(champion.version)
     assert live_config(sm) == serving, "traffic must be back on the champion's config"
     rolled = [r for r in ledger.read(home.ledger_path) if r["event"] == "rolled_back"]
     assert [r["failed_tasks"] for r in rolled] == [
-        ["sagemaker_approve", "sagemaker_deploy", "sagemaker_promote", "sagemaker_verify"],
-        ["sagemaker_approve", "sagemaker_promote", "sagemaker_verify"]]
-    assert rolled[1]["rollback_task"] == "sagemaker_rollback"
+        ["sagemaker.approve", "sagemaker.deploy", "sagemaker.promote", "sagemaker.verify"],
+        ["sagemaker.approve", "sagemaker.promote", "sagemaker.verify"]]
+    assert rolled[1]["rollback_task"] == "sagemaker.rollback"

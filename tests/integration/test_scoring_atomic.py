@@ -105,7 +105,7 @@ def test_bad_inputs_name_the_file_and_column(tmp_path):
 def test_shards_merge_into_one_partition(tmp_path):
     src = tmp_path / "in.parquet"
     write_input(src, rows=30_000, groups=5_000)
-    from airflow_mlops_provider.operators.batch import plan_shards
+    from airflow_mlops_provider.core.scoring import plan_shards
 
     plan = plan_shards(str(src), 4)
     assert sorted(g for shard in plan for g in shard) == list(range(6)) and len(plan) == 4

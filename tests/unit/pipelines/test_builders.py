@@ -1,0 +1,106 @@
+"""The builders: what a user's config turns into, checked without running Airflow."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from airflow_mlops_provider.core.tasks import TaskTypeError
+from airflow_mlops_provider.pipelines import (
+    ModelConfig,
+    batch_scoring_dag,
+    retraining_dag,
+    retraining_params,
+    retraining_pipeline,
+)
+from airflow_mlops_provider.pipelines.retraining import training_data_asset
+from airflow_mlops_provider.pipelines.targets import DeployLane, DeployTarget, register_deploy_target
+
+
+def train(X, y, **params):  # never called here
+    raise AssertionError
+
+
+def config(**overrides) -> ModelConfig:
+    return ModelConfig(**{"name": "house-prices", "task_type": "regression", "target": "price", "train": train,
+                          "data_path": "data/houses.parquet", "id_columns": ["house_id"], **overrides})
+
+
+def test_a_regression_config_gets_the_regression_policy_and_every_registered_lane():
+    dag = retraining_dag(config(), dag_id="houses")
+    assert dag.render_template_as_native_obj
+    assert [m["name"] for m in dag.params["policy"]["metrics"]] == ["r2", "rmse"]
+    assert dag.params.get_param("deploy_target").schema["enum"] == ["none", "local", "kserve", "sagemaker"]
+    ids = set(dag.task_dict)
+    assert {"resolve_data_version", "validate_data", "train", "evaluate", "register_challenger", "decide",
+            "route", "no_deploy", "promote", "record_rollback", "summarize"} <= ids
+    for target in ("local", "kserve", "sagemaker"):
+        assert {f"{target}.deploy", f"{target}.verify", f"{target}.approve", f"{target}.promote",
+                f"{target}.rollback"} <= ids
+        rollback = dag.task_dict[f"{target}.rollback"]
+        assert rollback.trigger_rule == "one_failed"
+        assert {f"{target}.deploy", f"{target}.verify", f"{target}.promote"} <= rollback.upstream_task_ids
+    assert dag.task_dict["train"].model_task_type == "regression"
+    # Assets derive from the model: its own drift events and its data file schedule it.
+    assert training_data_asset(config()).uri == "mlops://datasets/houses"
+    promote = dag.task_dict["local.promote"]
+    assert [a.uri for a in promote.outlets] == ["mlops://models/house-prices/champion"]
+
+
+def test_a_policy_metric_the_task_type_does_not_produce_fails_at_parse_time():
+    with pytest.raises(TaskTypeError, match=r"names metric 'roc_auc', which a regression model does not produce"):
+        config(policy={"metrics": [{"name": "roc_auc", "direction": "higher"}]})
+
+
+@pytest.mark.parametrize(("overrides", "match"), [
+    ({"task_type": "ranking"}, "'ranking' is not one of"),
+    ({"deploy_target": "heroku"}, "unknown deploy target|not one of the built lanes"),
+    ({"deploy_targets": ["local"], "deploy_config": {"kserve": {}}}, r"deploy_config names targets without a lane"),
+    ({"name": "has space"}, "must match"),
+])
+def test_bad_config_names_the_field(overrides, match):
+    with pytest.raises((ValueError, TaskTypeError), match=match):
+        config(**overrides)
+
+
+def test_own_dag_without_native_rendering_or_params_is_refused_with_what_to_add():
+    from airflow.sdk import DAG
+
+    model = config(deploy_targets=[])
+    with DAG("plain", schedule=None, start_date=datetime(2026, 1, 1)), pytest.raises(
+            ValueError, match="render_template_as_native_obj=True"):
+        retraining_pipeline(model)
+    with DAG("no_params", schedule=None, start_date=datetime(2026, 1, 1), render_template_as_native_obj=True), \
+            pytest.raises(ValueError, match=r"pass params=retraining_params\(model\)"):
+        retraining_pipeline(model)
+    with DAG("own", schedule=None, start_date=datetime(2026, 1, 1), render_template_as_native_obj=True,
+             params=retraining_params(model)) as dag:
+        tasks = retraining_pipeline(model)
+    assert tasks["lanes"] == {} and "local.deploy" not in dag.task_dict
+
+
+def test_a_registered_target_gets_a_lane_without_any_dag_edit():
+    from airflow.providers.standard.operators.empty import EmptyOperator
+
+    def lane(*, config, model_name, model_version, challenger):
+        return DeployLane(deploy=EmptyOperator(task_id="deploy"), verify=EmptyOperator(task_id="verify"),
+                          rollback=EmptyOperator(task_id="rollback", trigger_rule="one_failed"))
+
+    register_deploy_target(DeployTarget(name="edge", description="test target", defaults={"x": 1},
+                                        schema={"x": {"type": "integer"}}, lane=lane))
+    try:
+        dag = retraining_dag(config(), dag_id="houses_edge")
+        assert {"edge.deploy", "edge.verify", "edge.approve", "edge.promote", "edge.rollback"} <= set(dag.task_dict)
+        assert dag.params["edge"] == {"x": 1}
+    finally:
+        from airflow_mlops_provider.pipelines import targets
+
+        targets._REGISTERED.pop("edge", None)
+
+
+def test_batch_dag_scores_with_the_models_id_columns_and_checks_prediction_drift():
+    dag = batch_scoring_dag(config(), dag_id="houses_batch")
+    assert dag.task_dict["score"].partial_kwargs["key_columns"] == ["house_id"]
+    assert "predictions_path" in dag.task_dict["check_drift"].template_fields
+    assert dag.params["drift_policy"]["prediction_drift"] is False
