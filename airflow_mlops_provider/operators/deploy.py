@@ -243,8 +243,11 @@ class DeploymentVerifyOperator(BaseOperator):
         missing = [k for k in ("name", "version", "run_id") if not self.challenger.get(k)]
         if missing:
             raise self.failure(f"{self.task_id}: challenger lacks {missing}", field="challenger", reason="invalid")
-        limits = bake_limits(smoke_rows=self.smoke_rows, bake_requests=self.bake_requests,
-                             max_error_rate=self.max_error_rate, max_latency_ms=self.max_latency_ms)
+        try:
+            limits = bake_limits(smoke_rows=self.smoke_rows, bake_requests=self.bake_requests,
+                                 max_error_rate=self.max_error_rate, max_latency_ms=self.max_latency_ms)
+        except ValueError as err:
+            raise self.failure(f"{self.task_id}: {err}", field=str(err).split(" ", 1)[0], reason="invalid") from err
         return self.deployment, self.challenger, limits
 
     def execute(self, context: Any) -> dict[str, Any]:
