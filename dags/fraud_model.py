@@ -63,5 +63,4 @@ FRAUD = ModelConfig(
     suite=TRAINING_SUITE,
     # What the pipeline needs when it is loaded for serving (skops format); pinned at training.
     pip_requirements=["scikit-learn", "skops", "numpy", "scipy", "pandas"],
-    deploy_config={"kserve": {"name": MODEL_NAME}, "sagemaker": {"endpoint_name": MODEL_NAME}},
 )

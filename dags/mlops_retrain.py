@@ -4,7 +4,7 @@ The fraud model's retraining pipeline (``fraud_model.FRAUD``), built by
 :func:`airflow_mlops_provider.pipelines.retraining_dag`. Runs weekly, or as soon as a new
 version of the training data or a drift alert arrives (Airflow Assets).
 
-With ``deploy_target`` set (``local``, ``kserve``, ``sagemaker`` or any registered target), a
+With ``deploy_target`` set to any registered deploy target (docs/pipelines.md), a
 challenger the policy accepts is first rolled out beside the champion, verified (smoke test plus
 a bake of repeated requests with error-rate and latency limits), optionally approved by a human
 (``require_approval``), then given all traffic while ``@champion`` moves. If any of that fails —

@@ -436,7 +436,8 @@ def _lane(*, config: str, model_name: Any, model_version: Any, challenger: Any) 
 TARGET = DeployTarget(
     name="kserve",
     description="KServe InferenceService on Kubernetes: canary share, verify, then all traffic",
-    defaults={"name": "fraud-detector", "namespace": "default", "canary_traffic_percent": 10,
+    resource_field="name",  # the builders name the InferenceService after the model
+    defaults={"namespace": "default", "canary_traffic_percent": 10,
               "ready_timeout_s": 900, "poll_interval_s": 10, **VERIFY_DEFAULTS},
     schema={
         "name": {"type": "string", "pattern": "^[a-z]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63},

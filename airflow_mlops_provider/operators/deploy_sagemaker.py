@@ -484,8 +484,9 @@ def _lane(*, config: str, model_name: Any, model_version: Any, challenger: Any) 
 TARGET = DeployTarget(
     name="sagemaker",
     description="SageMaker real-time endpoint: blue/green update with canary shifting and auto-rollback alarms",
+    resource_field="endpoint_name",  # the builders name the endpoint after the model
     defaults={
-        "endpoint_name": "fraud-detector", "image_uri": "", "execution_role_arn": "", "s3_bucket": "",
+        "image_uri": "", "execution_role_arn": "", "s3_bucket": "",
         "instance_type": "ml.m5.large", "initial_instance_count": 1,
         "deployment_config": {"traffic_shift": {"type": "canary", "percent": 10, "wait_seconds": 600},
                               "max_execution_timeout": 3600, "auto_rollback_alarms": []},

@@ -114,7 +114,7 @@ def retraining_params(model: ModelConfig) -> dict[str, Any]:
     }
     for name in model.lanes:
         target = get_deploy_target(name)
-        defaults = {**target.defaults, **dict(model.deploy_config.get(name, {}))}
+        defaults = target.defaults_for(model.name, model.deploy_config.get(name))
         params[name] = Param(defaults, type="object", schema=target.param_schema(), description=target.description)
     return params
 

@@ -59,6 +59,8 @@ class DeployTarget:
     :param description: one line for the Param form.
     :param defaults: the target's config (a Param object), verification limits included.
     :param schema: JSON schema ``properties`` of that config.
+    :param resource_field: the config key that names the serving resource (InferenceService,
+        endpoint); the builders default it to :func:`resource_name` of the model.
     :param lane: ``lane(config=..., model_name=..., model_version=..., challenger=...)`` creates
         the operators; ``config`` is the Jinja path of the config (``"params.kserve"``), so an
         operator argument reads ``"{{ params.kserve.name }}"``; ``model_version`` and
@@ -70,10 +72,29 @@ class DeployTarget:
     defaults: dict[str, Any]
     schema: dict[str, Any]
     lane: Callable[..., DeployLane]
+    resource_field: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def defaults_for(self, model_name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The config Param default for one model: the serving resource is named after the model."""
+        config = dict(self.defaults)
+        if self.resource_field:
+            config[self.resource_field] = resource_name(model_name)
+        return {**config, **dict(overrides or {})}
 
     def param_schema(self) -> dict[str, Any]:
         return {"type": "object", "additionalProperties": False, "properties": self.schema}
+
+
+def resource_name(model_name: str) -> str:
+    """A DNS-1035 label from a model name (what KServe and SageMaker both accept): ``Fraud_Model.v2`` ->
+    ``fraud-model-v2``."""
+    import re
+
+    name = re.sub(r"[^a-z0-9-]+", "-", model_name.lower()).strip("-")
+    if not name or not name[0].isalpha():
+        name = f"m-{name}".rstrip("-")
+    return name[:63].rstrip("-")
 
 
 # name -> "module:attribute" of a DeployTarget; imported on first use.

@@ -104,3 +104,11 @@ def test_batch_dag_scores_with_the_models_id_columns_and_checks_prediction_drift
     assert dag.task_dict["score"].partial_kwargs["key_columns"] == ["house_id"]
     assert "predictions_path" in dag.task_dict["check_drift"].template_fields
     assert dag.params["drift_policy"]["prediction_drift"] is False
+
+
+def test_serving_resources_are_named_after_the_model_unless_overridden():
+    dag = retraining_dag(config(name="Penguin_Species.v2"), dag_id="penguins")
+    assert dag.params["kserve"]["name"] == "penguin-species-v2"
+    assert dag.params["sagemaker"]["endpoint_name"] == "penguin-species-v2"
+    dag = retraining_dag(config(deploy_config={"kserve": {"name": "houses", "namespace": "ml"}}), dag_id="own")
+    assert (dag.params["kserve"]["name"], dag.params["kserve"]["namespace"]) == ("houses", "ml")

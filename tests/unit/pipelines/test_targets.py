@@ -16,7 +16,8 @@ from airflow.sdk import DAG, TaskGroup
 
 from airflow_mlops_provider.pipelines.targets import VERIFY_DEFAULTS, get_deploy_target
 
-# What dags/mlops_retrain.py offered before the targets moved into their modules.
+# What dags/mlops_retrain.py offered before the targets moved into their modules, for the fraud model
+# (the builders name the serving resource after the model).
 KSERVE = {"name": "fraud-detector", "namespace": "default", "canary_traffic_percent": 10, "ready_timeout_s": 900,
           "poll_interval_s": 10, "bake_requests": 5, "max_error_rate": 0.0, "max_latency_ms": 2000, "smoke_rows": 5}
 SAGEMAKER = {
@@ -55,7 +56,7 @@ def test_lane_builds_in_a_task_group_with_short_ids(name):
     assert lane.rollback.alias == "champion" and lane.rollback.model_name == "{{ params.model_name }}"
     for op in (lane.deploy, lane.verify, lane.rollback):
         assert "mlflow_conn_id" in op.template_fields
-    rendered = lane.verify.render_template(lane.verify.bake_requests, {"params": {name: target.defaults}})
+    rendered = lane.verify.render_template(lane.verify.bake_requests, {"params": {name: target.defaults_for("m")}})
     assert rendered == "5"
 
 
@@ -63,18 +64,21 @@ def test_lane_builds_in_a_task_group_with_short_ids(name):
 def test_defaults_are_valid_against_the_schema(name):
     target = get_deploy_target(name)
     schema = target.param_schema()
-    jsonschema.validate(target.defaults, schema)
-    assert set(target.defaults) == set(schema["properties"])
-    assert {k: target.defaults[k] for k in VERIFY_DEFAULTS} == VERIFY_DEFAULTS
+    defaults = target.defaults_for("Penguin_Species.v2")
+    jsonschema.validate(defaults, schema)
+    assert set(defaults) == set(schema["properties"])
+    assert {k: defaults[k] for k in VERIFY_DEFAULTS} == VERIFY_DEFAULTS
+    if target.resource_field:
+        assert defaults[target.resource_field] == "penguin-species-v2"
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({**target.defaults, "max_error_rate": 2}, schema)
+        jsonschema.validate({**defaults, "max_error_rate": 2}, schema)
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({**target.defaults, "unknown": 1}, schema)
+        jsonschema.validate({**defaults, "unknown": 1}, schema)
 
 
 def test_kserve_and_sagemaker_keep_the_dag_config_and_sagemaker_specifics():
-    assert get_deploy_target("kserve").defaults == KSERVE
-    assert get_deploy_target("sagemaker").defaults == SAGEMAKER
+    assert get_deploy_target("kserve").defaults_for("fraud-detector") == KSERVE
+    assert get_deploy_target("sagemaker").defaults_for("fraud-detector") == SAGEMAKER
     assert get_deploy_target("local").defaults["port"] == 0
     _, _, lane = build("sagemaker")
     assert lane.deploy.retries == 0  # a retry after SageMaker's own rollback would push the canary again
