@@ -51,58 +51,58 @@ def monitoring(model: str) -> list:
 
 @pytest.mark.xdist_group("example_multiclass")
 def test_multiclass_example_end_to_end_with_the_local_deploy_target(mlops_home, run_dag):
+    from airflow_mlops_provider.core.local_serving import is_healthy
     from airflow_mlops_provider.hooks.mlflow_serving import MlflowServingHook
 
     model = "penguin-species"
-    commit("species.parquet", species_frame(1500, seed=1), "species v1")
-    first = run_dag("species_retrain", "2026-11-01", dags_folder=EXAMPLES)
-    assert first.returncode == 0, first
-    assert first.states["promote"] == "success", first.states
     client = MlflowHook().client
-    champion = client.get_model_version_by_alias(model, "champion")
-    assert champion.tags["mlops.task_type"] == "multiclass"
-    assert champion.tags["mlops.classes"] == '["adelie", "chinstrap", "gentoo"]'
-    decision = ledger.read(home_settings().ledger_path)[0]
-    assert {"accuracy", "f1_macro", "f1_weighted", "log_loss", "roc_auc_ovr"} <= set(decision["challenger_metrics"])
-    assert decision["challenger_metrics"]["accuracy"] > 0.9
+    commit("species.parquet", species_frame(1500, seed=1), "species v1")
+    try:
+        # The first run deploys to the local target — a real MLflow scoring server — verifies it
+        # and crowns the first champion through the same lane KServe and SageMaker use.
+        first = run_dag("species_retrain", "2026-11-01", dags_folder=EXAMPLES, conf={"deploy_target": "local"})
+        assert first.returncode == 0, first
+        for task in ("local.deploy", "local.verify", "local.promote_traffic", "local.promote"):
+            assert first.states[task] == "success", first.states
+        assert first.states["local.rollback"] == "skipped" and first.states["promote"] == "skipped", first.states
+        champion = client.get_model_version_by_alias(model, "champion")
+        assert champion.tags["mlops.task_type"] == "multiclass"
+        assert champion.tags["mlops.classes"] == '["adelie", "chinstrap", "gentoo"]'
+        decision = ledger.read(home_settings().ledger_path)[0]
+        assert {"accuracy", "f1_macro", "f1_weighted", "log_loss", "roc_auc_ovr"} <= set(decision["challenger_metrics"])
+        assert decision["challenger_metrics"]["accuracy"] > 0.9
+        state = MlflowServingHook().state(model)
+        assert state.live is not None and state.live.version == str(champion.version) and state.candidate is None
+        assert is_healthy(state.live)
 
-    weak = run_dag("species_retrain", "2026-11-02", dags_folder=EXAMPLES,
-                   conf={"train_params": {"C": 1.0, "shuffle_labels": True}})
-    assert weak.returncode == 0, weak
-    assert weak.states["promote"] == "skipped", weak.states
-    rejected = ledger.read(home_settings().ledger_path)[-1]
-    assert rejected["verdict"] == "rejected"
-    assert any(r.startswith("roc_auc_ovr=") and "below the floor" in r for r in rejected["reasons"]), rejected
-    assert str(client.get_model_version_by_alias(model, "champion").version) == str(champion.version)
+        # A deliberately weakened model is rejected, naming the metric; nothing is deployed.
+        weak = run_dag("species_retrain", "2026-11-02", dags_folder=EXAMPLES,
+                       conf={"train_params": {"C": 1.0, "shuffle_labels": True}, "deploy_target": "local"})
+        assert weak.returncode == 0, weak
+        assert weak.states["promote"] == "skipped" and weak.states["local.deploy"] == "skipped", weak.states
+        rejected = ledger.read(home_settings().ledger_path)[-1]
+        assert rejected["verdict"] == "rejected"
+        assert any(r.startswith("roc_auc_ovr=") and "below the floor" in r for r in rejected["reasons"]), rejected
+        assert str(client.get_model_version_by_alias(model, "champion").version) == str(champion.version)
 
-    # Nightly scoring: predicted class + one probability column per class; drift on features and outputs.
-    for day, frame in (("2026-11-03", species_frame(2000, seed=11)),
-                       ("2026-11-04", species_frame(2000, seed=12, drifted=True))):
-        incoming(day, frame.drop(columns=["species"]))
+        # Nightly scoring of a drifted day: predicted class + one probability column per class;
+        # feature drift and prediction drift are both reported.
+        day = "2026-11-03"
+        incoming(day, species_frame(2000, seed=12, drifted=True).drop(columns=["species"]))
         scored = run_dag("species_batch_inference", day, dags_folder=EXAMPLES)
         assert scored.returncode == 0, scored
         table = pq.read_table(home_settings().outputs_dir / "scores" / f"date={day}.parquet")
-        assert table.column_names[:5] == ["bird_id", "prediction", "proba_adelie", "proba_chinstrap", "proba_gentoo"]
+        assert table.column_names == ["bird_id", "prediction", "proba_adelie", "proba_chinstrap", "proba_gentoo",
+                                      "model_version", "model_run_id"]
         assert set(table.column("prediction").to_pylist()) <= {"adelie", "chinstrap", "gentoo"}
         assert table.num_rows == 2000
-    normal_run, drifted_run = monitoring(model)
-    for run in (normal_run, drifted_run):
+        (run,) = monitoring(model)
         assert any(k.startswith("prediction_drift.prediction.") for k in run.data.metrics), run.data.metrics
-    assert normal_run.data.tags["mlops.drifted"] == "False"
-    assert drifted_run.data.tags["mlops.drifted"] == "True"
-    assert scored.states["signal_drift"] == "success"
+        assert run.data.tags["mlops.drifted"] == "True" and "mlops.prediction_drifted" in run.data.tags
+        assert scored.states["signal_drift"] == "success"
 
-    # The local target: a real MLflow scoring server serves the champion; a good model is
-    # deployed beside it, verified, and promoted; one that fails verification is rolled back.
-    try:
-        commit("species.parquet", species_frame(1500, seed=2), "species v2")
-        good = run_dag("species_retrain", "2026-11-05", dags_folder=EXAMPLES, conf={"deploy_target": "local"})
-        assert good.returncode == 0, good
-        assert good.states["local.promote"] == "success" and good.states["local.rollback"] == "skipped", good.states
-        promoted = client.get_model_version_by_alias(model, "champion")
-        assert int(promoted.version) > int(champion.version)
-
-        commit("species.parquet", species_frame(1500, seed=3), "species v3")
+        # A challenger that fails verification on the local target is rolled back: the champion's
+        # server keeps serving, @champion does not move, the ledger says why.
         bad = run_dag("species_retrain", "2026-11-06", dags_folder=EXAMPLES,
                       conf={"deploy_target": "local",
                             "local": {**get_deploy_target("local").defaults, "max_latency_ms": 0.001}})
@@ -110,9 +110,11 @@ def test_multiclass_example_end_to_end_with_the_local_deploy_target(mlops_home, 
         assert bad.states["local.verify"] == "failed", bad.states
         assert bad.states["local.promote"] == "upstream_failed"
         assert bad.states["local.rollback"] == "success" and bad.states["record_rollback"] == "success"
-        assert str(client.get_model_version_by_alias(model, "champion").version) == str(promoted.version)
+        assert str(client.get_model_version_by_alias(model, "champion").version) == str(champion.version)
         rolled = ledger.read(home_settings().ledger_path)[-1]
         assert rolled["event"] == "rolled_back" and "local.verify" in rolled["failed_tasks"], rolled
+        state = MlflowServingHook().state(model)
+        assert state.live.version == str(champion.version) and state.candidate is None and is_healthy(state.live)
     finally:
         MlflowServingHook().stop_all(model)
 
