@@ -120,6 +120,7 @@ def score_file(
     expected_types: dict[str, str] | None = None,
     shadow_predict: Callable[[Any], Any] | None = None,
     shadow_threshold: float | None = None,
+    shadow_labels: bool = False,
     row_groups: Sequence[int] | None = None,
     progress_every: float = 10.0,
 ) -> ScoreStats:
@@ -130,7 +131,8 @@ def score_file(
     a scorer's ``columns`` attribute (name -> Arrow type) types the columns of an empty output.
     With ``shadow_predict``, the shadow model's first output column is written as
     ``shadow_<column>`` and compared with the live one: ``mean_abs_diff`` for numbers,
-    ``decision_agreement`` for class labels, and for scores when ``shadow_threshold`` is set.
+    ``decision_agreement`` for class labels (``shadow_labels``: a class column, even of integers),
+    and for scores when ``shadow_threshold`` is set.
     ``constants`` become columns repeated on every row (e.g. the model version).
     ``row_groups`` restricts the work to some row groups (one shard of the file).
     """
@@ -200,7 +202,7 @@ def score_file(
                     primary, live = next(iter(outputs.items()))
                     shadow = as_columns(shadow_predict(frame))[primary]
                     out_cols[f"shadow_{primary}"] = pa.array(shadow)
-                    for key, value in _shadow_sums(live, shadow, shadow_threshold).items():
+                    for key, value in _shadow_sums(live, shadow, shadow_threshold, shadow_labels).items():
                         shadow_sum[key] = shadow_sum.get(key, 0.0) + value
                 for name, value in (constants or {}).items():
                     out_cols[name] = pa.array([value] * item.num_rows, type=pa.string()).dictionary_encode()
@@ -227,10 +229,15 @@ def score_file(
         if writer_error:
             raise writer_error[0]
         if "w" not in writer_holder:  # no batch at all: still write a valid, empty file
+            # The same columns, in the same order and types, as a file with rows.
             typed = getattr(predict, "columns", None) or {prediction_column: "float64"}
-            pq.write_table(pa.table({c: pa.array([], type=pf.schema_arrow.field(c).type) for c in key_columns}
-                                    | {c: pa.array([], type=pa.type_for_alias(t)) for c, t in typed.items()}),
-                           str(tmp))
+            empty = {c: pa.array([], type=pf.schema_arrow.field(c).type) for c in key_columns}
+            empty |= {c: pa.array([], type=pa.type_for_alias(t)) for c, t in typed.items()}
+            if shadow_predict is not None:
+                primary = next(iter(typed))
+                empty[f"shadow_{primary}"] = pa.array([], type=pa.type_for_alias(typed[primary]))
+            empty |= {c: pa.array([], type=pa.string()).dictionary_encode() for c in constants or {}}
+            pq.write_table(pa.table(empty), str(tmp))
     stats.seconds = time.monotonic() - started
     if shadow_predict is not None and stats.rows:
         names = {"abs_diff": "mean_abs_diff", "agree": "decision_agreement"}
@@ -260,12 +267,12 @@ def merge_files(parts: Sequence[str | Path], output_path: str | Path) -> int:
     return rows
 
 
-def _shadow_sums(live: Any, shadow: Any, threshold: float | None) -> dict[str, float]:
+def _shadow_sums(live: Any, shadow: Any, threshold: float | None, labels: bool = False) -> dict[str, float]:
     """Per-chunk sums of how the shadow model's primary output differs from the live one."""
     import numpy as np
 
     live, shadow = np.asarray(live), np.asarray(shadow)
-    if live.dtype.kind in "fiub":
+    if not labels and live.dtype.kind in "fiub":
         sums = {"abs_diff": float(np.abs(shadow.astype(float) - live.astype(float)).sum())}
         if threshold is not None:
             sums["agree"] = float(((shadow >= threshold) == (live >= threshold)).sum())
@@ -297,7 +304,9 @@ class TaskScorer:
                 from airflow_mlops_provider.core.tasks import TaskTypeError
 
                 raise TaskTypeError("a multiclass model needs its class labels (tag mlops.classes) to be scored")
-            label_type = "string" if any(isinstance(c, str) for c in self.classes) else "int64"
+            import pyarrow as pa
+
+            label_type = str(pa.array(self.classes).type)  # int64, string, double, bool
             self.columns = {"prediction": label_type, **{proba_column(c): "float64" for c in self.classes}}
         else:
             self.columns = {"score" if self.task_type == "binary" else "prediction": "float64"}

@@ -96,6 +96,38 @@ def check_policy_metrics(task_type: str, policy: dict[str, Any], where: str = "p
             raise TaskTypeError(f"{where}.metrics[{i}]: {name!r} is better when {known[name]}, not {direction}")
 
 
+def complete_policy(task_type: str, policy: dict[str, Any]) -> dict[str, Any]:
+    """``policy`` checked against ``task_type``, each rule's missing ``direction`` filled from the metric.
+
+    ``{"name": "rmse"}`` means "lower is better", as RMSE is; never the rule's generic default.
+    """
+    check_policy_metrics(task_type, policy)
+    known = METRICS[parse_task_type(task_type)]
+    rules = [{**rule, "direction": rule.get("direction") or known[rule["name"]] or "higher"}
+             for rule in policy.get("metrics") or []]
+    return {**policy, "metrics": rules}
+
+
+def check_classifier_output(task_type: str, raw: Any, n_classes: int, flavor: str) -> None:
+    """Refuse a classifier whose pyfunc returns class labels where probabilities are needed."""
+    import numpy as np
+
+    if task_type == "regression":
+        return
+    arr = output_matrix(raw)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim == 1:
+        if task_type == "multiclass" or np.isin(arr, (0.0, 1.0)).all() or arr.min() < 0 or arr.max() > 1:
+            raise TaskTypeError(
+                f"the {flavor} model's pyfunc returns one value per row that is not a probability of the positive "
+                f"class (values {np.unique(arr)[:5].tolist()}...): a {task_type} model must return class "
+                "probabilities; log a probabilistic model (e.g. a LightGBM Booster with a 'binary' or "
+                "'multiclass' objective) or use log_model with a pyfunc wrapper that calls predict_proba")
+    elif arr.shape[1] != n_classes:
+        raise TaskTypeError(f"the {flavor} model returns {arr.shape[1]} probability columns for {n_classes} classes")
+
+
 def class_labels(classes: Sequence[Any]) -> list[Any]:
     """Class labels as JSON-safe scalars (numpy ints become ints) in the model's order."""
     out = []
@@ -208,20 +240,27 @@ def multiclass_metrics(y_true: Any, proba: Any, classes: Sequence[Any]) -> dict[
     if unknown:
         raise TaskTypeError(f"the target holds values {sorted(unknown, key=str)} the model never saw "
                             f"(classes {list(classes)})")
-    proba = np.asarray(proba, dtype=float)
-    pred = np.asarray(classes)[proba.argmax(axis=1)]
-    y_obj = y
+    # scikit-learn wants probability columns in sorted label order; a model may list its classes otherwise.
+    order = np.argsort(np.asarray(classes), kind="stable")
+    labels = np.asarray(classes)[order]
+    proba = np.asarray(proba, dtype=float)[:, order]
+    proba = proba / np.clip(proba.sum(axis=1, keepdims=True), 1e-15, None)
+    pred = labels[proba.argmax(axis=1)]
     out = {
-        "accuracy": float(metrics.accuracy_score(y_obj, pred)),
-        "f1_macro": float(metrics.f1_score(y_obj, pred, average="macro", labels=list(classes), zero_division=0)),
-        "f1_weighted": float(metrics.f1_score(y_obj, pred, average="weighted", labels=list(classes),
-                                              zero_division=0)),
-        "log_loss": float(metrics.log_loss(y_obj, np.clip(proba, 1e-15, 1), labels=list(classes))),
+        "accuracy": float(metrics.accuracy_score(y, pred)),
+        # Averaged over the classes in the holdout or the predictions (scikit-learn's default).
+        "f1_macro": float(metrics.f1_score(y, pred, average="macro", zero_division=0)),
+        "f1_weighted": float(metrics.f1_score(y, pred, average="weighted", zero_division=0)),
+        "log_loss": float(metrics.log_loss(y, np.clip(proba, 1e-15, 1), labels=list(labels))),
     }
-    # One-vs-rest AUC needs every class in the holdout; otherwise it is undefined: left out.
-    if set(np.unique(y).tolist()) == set(classes):
-        out["roc_auc_ovr"] = float(metrics.roc_auc_score(y_obj, proba / proba.sum(axis=1, keepdims=True),
-                                                         multi_class="ovr", labels=list(classes)))
+    # One-vs-rest AUC over the classes present in the holdout (a class absent from it has no AUC).
+    present = [i for i, label in enumerate(labels) if np.any(y == label)]
+    if len(present) > 2:
+        sub = proba[:, present]
+        out["roc_auc_ovr"] = float(metrics.roc_auc_score(y, sub / sub.sum(axis=1, keepdims=True), multi_class="ovr",
+                                                         labels=list(labels[present])))
+    elif len(present) == 2:
+        out["roc_auc_ovr"] = float(metrics.roc_auc_score(y == labels[present[1]], proba[:, present[1]]))
     return out
 
 

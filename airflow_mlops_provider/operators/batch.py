@@ -118,7 +118,8 @@ class MlflowBatchScoreOperator(BaseOperator):
                 constants={"model_version": str(version.version), "model_run_id": version.run_id},
                 chunk_rows=self.chunk_rows,
                 expected_types=expected, shadow_predict=shadow_predict,
-                shadow_threshold=0.5 if task_type == "binary" else None, row_groups=groups)
+                shadow_threshold=0.5 if task_type == "binary" else None,
+                shadow_labels=task_type == "multiclass", row_groups=groups)
             if remote_out:
                 from airflow.sdk import ObjectStoragePath
 

@@ -170,14 +170,33 @@ class DeployTargetRollbackOperator(DeployTargetOperator):
 
     :param model_name: the registered model; None: the target's own record decides.
     :param alias: the alias whose version must serve (default ``champion``).
+    :param after_task_id: the lane's deploy task: the rollback skips unless it ran (succeeded
+        or failed). With ``trigger_rule="one_failed"`` a failure *before* the lane (validation,
+        training, the decision) also reaches the rollback as ``upstream_failed``; nothing was
+        deployed then, so nothing may be rolled back. The pipeline builders set it.
     """
 
     template_fields: Sequence[str] = (*DeployTargetOperator.template_fields, "model_name", "alias")
 
-    def __init__(self, *, model_name: str | None = None, alias: str = "champion", **kwargs: Any) -> None:
+    def __init__(self, *, model_name: str | None = None, alias: str = "champion",
+                 after_task_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.model_name = model_name
         self.alias = alias
+        self.after_task_id = after_task_id
+
+    def pre_execute(self, context: Any) -> None:
+        after = getattr(self, "after_task_id", None)
+        if not after:
+            return
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        ti = context["ti"]
+        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id], task_ids=[after])
+        state = states.get(ti.run_id, {}).get(after)
+        if state not in ("success", "failed"):
+            raise AirflowSkipException(f"{after} did not run ({state}): nothing was deployed, "
+                                       "nothing to roll back")
 
     def champion_version(self) -> str | None:
         """The version ``alias`` names now (None: unset, or no ``model_name``)."""
@@ -305,6 +324,8 @@ class DeploymentRecordRollbackOperator(BaseOperator):
         from airflow_mlops_provider.core.settings import mlops_home
         from airflow_mlops_provider.core.verify import rollback_record
 
+        if self.decision in (None, "", "None"):
+            raise AirflowSkipException("no decision was taken (a step before it failed): nothing was deployed")
         if not isinstance(self.decision, dict):
             raise DeploymentError(f"{self.task_id}: decision must be the decide task's dict, got {self.decision!r}",
                                   field="decision", reason="invalid")

@@ -114,7 +114,7 @@ class EvidentlyCheckDriftOperator(BaseOperator):
             return None
         import pyarrow.parquet as pq
 
-        from airflow_mlops_provider.core.scoring import ScoringInputError, open_parquet
+        from airflow_mlops_provider.core.scoring import open_parquet
 
         profile, sample = self.hook.load_baseline(self.model_name, str(self.model_version), predictions=True)
         if profile is None:
@@ -123,8 +123,10 @@ class EvidentlyCheckDriftOperator(BaseOperator):
             return None
         column = profile["features"][0]
         if column not in open_parquet(self.predictions_path).schema_arrow.names:
-            raise ScoringInputError(f"scored partition {self.predictions_path!r} has no output column {column!r}",
-                                    path=self.predictions_path, column=column)
+            # Feature drift stands on its own: report the gap, do not lose the verdicts.
+            self.log.warning("scored partition %s has no output column %r: prediction drift not checked",
+                             self.predictions_path, column)
+            return None
         values = pq.read_table(self.predictions_path, columns=[column], pre_buffer=False).column(0).to_pandas()
         drift = column_drift(column, profile["columns"][column], values,
                              sample[column] if column in sample.columns else None)

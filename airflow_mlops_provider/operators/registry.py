@@ -151,19 +151,18 @@ class MlflowCompareChallengerOperator(_MlflowRegistryOperator):
         from airflow_mlops_provider.core.tasks import (
             TASK_TYPE_TAG,
             TaskTypeError,
-            check_policy_metrics,
             classes_from_tags,
+            complete_policy,
             parse_task_type,
             score_holdout,
         )
 
-        policy = PromotionPolicy.from_dict(self.policy)
         self.hook.activate()
         version = str(self.challenger["version"])
         run_id = self.challenger["run_id"]
         tags = self.challenger.get("tags") or self.hook.client.get_model_version(self.name, version).tags or {}
         task_type = parse_task_type(tags.get(TASK_TYPE_TAG) or "binary")
-        check_policy_metrics(task_type, policy.to_dict())
+        policy = PromotionPolicy.from_dict(complete_policy(task_type, self.policy))
         holdout = self.hook.load_holdout(run_id)
 
         def score(model_version: str, model_tags: dict[str, str]) -> dict[str, float]:
@@ -181,7 +180,12 @@ class MlflowCompareChallengerOperator(_MlflowRegistryOperator):
             if champion_type != task_type:
                 raise TaskTypeError(f"{self.name}: the challenger v{version} is a {task_type} model but the champion "
                                     f"v{champion.version} is a {champion_type} model; they cannot be compared")
-            champion_metrics = score(str(champion.version), champion.tags or {})
+            try:
+                champion_metrics = score(str(champion.version), champion.tags or {})
+            except TaskTypeError as err:
+                raise TaskTypeError(f"{self.name}: the champion v{champion.version} cannot be scored on challenger "
+                                    f"v{version}'s holdout: {err}. If the data changed (e.g. a new class), retire "
+                                    f"the champion (delete or move @{self.champion_alias}) and rerun") from err
         decision = policy.decide(challenger_metrics, champion_metrics, eval_rows=len(holdout))
         ti = context["ti"]
         record = {
@@ -285,10 +289,15 @@ class MlflowPromoteModelOperator(_MlflowRegistryOperator):
 class MlflowSummarizeDecisionOperator(BaseOperator):
     """One readable line per retraining run: what was decided, against which champion, and why.
 
+    Runs with ``none_failed`` (the default here): it is a leaf of the DAG, so a run in which a
+    step failed — validation, training, or a deployment that was rolled back (whose line comes
+    from ``record_rollback``) — keeps ending *failed* for the scheduler, the UI and alerting.
+
     :param decision: the ``decide`` task's result.
-    :param promote_task_ids: the promotion tasks of the pipeline; the first that ran decides
-        whether the champion changed (``unchanged`` when it already was the champion, or when
-        none ran although the decision was ``promote``: a superseded promotion).
+    :param promote_task_ids: the promotion tasks of the pipeline. The verdict is ``promote`` when
+        one of them moved ``@champion``; ``unchanged`` when it already was the champion or the
+        promotion was superseded; ``rolled_back`` when a promotion failed (only seen when the
+        trigger rule is relaxed); ``rejected`` as decided.
 
     Returns :class:`~airflow_mlops_provider.pipelines.results.SummaryResult`.
     """
@@ -298,16 +307,29 @@ class MlflowSummarizeDecisionOperator(BaseOperator):
     ui_color = "#43b1f0"
 
     def __init__(self, *, decision: dict[str, Any], promote_task_ids: Sequence[str], **kwargs: Any) -> None:
+        kwargs.setdefault("trigger_rule", "none_failed")
         super().__init__(**kwargs)
         self.decision = decision
         self.promote_task_ids = promote_task_ids
 
     def execute(self, context: Any) -> dict[str, Any]:
-        pulled = context["ti"].xcom_pull(task_ids=list(self.promote_task_ids)) or []
-        promoted = next((p for p in (pulled if isinstance(pulled, list) else [pulled]) if p), None)
+        from airflow.sdk.exceptions import AirflowSkipException
+
         decision = self.decision
-        verdict = decision["verdict"] if promoted is None or promoted.get("changed") else "unchanged"
-        if decision["verdict"] == "promote" and promoted is None:
+        if not isinstance(decision, dict):
+            raise AirflowSkipException("no decision was taken (a step before it failed): nothing to summarize")
+        ti = context["ti"]
+        ids = list(self.promote_task_ids)
+        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id], task_ids=ids).get(ti.run_id, {})
+        pulled = ti.xcom_pull(task_ids=ids) or []
+        promoted = next((p for p in (pulled if isinstance(pulled, list) else [pulled]) if p), None)
+        if decision["verdict"] != "promote":
+            verdict = decision["verdict"]
+        elif any(states.get(t) in ("failed", "upstream_failed") for t in ids):
+            verdict = "rolled_back"
+        elif promoted is not None and promoted.get("changed"):
+            verdict = "promote"
+        else:
             verdict = "unchanged"
         line = (f"{decision['model']} v{decision['challenger_version']}: {verdict.upper()} "
                 f"(against champion {decision['champion_version']}) — {'; '.join(decision['reasons'])}")

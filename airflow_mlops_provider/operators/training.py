@@ -264,6 +264,7 @@ class MlflowTrainModelOperator(BaseOperator):
             CLASSES_TAG,
             PRIMARY_OUTPUT,
             TASK_TYPE_TAG,
+            check_classifier_output,
             check_policy_metrics,
             class_labels,
             output_columns,
@@ -304,7 +305,9 @@ class MlflowTrainModelOperator(BaseOperator):
             # The model's outputs on the holdout, read back through pyfunc as scoring will: the
             # reference for prediction drift (and a check that the logged model loads and predicts).
             loaded = mlflow.pyfunc.load_model(info.model_uri)
-            outputs = output_columns(task_type, loaded.predict(holdout[features]), classes)
+            raw = loaded.predict(holdout[features])
+            check_classifier_output(task_type, raw, len(classes or ()), self.flavor or "logged")
+            outputs = output_columns(task_type, raw, classes)
             primary = PRIMARY_OUTPUT[task_type]
             import pandas as pd
 

@@ -148,11 +148,13 @@ def batch_scoring_pipeline(model: ModelConfig, *, input_path: str = INPUT_PATH,
         result = {"output_path": str(target), "rows": rows, "model_version": versions.pop(),
                   "model_run_id": shards[0]["model_run_id"], "shards": len(shards),
                   "output_columns": shards[0].get("output_columns")}
-        shadowed = [s for s in shards if s.get("shadow")]
+        shadowed = [s for s in shards if s.get("shadow") and s["rows"]]
         if shadowed:
-            keys = [k for k, v in shadowed[0]["shadow"].items() if isinstance(v, float)]
-            result["shadow"] = {"version": shadowed[0]["shadow"]["version"],
-                                **{k: sum(s["shadow"][k] * s["rows"] for s in shadowed) / rows for k in keys}}
+            keys = sorted({k for s in shadowed for k, v in s["shadow"].items() if isinstance(v, float)})
+            result["shadow"] = {"version": shadowed[0]["shadow"]["version"]}
+            for key in keys:  # row-weighted over the shards that scored rows
+                weighted = [(s["shadow"][key], s["rows"]) for s in shadowed if key in s["shadow"]]
+                result["shadow"][key] = sum(v * r for v, r in weighted) / sum(r for _, r in weighted)
         print(f"output partition {target}: {rows} rows scored by v{result['model_version']}")
         return result
 

@@ -8,7 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from airflow_mlops_provider.core.tasks import check_policy_metrics, default_policy, parse_task_type
+from airflow_mlops_provider.core.tasks import (
+    check_policy_metrics,
+    complete_policy,
+    default_policy,
+    parse_task_type,
+)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 DEFAULT_DRIFT_POLICY: dict[str, Any] = {"drift_share": 0.5, "key_features": [], "prediction_drift": False}
@@ -96,7 +101,8 @@ class ModelConfig:
 
     @property
     def effective_policy(self) -> dict[str, Any]:
-        return dict(self.policy) if self.policy is not None else default_policy(self.task_type)
+        policy = dict(self.policy) if self.policy is not None else default_policy(self.task_type)
+        return complete_policy(self.task_type, policy)
 
     @property
     def lanes(self) -> list[str]:

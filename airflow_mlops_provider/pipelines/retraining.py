@@ -154,6 +154,8 @@ def deployment_lane(target_name: str, *, model: ModelConfig, decision: Any, chal
         chain(*steps)
         # Any failed step — ours, the platform's, a rejection, a superseded promotion — rolls back.
         lane.rollback.trigger_rule = TriggerRule.ONE_FAILED
+        # ...but only failures of the lane itself: one before it left nothing deployed.
+        lane.rollback.after_task_id = lane.deploy.task_id
         steps >> lane.rollback
     return {"group": group, "deploy": lane.deploy, "verify": lane.verify, "approve": approve,
             "promote_traffic": lane.promote_traffic, "promote": promote, "rollback": lane.rollback, "steps": steps}
@@ -204,7 +206,8 @@ def retraining_pipeline(model: ModelConfig) -> dict[str, Any]:
     from airflow_mlops_provider.operators.validation import GreatExpectationsValidateDataOperator
 
     data_version = DvcGetDataVersionOperator(
-        task_id="resolve_data_version", path="{{ params.data_path }}", rev="{{ params.data_rev }}",
+        # tojson: native rendering would turn an all-digit rev or path into a number.
+        task_id="resolve_data_version", path="{{ params.data_path | tojson }}", rev="{{ params.data_rev | tojson }}",
         dvc_conn_id=model.dvc_conn_id)
     check_dag(data_version, "retraining_pipeline", retraining_params(model), "retraining_params", "retraining_dag")
     validation = GreatExpectationsValidateDataOperator(
@@ -252,8 +255,7 @@ def retraining_pipeline(model: ModelConfig) -> dict[str, Any]:
     for lane in lanes.values():
         [lane["rollback"], lane["promote"]] >> record
     summary = MlflowSummarizeDecisionOperator(
-        task_id="summarize", decision=decision.output, promote_task_ids=[t.task_id for t in promote_tasks],
-        trigger_rule="none_failed")
+        task_id="summarize", decision=decision.output, promote_task_ids=[t.task_id for t in promote_tasks])
     promote_tasks >> summary
     return {"data_version": data_version, "validation": validation, "train": training, "evaluate": evaluation,
             "register": registration, "decide": decision, "promote": promote, "lanes": lanes,

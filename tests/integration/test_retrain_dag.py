@@ -79,6 +79,10 @@ def test_corrupt_data_fails_validation_and_nothing_is_trained(mlops_home, run_da
     assert result.states["validate_data"] == "failed", result.states
     assert result.states["train"] == "upstream_failed"
     assert result.states["register_challenger"] == "upstream_failed"
+    # Nothing was deployed, so no lane rolls anything back (their one_failed rule sees upstream_failed).
+    rollbacks = {t: s for t, s in result.states.items() if t.endswith(".rollback") or t == "record_rollback"}
+    assert len(rollbacks) == 4 and set(rollbacks.values()) == {"skipped"}, rollbacks
+    assert result.states["summarize"] == "upstream_failed", result.states  # a leaf: the run ends failed
     for expectation in ("expect_column_values_to_not_be_null", "expect_column_values_to_be_between",
                         "expect_column_values_to_be_unique"):
         assert expectation in result.output, expectation

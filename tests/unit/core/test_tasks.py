@@ -122,3 +122,70 @@ def test_task_scorer_types_its_columns():
     assert np.allclose(reg(X)["prediction"], X["a"] * 2)
     with pytest.raises(TaskTypeError, match="class labels"):
         task_scorer(_Pyfunc(clf, "predict_proba"), "multiclass", None)
+
+
+def test_a_rule_without_direction_takes_the_metrics_own():
+    from airflow_mlops_provider.core.tasks import complete_policy
+
+    policy = PromotionPolicy.from_dict(complete_policy("regression", {"metrics": [{"name": "rmse"}]}))
+    assert policy.metrics[0].direction == "lower"
+    assert not policy.decide({"rmse": 10.0}, {"rmse": 5.0}, 500).promote
+
+
+def test_multiclass_metrics_do_not_depend_on_the_order_the_model_lists_its_classes():
+    rng = np.random.default_rng(1)
+    y = rng.choice(["a", "b", "c"], 200)
+    proba = rng.dirichlet([1, 1, 1], 200)
+    sorted_order = compute_metrics("multiclass", y, proba, classes=["a", "b", "c"])
+    shuffled = compute_metrics("multiclass", y, proba[:, [2, 0, 1]], classes=["c", "a", "b"])
+    assert shuffled == pytest.approx(sorted_order)
+
+
+def test_multiclass_auc_over_the_classes_present_when_one_is_missing_from_the_holdout():
+    y = np.array([0, 1, 0, 1, 2, 2, 0, 1])
+    proba = np.full((8, 4), 0.1)
+    proba[np.arange(8), y] = 0.7
+    got = compute_metrics("multiclass", y, proba, classes=[0, 1, 2, 3])  # class 3 never in the holdout
+    assert got["roc_auc_ovr"] == pytest.approx(1.0)
+    assert got["f1_macro"] == pytest.approx(1.0)  # not dragged down by the absent class
+
+
+def test_a_classifier_returning_labels_instead_of_probabilities_is_refused():
+    from airflow_mlops_provider.core.tasks import check_classifier_output
+
+    with pytest.raises(TaskTypeError, match="not a probability"):
+        check_classifier_output("binary", np.array([0, 1, 1, 0]), 2, "lightgbm")
+    with pytest.raises(TaskTypeError, match="not a probability"):
+        check_classifier_output("multiclass", np.array([0, 2, 1]), 3, "xgboost")
+    check_classifier_output("binary", np.array([0.1, 0.9, 0.4]), 2, "lightgbm")
+    check_classifier_output("multiclass", np.full((2, 3), 1 / 3), 3, "lightgbm")
+
+
+def test_shadow_of_integer_classes_counts_agreement_not_label_distance():
+    from airflow_mlops_provider.core.scoring import _shadow_sums
+
+    assert _shadow_sums(np.array([0, 2, 1]), np.array([0, 0, 1]), None, labels=True) == {"agree": 2.0}
+    assert set(_shadow_sums(np.array([0.2, 0.8]), np.array([0.3, 0.9]), 0.5)) == {"abs_diff", "agree"}
+
+
+def test_an_empty_partition_writes_the_same_columns_as_a_full_one(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from sklearn.linear_model import LogisticRegression
+
+    from airflow_mlops_provider.core.scoring import score_file
+
+    X = pd.DataFrame({"a": np.arange(30.0), "b": np.arange(30.0) % 3})
+    scorer = task_scorer(_Pyfunc(LogisticRegression(max_iter=500).fit(X, X["b"].astype(int)), "predict_proba"),
+                         "multiclass", [0, 1, 2])
+    schemas = []
+    for rows in (30, 0):
+        src = tmp_path / f"in{rows}.parquet"
+        pq.write_table(pa.table({"id": np.arange(rows), "a": X["a"][:rows], "b": X["b"][:rows]}), src)
+        out = tmp_path / f"out{rows}.parquet"
+        score_file(src, out, scorer, ["a", "b"], ["id"], constants={"model_version": "3"}, shadow_predict=scorer,
+                   shadow_labels=True)
+        schemas.append(pq.read_schema(out))
+    assert schemas[0].names == schemas[1].names == ["id", "prediction", "proba_0", "proba_1", "proba_2",
+                                                     "shadow_prediction", "model_version"]
+    assert schemas[0].equals(schemas[1], check_metadata=False)
