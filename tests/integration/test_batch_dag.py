@@ -18,9 +18,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("batch_dag")]
 MODEL = "fraud-detector"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def trained_home(tmp_path_factory, airflow_db):
-    """One MLOPS_HOME with a champion trained by a real mlops_retrain run, shared by this module."""
+    """One MLOPS_HOME with a champion trained by a real mlops_retrain run, shared by this module.
+
+    Session-scoped: xdist may interleave other modules' tests on this worker, and a module
+    fixture would then train the same champion again (seen: twice per suite, ~45 s each).
+    """
     import os
     import subprocess
 
