@@ -9,9 +9,15 @@ stored beside the profile for small-sample tests and the HTML report.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 PROFILE_VERSION = 1
+# The files of a version's baseline folder (artifact path ``baseline/`` of its training run).
+PROFILE_FILE = "profile.json"
+SAMPLE_FILE = "sample.parquet"
+PREDICTIONS_FILE = "predictions.json"  # the model's outputs on the training holdout
+PREDICTIONS_SAMPLE_FILE = "predictions_sample.parquet"
 N_QUANTILES = 2001
 # The extreme values dominate the Wasserstein distance of heavy-tailed features: keep the lowest
 # and highest TAIL_VALUES reference values exactly, the quantile grid covers the middle.
@@ -88,3 +94,14 @@ def compute_profile(frame: Any, features: list[str], categorical: list[str] | No
 
 def sample_rows(frame: Any, n: int = SAMPLE_ROWS, seed: int = 0) -> Any:
     return frame if len(frame) <= n else frame.sample(n=n, random_state=seed)
+
+
+@dataclass
+class Baseline:
+    """What a model version keeps for drift: feature profile and sample, and (when trained with a
+    prediction baseline) the profile and sample of its outputs on the training holdout."""
+
+    profile: dict[str, Any]
+    sample: Any
+    predictions: dict[str, Any] | None = None
+    predictions_sample: Any = None

@@ -22,6 +22,8 @@ from airflow_mlops_provider.version_compat import BaseHook
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from airflow_mlops_provider.core.baseline import Baseline
+
 _SCHEMES = {"http", "https", "sqlite", "postgresql", "mysql", "mssql", "file", "databricks"}
 _REST_SCHEMES = {"http", "https"}
 
@@ -295,11 +297,10 @@ class MlflowHook(BaseHook):
                                                     tracking_uri=self.tracking_uri)
         return pd.read_parquet(local)
 
-    def load_baseline(self, name: str, version: str | int, predictions: bool = False) -> tuple[dict[str, Any], Any]:
-        """The (profile, sample frame) stored with a model version at training time.
+    def load_baseline(self, name: str, version: str | int) -> Baseline:
+        """The drift baseline stored with a model version at training time, in one download.
 
-        With ``predictions``, the baseline of the model's outputs on its training holdout
-        instead (for prediction drift); ``(None, None)`` for a version trained without one.
+        ``predictions`` is None for a version trained without a prediction baseline.
         """
         import json
         import tempfile
@@ -308,6 +309,7 @@ class MlflowHook(BaseHook):
         import mlflow
         import pandas as pd
 
+        from airflow_mlops_provider.core import baseline as files
         from airflow_mlops_provider.exceptions import ModelNotFoundError
 
         mv = self.client.get_model_version(name, str(version))
@@ -318,20 +320,12 @@ class MlflowHook(BaseHook):
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp,
                                                              tracking_uri=self.tracking_uri))
-            names = ("predictions.json", "predictions_sample.parquet") if predictions else \
-                ("profile.json", "sample.parquet")
-            if predictions and not (local / names[0]).is_file():
-                return None, None
-            profile = json.loads((local / names[0]).read_text())
-            sample = pd.read_parquet(local / names[1])
-        return profile, sample
-
-    def task_type(self, name: str, version: str | int) -> str:
-        """The task type recorded on a model version at training time (``binary`` when absent)."""
-        from airflow_mlops_provider.core.tasks import TASK_TYPE_TAG, parse_task_type
-
-        mv = self.client.get_model_version(name, str(version))
-        return parse_task_type((mv.tags or {}).get(TASK_TYPE_TAG) or "binary")
+            found = files.Baseline(profile=json.loads((local / files.PROFILE_FILE).read_text()),
+                                   sample=pd.read_parquet(local / files.SAMPLE_FILE))
+            if (local / files.PREDICTIONS_FILE).is_file():
+                found.predictions = json.loads((local / files.PREDICTIONS_FILE).read_text())
+                found.predictions_sample = pd.read_parquet(local / files.PREDICTIONS_SAMPLE_FILE)
+        return found
 
     def logged_model_uri(self, run_id: str) -> str:
         """``models:/<model_id>`` of the model a run logged (MLflow 3 LoggedModel)."""

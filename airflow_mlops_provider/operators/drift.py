@@ -72,7 +72,8 @@ class EvidentlyCheckDriftOperator(BaseOperator):
         from airflow_mlops_provider.core.scoring import ScoringInputError, open_parquet
 
         policy = DriftPolicy.from_dict(self.policy)
-        profile, sample = self.hook.load_baseline(self.model_name, str(self.model_version))
+        baseline = self.hook.load_baseline(self.model_name, str(self.model_version))
+        profile, sample = baseline.profile, baseline.sample
         features = list(profile["features"])
         pf = open_parquet(self.data_path)
         missing = [c for c in features if c not in pf.schema_arrow.names]
@@ -85,7 +86,7 @@ class EvidentlyCheckDriftOperator(BaseOperator):
             values = pq.read_table(self.data_path, columns=[name], pre_buffer=False).column(0).to_pandas()
             columns.append(column_drift(name, profile["columns"][name], values,
                                         sample[name] if name in sample.columns else None))
-        result = apply_policy(columns, policy, self._prediction_drift(column_drift))
+        result = apply_policy(columns, policy, self._prediction_drift(column_drift, baseline))
         for c in columns:
             self.log.info("%-20s %-14s %10.5f  threshold %.3f  %s", c.column, c.method,
                           c.statistic if c.statistic is not None else float("nan"), c.threshold,
@@ -108,7 +109,7 @@ class EvidentlyCheckDriftOperator(BaseOperator):
                         for k, v in summary["columns"].items()},
         }
 
-    def _prediction_drift(self, column_drift: Any) -> Any:
+    def _prediction_drift(self, column_drift: Any, baseline: Any) -> Any:
         """The model's primary output on this partition against its outputs on the training holdout."""
         if self.predictions_path in (None, "", "None"):
             return None
@@ -116,7 +117,7 @@ class EvidentlyCheckDriftOperator(BaseOperator):
 
         from airflow_mlops_provider.core.scoring import open_parquet
 
-        profile, sample = self.hook.load_baseline(self.model_name, str(self.model_version), predictions=True)
+        profile, sample = baseline.predictions, baseline.predictions_sample
         if profile is None:
             self.log.warning("%s v%s was trained without a prediction baseline: prediction drift not checked",
                              self.model_name, self.model_version)

@@ -296,8 +296,7 @@ class MlflowSummarizeDecisionOperator(BaseOperator):
     :param decision: the ``decide`` task's result.
     :param promote_task_ids: the promotion tasks of the pipeline. The verdict is ``promote`` when
         one of them moved ``@champion``; ``unchanged`` when it already was the champion or the
-        promotion was superseded; ``rolled_back`` when a promotion failed (only seen when the
-        trigger rule is relaxed); ``rejected`` as decided.
+        promotion was superseded; ``rejected`` as decided.
 
     Returns :class:`~airflow_mlops_provider.pipelines.results.SummaryResult`.
     """
@@ -313,24 +312,13 @@ class MlflowSummarizeDecisionOperator(BaseOperator):
         self.promote_task_ids = promote_task_ids
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowSkipException
-
         decision = self.decision
-        if not isinstance(decision, dict):
-            raise AirflowSkipException("no decision was taken (a step before it failed): nothing to summarize")
-        ti = context["ti"]
-        ids = list(self.promote_task_ids)
-        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id], task_ids=ids).get(ti.run_id, {})
-        pulled = ti.xcom_pull(task_ids=ids) or []
+        pulled = context["ti"].xcom_pull(task_ids=list(self.promote_task_ids)) or []
         promoted = next((p for p in (pulled if isinstance(pulled, list) else [pulled]) if p), None)
         if decision["verdict"] != "promote":
             verdict = decision["verdict"]
-        elif any(states.get(t) in ("failed", "upstream_failed") for t in ids):
-            verdict = "rolled_back"
-        elif promoted is not None and promoted.get("changed"):
-            verdict = "promote"
         else:
-            verdict = "unchanged"
+            verdict = "promote" if promoted is not None and promoted.get("changed") else "unchanged"
         line = (f"{decision['model']} v{decision['challenger_version']}: {verdict.upper()} "
                 f"(against champion {decision['champion_version']}) — {'; '.join(decision['reasons'])}")
         self.log.info("%s", line)

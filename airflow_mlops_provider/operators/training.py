@@ -14,10 +14,6 @@ from airflow_mlops_provider.core.tasks import HOLDOUT_ARTIFACT
 from airflow_mlops_provider.hooks.mlflow import MlflowHook
 from airflow_mlops_provider.version_compat import BaseOperator
 
-BASELINE_PROFILE_ARTIFACT = "baseline/profile.json"
-BASELINE_SAMPLE_ARTIFACT = "baseline/sample.parquet"
-PREDICTIONS_PROFILE_ARTIFACT = "baseline/predictions.json"
-PREDICTIONS_SAMPLE_ARTIFACT = "baseline/predictions_sample.parquet"
 DEFAULT_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
 
 
@@ -258,6 +254,7 @@ class MlflowTrainModelOperator(BaseOperator):
         import mlflow
         import mlflow.pyfunc
 
+        from airflow_mlops_provider.core import baseline as files
         from airflow_mlops_provider.core.baseline import compute_profile, sample_rows
         from airflow_mlops_provider.core.tables import read_table
         from airflow_mlops_provider.core.tasks import (
@@ -316,17 +313,17 @@ class MlflowTrainModelOperator(BaseOperator):
                 tmp_path = Path(tmp)
                 holdout.to_parquet(tmp_path / "holdout.parquet", index=False)
                 mlflow.log_artifact(str(tmp_path / "holdout.parquet"), artifact_path="holdout")
+                # The drift baseline: features, and the model's outputs on the holdout.
+                folder = tmp_path / "baseline"
+                folder.mkdir()
                 profile = compute_profile(train, features, self.categorical_features)
-                (tmp_path / "profile.json").write_text(json.dumps(profile))
-                mlflow.log_artifact(str(tmp_path / "profile.json"), artifact_path="baseline")
-                sample_rows(train[features]).to_parquet(tmp_path / "sample.parquet", index=False)
-                mlflow.log_artifact(str(tmp_path / "sample.parquet"), artifact_path="baseline")
+                (folder / files.PROFILE_FILE).write_text(json.dumps(profile))
+                sample_rows(train[features]).to_parquet(folder / files.SAMPLE_FILE, index=False)
                 prediction_profile = compute_profile(predicted, [primary],
                                                      [primary] if task_type == "multiclass" else [])
-                (tmp_path / "predictions.json").write_text(json.dumps(prediction_profile))
-                mlflow.log_artifact(str(tmp_path / "predictions.json"), artifact_path="baseline")
-                sample_rows(predicted).to_parquet(tmp_path / "predictions_sample.parquet", index=False)
-                mlflow.log_artifact(str(tmp_path / "predictions_sample.parquet"), artifact_path="baseline")
+                (folder / files.PREDICTIONS_FILE).write_text(json.dumps(prediction_profile))
+                sample_rows(predicted).to_parquet(folder / files.PREDICTIONS_SAMPLE_FILE, index=False)
+                mlflow.log_artifacts(str(folder), artifact_path="baseline")
         return {
             "run_id": run_id, "experiment_id": experiment_id, "model_uri": info.model_uri,
             "task_type": task_type, "classes": classes,

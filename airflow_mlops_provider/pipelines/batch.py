@@ -104,7 +104,7 @@ def batch_scoring_pipeline(model: ModelConfig, *, input_path: str = INPUT_PATH,
         hook = MlflowHook()
         hook.activate()
         schema = mlflow.models.get_model_info(f"models:/{champion['name']}/{champion['version']}").signature.inputs
-        profile, _ = hook.load_baseline(champion["name"], champion["version"])
+        profile = hook.load_baseline(champion["name"], champion["version"]).profile
         return contract_suite(f"{champion['name']}_v{champion['version']}_input",
                               signature_inputs(schema), profile, key_columns)
 

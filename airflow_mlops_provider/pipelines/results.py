@@ -108,7 +108,7 @@ class PromotionResult(TypedDict):
 class SummaryResult(TypedDict):
     """``MlflowSummarizeDecisionOperator`` (task ``summarize``)."""
 
-    verdict: Literal["promote", "rejected", "unchanged", "rolled_back"]  # rolled_back: relaxed trigger rule only
+    verdict: Literal["promote", "rejected", "unchanged"]
     promotion: PromotionResult | None
 
 
