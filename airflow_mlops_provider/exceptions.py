@@ -102,3 +102,11 @@ class LocalServingError(DeploymentError):
     ``context`` names the model, the version and the port (``model``, ``version``, ``port``)
     and a ``reason``.
     """
+
+
+class PathNotAllowedError(MlopsProviderError, PermissionError):
+    """An input or output path lies outside the allowed roots (:mod:`airflow_mlops_provider.core.paths`).
+
+    ``context`` names the argument, the path and the allowed roots. Operators raise it before
+    anything is read or written; retrying cannot help, so they fail the task without retries.
+    """

@@ -18,6 +18,18 @@ _TYPE_LISTS = {
     "boolean": ["bool", "boolean", *_NUMERIC_TYPES],
 }
 
+_FLOAT_MAX = 1.7976931348623157e308
+# Values a column of the signature's type can hold: ±inf is not a measurement, and an unsigned
+# 64-bit value above 2**63-1 does not fit the model's signed ``long``.
+_BOUNDS = {
+    "double": (-_FLOAT_MAX, _FLOAT_MAX, "column {column!r} must hold finite numbers (found +inf or -inf)"),
+    "float": (-_FLOAT_MAX, _FLOAT_MAX, "column {column!r} must hold finite numbers (found +inf or -inf)"),
+    "long": (-(2**63), 2**63 - 1, "column {column!r} must fit the model's signed 64-bit 'long' "
+             "(found a value outside -2**63..2**63-1, or ±inf)"),
+    "integer": (-(2**31), 2**31 - 1, "column {column!r} must fit the model's signed 32-bit 'integer' "
+                "(found a value outside -2**31..2**31-1, or ±inf)"),
+}
+
 
 def signature_inputs(schema: Any) -> list[tuple[str, str]]:
     """(column, type name) pairs of an MLflow input schema: ``long``, ``double``, ``string`` ..."""
@@ -41,6 +53,11 @@ def contract_suite(name: str, inputs: Sequence[tuple[str, str]], profile: dict[s
             expectations.append({"type": "expect_column_values_to_be_in_type_list",
                                  "kwargs": {"column": column, "type_list": types}, "severity": "critical"})
         base = (profile or {}).get("columns", {}).get(column, {})
+        bounds = _BOUNDS.get(mlflow_type)
+        if bounds:
+            expectations.append({"type": "expect_column_values_to_be_between",
+                                 "kwargs": {"column": column, "min_value": bounds[0], "max_value": bounds[1]},
+                                 "severity": "critical", "description": bounds[2].format(column=column)})
         if mlflow_type in ("long", "integer"):
             expectations.append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": column},
                                  "severity": "critical"})

@@ -49,12 +49,18 @@ def open_parquet(path: str | Path) -> Any:
     try:
         # pre_buffer=False: with pre-buffering pyarrow keeps every row group it read (RSS grows
         # with the file); without it, memory stays bounded by the batch size.
-        return pq.ParquetFile(str(path), pre_buffer=False)
+        pf = pq.ParquetFile(str(path), pre_buffer=False)
     except FileNotFoundError as err:
         raise ScoringInputError(f"input partition {str(path)!r} does not exist", path=str(path)) from err
     except Exception as err:  # pyarrow raises ArrowInvalid or OSError for a corrupt file
         raise ScoringInputError(f"input partition {str(path)!r} is not a readable Parquet file: {err}",
                                 path=str(path)) from err
+    names = pf.schema_arrow.names
+    repeated = sorted({c for c in names if names.count(c) > 1})
+    if repeated:
+        raise ScoringInputError(f"input partition {str(path)!r} has duplicate column names {repeated}; every "
+                                "column must be named once", path=str(path), columns=repeated)
+    return pf
 
 
 def plan_shards(input_path: str, shards: int) -> list[list[int]]:

@@ -41,14 +41,35 @@ def read_frame(source: Any, file_format: str, *, name: str, compression: str | N
     pd = require("pandas")
     try:
         if file_format == "csv":
+            # pandas renames a repeated header ("amount" -> "amount.1"): read the raw header first.
+            header = pd.read_csv(source, compression=compression, header=None, nrows=1, dtype=str)
+            check_unique_columns([str(c) for c in header.iloc[0].tolist()] if len(header) else [], name)
+            if hasattr(source, "seek"):
+                source.seek(0)
             return pd.read_csv(source, compression=compression)
         require("pyarrow")
+        import pyarrow.parquet as pq
+
+        check_unique_columns(pq.read_schema(source).names, name)
+        if hasattr(source, "seek"):
+            source.seek(0)
         return pd.read_parquet(source)
+    except DataFileError:
+        raise
     except FileNotFoundError as err:
         raise FileNotFoundError(f"Data file {name!r} does not exist") from err
     except Exception as err:  # parsers raise many unrelated types for a bad file
         raise DataFileError(f"Cannot read {name!r} as {file_format}: {type(err).__name__}: "
                             f"{str(err).strip()[:300]}", path=name, file_format=file_format) from err
+
+
+def check_unique_columns(names: list[str], name: str) -> None:
+    """Refuse a file whose header repeats a column name: which one is the data?"""
+    seen: set[str] = set()
+    repeated = [c for c in names if c in seen or seen.add(c)]
+    if repeated:
+        raise DataFileError(f"{name!r} has duplicate column names {sorted(set(repeated))}; every column "
+                            "must be named once", path=name, columns=sorted(set(repeated)))
 
 
 def frame_to_bytes(df: pd.DataFrame, file_format: str, *, compression: str | None = None) -> bytes:

@@ -308,6 +308,8 @@ def _item(raw: Mapping[str, Any]) -> dict[str, Any]:
         "unexpected_percent": json_safe(res.get("unexpected_percent")),
         "observed_value": _small(res.get("observed_value")),
     }
+    if config.get("description"):
+        item["description"] = str(config["description"])[:300]
     error = _exception_message(raw.get("exception_info"))
     if error:
         item["exception"] = error[:_EXCEPTION_MAX_CHARS]
@@ -353,6 +355,8 @@ def summarize(result: Any) -> dict[str, Any]:
 def describe_failure(item: Mapping[str, Any]) -> str:
     """One line for logs and error messages, from a :func:`summarize` item."""
     text = item["expectation_type"] or "expectation"
+    if item.get("description"):
+        text = f"{item['description']} ({text})"
     if item.get("column"):
         text += f" on column {item['column']!r}"
     if item.get("exception"):

@@ -80,11 +80,15 @@ class MlflowBatchScoreOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowSkipException
 
         from airflow_mlops_provider.core.contract import signature_inputs
+        from airflow_mlops_provider.core.paths import require_allowed
         from airflow_mlops_provider.core.scoring import open_parquet, score_file, task_scorer
         from airflow_mlops_provider.core.tasks import TASK_TYPE_TAG, classes_from_tags
 
         if self.chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {self.chunk_rows}")
+        # Before anything is read or written: the paths may come from a triggering user's Params.
+        require_allowed(self.input_path, "input_path")
+        require_allowed(self.output_path, "output_path")
         version = self._resolve()
         self.log.info("Scoring with %s v%s (run %s)", self.model_name, version.version, version.run_id)
         task_type = (version.tags or {}).get(TASK_TYPE_TAG) or "binary"

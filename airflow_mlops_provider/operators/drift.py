@@ -69,8 +69,12 @@ class EvidentlyCheckDriftOperator(BaseOperator):
             check_key_features,
             column_drift,
         )
+        from airflow_mlops_provider.core.paths import require_allowed
         from airflow_mlops_provider.core.scoring import ScoringInputError, open_parquet
 
+        require_allowed(self.data_path, "data_path")
+        if self.predictions_path not in (None, "", "None"):
+            require_allowed(self.predictions_path, "predictions_path")
         policy = DriftPolicy.from_dict(self.policy)
         baseline = self.hook.load_baseline(self.model_name, str(self.model_version))
         profile, sample = baseline.profile, baseline.sample

@@ -256,6 +256,7 @@ class MlflowTrainModelOperator(BaseOperator):
 
         from airflow_mlops_provider.core import baseline as files
         from airflow_mlops_provider.core.baseline import compute_profile, sample_rows
+        from airflow_mlops_provider.core.paths import require_allowed
         from airflow_mlops_provider.core.tables import read_table
         from airflow_mlops_provider.core.tasks import (
             CLASSES_TAG,
@@ -268,6 +269,7 @@ class MlflowTrainModelOperator(BaseOperator):
         )
         from airflow_mlops_provider.core.tasks import parse_task_type as parse
 
+        require_allowed(self.data_path, "data_path")
         task_type = parse(self.model_task_type)
         if self.policy:
             check_policy_metrics(task_type, self.policy)

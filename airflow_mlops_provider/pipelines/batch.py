@@ -81,11 +81,18 @@ def batch_scoring_pipeline(model: ModelConfig, *, input_path: str = INPUT_PATH,
         task_id="wait_for_partition", path=input_path, deferrable=True, poke_interval=60, timeout=6 * 3600)
 
     @task
-    def inspect_partition(found: dict) -> dict:
-        """Row count and columns from the Parquet footer; 0 rows is an explicit skip."""
+    def inspect_partition(found: dict, **context: Any) -> dict:
+        """Row count and columns from the Parquet footer; 0 rows is an explicit skip.
+
+        The output path is checked against the allowed roots here, before any scoring.
+        """
         from airflow.sdk.exceptions import AirflowSkipException
 
+        from airflow_mlops_provider.core.paths import require_allowed
         from airflow_mlops_provider.core.scoring import open_parquet
+
+        require_allowed(found["path"], "input_path")
+        require_allowed(context["task"].render_template(output_path, context), "output_path")
 
         pf = open_parquet(found["path"])
         if pf.metadata.num_rows == 0:
@@ -133,13 +140,14 @@ def batch_scoring_pipeline(model: ModelConfig, *, input_path: str = INPUT_PATH,
         import shutil
         from pathlib import Path
 
+        from airflow_mlops_provider.core.paths import require_allowed
         from airflow_mlops_provider.core.scoring import merge_files
 
         shards = sorted(shards, key=lambda s: s["output_path"])
         versions = {s["model_version"] for s in shards}
         if len(versions) != 1:
             raise RuntimeError(f"shards were scored by different model versions: {sorted(versions)}")
-        target = context["task"].render_template(output_path, context)
+        target = require_allowed(context["task"].render_template(output_path, context), "output_path")
         rows = merge_files([s["output_path"] for s in shards], target)
         if rows != inspected["rows"]:
             Path(target).unlink(missing_ok=True)

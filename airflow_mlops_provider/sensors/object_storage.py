@@ -34,10 +34,17 @@ class ObjectStoragePartitionSensor(BaseSensorOperator):
     def poke(self, context: Any) -> Any:
         from airflow.sdk.bases.sensor import PokeReturnValue
 
+        from airflow_mlops_provider.core.paths import require_allowed
+
+        require_allowed(self.path, "path")
+
         status = path_status(self.path, self.conn_id)
         return PokeReturnValue(is_done=status is not None, xcom_value=status)
 
     def execute(self, context: Any) -> Any:
+        from airflow_mlops_provider.core.paths import require_allowed
+
+        require_allowed(self.path, "path")
         if not self.deferrable:
             return super().execute(context)
         status = path_status(self.path, self.conn_id)  # already there: no deferral

@@ -15,6 +15,12 @@ from airflow_mlops_provider.triggers.object_storage import ObjectStoragePathTrig
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(autouse=True)
+def allowed_roots(tmp_path, monkeypatch):
+    """The partitions live in the test's folder: allow it, as a deployment would."""
+    monkeypatch.setenv("MLOPS_ALLOWED_ROOTS", str(tmp_path))
+
+
 def test_existing_partition_returns_without_deferring(tmp_path):
     path = tmp_path / "2026-11-20.parquet"
     path.write_bytes(b"x" * 10)

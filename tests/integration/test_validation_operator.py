@@ -24,6 +24,12 @@ from airflow_mlops_provider.operators.validation import GreatExpectationsValidat
 
 pytestmark = pytest.mark.integration
 
+
+@pytest.fixture(autouse=True)
+def allowed_roots(tmp_path, monkeypatch):
+    """These files live in the test's folder and a (moto) bucket: allow both, as a deployment would."""
+    monkeypatch.setenv("MLOPS_ALLOWED_ROOTS", f"{tmp_path}, s3://lake, s3://bucket")
+
 SUITE = {
     "name": "transactions",
     "expectations": [

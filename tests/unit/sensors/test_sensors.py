@@ -33,8 +33,8 @@ async def first_event(trigger) -> dict:
     raise AssertionError("the trigger returned without an event")
 
 
-def test_partition_poke_is_done_once_the_file_exists(tmp_path):
-    path = tmp_path / "day=2026-01-01.parquet"
+def test_partition_poke_is_done_once_the_file_exists(mlops_home):
+    path = mlops_home / "day=2026-01-01.parquet"
     sensor = ObjectStoragePartitionSensor(task_id="wait", path=str(path), deferrable=False)
     assert not sensor.poke({}).is_done
     path.write_bytes(b"x" * 7)
@@ -44,15 +44,26 @@ def test_partition_poke_is_done_once_the_file_exists(tmp_path):
     assert sensor.execute({}) == {"path": str(path), "size": 7}
 
 
-def test_partition_missing_times_out_when_poking(tmp_path):
-    sensor = ObjectStoragePartitionSensor(task_id="wait", path=str(tmp_path / "never.parquet"),
+def test_partition_outside_the_allowed_roots_is_refused_before_looking(tmp_path, mlops_home):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    outside = tmp_path / "elsewhere.parquet"
+    outside.write_bytes(b"x")
+    for deferrable in (False, True):
+        sensor = ObjectStoragePartitionSensor(task_id="wait", path=str(outside), deferrable=deferrable)
+        with pytest.raises(AirflowFailException, match="outside the allowed roots"):
+            sensor.execute({})
+
+
+def test_partition_missing_times_out_when_poking(mlops_home):
+    sensor = ObjectStoragePartitionSensor(task_id="wait", path=str(mlops_home / "never.parquet"),
                                           deferrable=False, timeout=0.3, poke_interval=0.1)
     with pytest.raises(AirflowSensorTimeout):
         sensor.execute({})
 
 
-def test_partition_missing_defers_with_path_and_deadline(tmp_path):
-    path = str(tmp_path / "later.parquet")
+def test_partition_missing_defers_with_path_and_deadline(mlops_home):
+    path = str(mlops_home / "later.parquet")
     sensor = ObjectStoragePartitionSensor(task_id="wait", path=path, conn_id=None, deferrable=True,
                                           timeout=600, poke_interval=15)
     before = time.time()
@@ -67,15 +78,15 @@ def test_partition_missing_defers_with_path_and_deadline(tmp_path):
     assert deferred.value.timeout is not None and deferred.value.timeout > timedelta(seconds=600)
 
 
-def test_partition_existing_returns_without_deferring(tmp_path):
-    path = tmp_path / "today.parquet"
+def test_partition_existing_returns_without_deferring(mlops_home):
+    path = mlops_home / "today.parquet"
     path.write_bytes(b"abc")
     sensor = ObjectStoragePartitionSensor(task_id="wait", path=str(path), deferrable=True)
     assert sensor.execute({}) == {"path": str(path), "size": 3}
 
 
-def test_partition_execute_complete_found_timeout_and_error(tmp_path):
-    path = str(tmp_path / "missing.parquet")
+def test_partition_execute_complete_found_timeout_and_error(mlops_home):
+    path = str(mlops_home / "missing.parquet")
     sensor = ObjectStoragePartitionSensor(task_id="wait", path=path, deferrable=True, timeout=90)
     assert sensor.execute_complete({}, {"status": "found", "path": path, "size": 5}) == {"path": path, "size": 5}
     with pytest.raises(AirflowSensorTimeout) as timed_out:
@@ -87,9 +98,9 @@ def test_partition_execute_complete_found_timeout_and_error(tmp_path):
     assert path in str(failed.value) and "403 Forbidden" in str(failed.value)
 
 
-def test_partition_deferred_trigger_fires_and_resumes(tmp_path):
+def test_partition_deferred_trigger_fires_and_resumes(mlops_home):
     """The trigger the sensor defers with really finds the file, and its event resumes the task."""
-    path = tmp_path / "later.parquet"
+    path = mlops_home / "later.parquet"
     sensor = ObjectStoragePartitionSensor(task_id="wait", path=str(path), deferrable=True, timeout=60,
                                           poke_interval=0.05)
     with pytest.raises(TaskDeferred) as deferred:

@@ -1,0 +1,126 @@
+"""Allowed roots: where the provider's operators may read inputs and write outputs.
+
+Anyone who may trigger a DAG can set its Params (``input_path``, ``output_path``, ...), so every
+operator that reads or writes a file checks the rendered path here first, in the task, not only
+in the Param schema. The roots come from Airflow's config::
+
+    [mlops]
+    allowed_roots = /data/ml, s3://ml-bucket/scores, s3://landing
+
+(``AIRFLOW__MLOPS__ALLOWED_ROOTS`` in the environment; ``MLOPS_ALLOWED_ROOTS`` works too), a
+comma-separated list of local folders and object-store URIs. Default: ``MLOPS_HOME`` only.
+
+A local path is allowed when, with ``..`` and symlinks resolved, it lies inside a local root (so
+neither ``MLOPS_HOME/../../etc/x`` nor a symlink inside ``MLOPS_HOME`` pointing out of it
+passes). A URI is allowed when its scheme and bucket match a root's and its key starts with the
+root's prefix (at a ``/`` boundary); keys with ``..`` segments are refused outright.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from airflow_mlops_provider.exceptions import PathNotAllowedError
+
+CONFIG_SECTION, CONFIG_KEY = "mlops", "allowed_roots"
+ENV_VAR = "MLOPS_ALLOWED_ROOTS"
+
+
+@dataclass(frozen=True)
+class Root:
+    scheme: str  # "" for a local folder
+    location: str  # the resolved folder, or the bucket
+    prefix: str = ""  # key prefix inside the bucket, without leading/trailing "/"
+
+    def __str__(self) -> str:
+        if not self.scheme:
+            return self.location
+        return f"{self.scheme}://{self.location}" + (f"/{self.prefix}" if self.prefix else "")
+
+
+def _is_uri(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
+def _parse_root(raw: str) -> Root:
+    raw = raw.strip()
+    if _is_uri(raw):
+        parts = urlsplit(raw)
+        if not parts.netloc:
+            raise PathNotAllowedError(f"allowed root {raw!r} has no bucket", root=raw)
+        return Root(parts.scheme.lower(), parts.netloc, parts.path.strip("/"))
+    local = raw.removeprefix("file://")
+    if not os.path.isabs(os.path.expanduser(local)):
+        raise PathNotAllowedError(f"allowed root {raw!r} is not an absolute path", root=raw)
+    return Root("", os.path.realpath(os.path.expanduser(local)))
+
+
+def _configured() -> str:
+    value = os.environ.get(ENV_VAR, "")
+    if value.strip():
+        return value
+    try:
+        from airflow.configuration import conf
+
+        return conf.get(CONFIG_SECTION, CONFIG_KEY, fallback="") or ""
+    except Exception:  # noqa: BLE001 - no Airflow config here: the default applies
+        return ""
+
+
+def allowed_roots() -> list[Root]:
+    """The configured roots, read on every call; ``MLOPS_HOME`` when none are configured."""
+    raw = [r for r in _configured().split(",") if r.strip()]
+    if raw:
+        return [_parse_root(r) for r in raw]
+    from airflow_mlops_provider.core.settings import mlops_home
+
+    return [Root("", os.path.realpath(mlops_home().root))]
+
+
+def check_path(path: object, what: str, *, roots: list[Root] | None = None) -> str:
+    """Return ``path`` (stripped) when it lies inside an allowed root; else raise.
+
+    ``what`` names the argument in the message (``"input_path"``, ``"output_path"`` ...).
+    Raises :class:`~airflow_mlops_provider.exceptions.PathNotAllowedError` naming the path and
+    the allowed roots.
+    """
+    text = "" if path is None else str(path).strip()
+    if not text:
+        raise PathNotAllowedError(f"{what} is empty", argument=what)
+    if "\x00" in text:
+        raise PathNotAllowedError(f"{what} {text!r} contains a NUL byte", argument=what, path=text)
+    roots = allowed_roots() if roots is None else roots
+    shown = ", ".join(str(r) for r in roots)
+    hint = (f"allowed roots: {shown} (set [{CONFIG_SECTION}] {CONFIG_KEY}, e.g. "
+            f"AIRFLOW__{CONFIG_SECTION.upper()}__{CONFIG_KEY.upper()}, to change them)")
+    if _is_uri(text):
+        parts = urlsplit(text)
+        key = parts.path.strip("/")
+        if ".." in key.split("/"):
+            raise PathNotAllowedError(f"{what} {text!r} contains a '..' segment; {hint}", argument=what,
+                                      path=text, allowed_roots=shown)
+        for root in roots:
+            if root.scheme == parts.scheme.lower() and root.location == parts.netloc and (
+                    not root.prefix or key == root.prefix or key.startswith(root.prefix + "/")):
+                return text
+        raise PathNotAllowedError(f"{what} {text!r} is outside the allowed roots; {hint}", argument=what,
+                                  path=text, allowed_roots=shown)
+    local = os.path.realpath(os.path.expanduser(text.removeprefix("file://")))
+    for root in roots:
+        if not root.scheme and Path(local).is_relative_to(root.location):
+            return text
+    raise PathNotAllowedError(f"{what} {text!r} (resolved: {local}) is outside the allowed roots; {hint}",
+                              argument=what, path=text, resolved=local, allowed_roots=shown)
+
+
+def require_allowed(path: object, what: str) -> str:
+    """:func:`check_path` for operators: a refused path fails the task at once (no retries)."""
+    try:
+        return check_path(path, what)
+    except PathNotAllowedError as err:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(str(err)) from err
