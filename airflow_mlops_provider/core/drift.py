@@ -23,6 +23,7 @@ from typing import Any
 SMALL_REFERENCE = 1000
 PVALUE_THRESHOLD = 0.05
 DISTANCE_THRESHOLD = 0.1
+DEFAULT_MIN_ROWS = 100
 
 
 @dataclass
@@ -45,18 +46,24 @@ class DriftPolicy:
     drift_share: float = 0.5
     key_features: tuple[str, ...] = ()
     prediction_drift: bool = False
+    #: Below this many rows the tests say nothing reliable (one row of training data "drifts"
+    #: on every feature): the verdicts are reported, the policy does not fire.
+    min_rows: int = DEFAULT_MIN_ROWS
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> DriftPolicy:
         data = dict(data or {})
-        unknown = set(data) - {"drift_share", "key_features", "prediction_drift"}
+        unknown = set(data) - {"drift_share", "key_features", "prediction_drift", "min_rows"}
         if unknown:
             raise ValueError(f"drift policy has unknown fields {sorted(unknown)}")
         share = float(data.get("drift_share", 0.5))
         if not 0 < share <= 1:
             raise ValueError(f"drift policy: drift_share must be in (0, 1], got {share}")
+        min_rows = data.get("min_rows", DEFAULT_MIN_ROWS)
+        if isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 1:
+            raise ValueError(f"drift policy: min_rows must be an integer >= 1, got {min_rows!r}")
         return cls(drift_share=share, key_features=tuple(data.get("key_features", ())),
-                   prediction_drift=bool(data.get("prediction_drift", False)))
+                   prediction_drift=bool(data.get("prediction_drift", False)), min_rows=min_rows)
 
 
 @dataclass
@@ -67,11 +74,15 @@ class DriftResult:
     drifted: bool
     reasons: list[str] = field(default_factory=list)
     prediction: ColumnDrift | None = None
+    rows: int | None = None
+    #: Set when the partition had fewer rows than the policy's ``min_rows``: not decided.
+    too_few_rows: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"columns": {c.column: asdict(c) for c in self.columns}, "drift_share": self.drift_share,
                 "n_drifted": self.n_drifted, "n_columns": len(self.columns), "drifted": self.drifted,
-                "reasons": self.reasons, "prediction": asdict(self.prediction) if self.prediction else None}
+                "reasons": self.reasons, "prediction": asdict(self.prediction) if self.prediction else None,
+                "rows": self.rows, "too_few_rows": self.too_few_rows}
 
 
 def _clean(values: Any, numeric: bool) -> Any:
@@ -225,9 +236,18 @@ def check_key_features(policy: DriftPolicy, profile: dict[str, Any]) -> None:
 
 
 def apply_policy(results: list[ColumnDrift], policy: DriftPolicy,
-                 prediction: ColumnDrift | None = None) -> DriftResult:
-    """Decide whether the partition drifted from its per-feature verdicts (and its outputs' one)."""
+                 prediction: ColumnDrift | None = None, rows: int | None = None) -> DriftResult:
+    """Decide whether the partition drifted from its per-feature verdicts (and its outputs' one).
+
+    With ``rows`` below ``policy.min_rows`` the verdicts are kept but the policy never fires:
+    ``too_few_rows`` says why.
+    """
     drifted = [r.column for r in results if r.drifted]
+    if rows is not None and rows < policy.min_rows:
+        share = len(drifted) / len(results) if results else 0.0
+        return DriftResult(columns=results, drift_share=share, n_drifted=len(drifted), drifted=False,
+                           prediction=prediction, rows=rows,
+                           too_few_rows=f"too few rows to decide drift: {rows} < min_rows {policy.min_rows}")
     share = len(drifted) / len(results) if results else 0.0
     reasons = []
     if results and share >= policy.drift_share:
@@ -240,7 +260,7 @@ def apply_policy(results: list[ColumnDrift], policy: DriftPolicy,
         reasons.append(f"model output {prediction.column!r} drifted ({prediction.method} "
                        f"{prediction.statistic:.4g}, threshold {prediction.threshold:g})")
     return DriftResult(columns=results, drift_share=share, n_drifted=len(drifted), drifted=bool(reasons),
-                       reasons=reasons, prediction=prediction)
+                       reasons=reasons, prediction=prediction, rows=rows)
 
 
 def detect_drift(profile: dict[str, Any], current: Any, sample: Any = None,
@@ -254,4 +274,4 @@ def detect_drift(profile: dict[str, Any], current: Any, sample: Any = None,
     check_key_features(policy, profile)
     results = [column_drift(c, profile["columns"][c], current[c],
                             None if sample is None or c not in sample.columns else sample[c]) for c in names]
-    return apply_policy(results, policy)
+    return apply_policy(results, policy, rows=len(current))

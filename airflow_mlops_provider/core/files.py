@@ -24,14 +24,62 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
+def _temp_prefix(final: Path) -> str:
+    return f".{final.name}."
+
+
+def remove_orphaned_temps(final: Path) -> list[Path]:
+    """Delete temp files a killed writer left beside ``final``; return what was removed.
+
+    A live writer holds an exclusive ``flock`` on its temp file for as long as it writes; the
+    kernel drops it when the process dies (even by ``kill -9``). A temp file whose lock can be
+    taken therefore has no writer left, except one created a moment ago and still empty, which
+    is left alone.
+    """
+    import fcntl
+    import time
+
+    removed = []
+    try:
+        candidates = [p for p in final.parent.iterdir()
+                      if p.name.startswith(_temp_prefix(final)) and p.name.endswith(".tmp")]
+    except FileNotFoundError:
+        return removed
+    for path in candidates:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)  # a live writer
+            continue
+        try:
+            info = os.fstat(fd)
+            if info.st_size > 0 or time.time() - info.st_mtime > 2:
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        finally:
+            os.close(fd)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(final: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``final``; rename it over ``final`` only on success."""
+    """Yield a temporary path beside ``final``; rename it over ``final`` only on success.
+
+    Temp files left by an earlier writer that was killed are removed first; this writer's own
+    temp file is locked (``flock``) while it writes, so a concurrent cleaner leaves it alone.
+    """
+    import fcntl
+
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
+    remove_orphaned_temps(final)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(final), suffix=".tmp", dir=final.parent)
+    fcntl.flock(fd, fcntl.LOCK_EX)
     # mkstemp makes 0600 files; outputs get the permissions any new file would (umask).
-    os.chmod(tmp, 0o666 & ~_UMASK)
+    os.fchmod(fd, 0o666 & ~_UMASK)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
@@ -40,6 +88,7 @@ def atomic_path(final: Path) -> Iterator[Path]:
         os.replace(tmp_path, final)
     finally:
         tmp_path.unlink(missing_ok=True)
+        os.close(fd)
 
 
 def write_bytes_atomic(final: Path, data: bytes) -> Path:

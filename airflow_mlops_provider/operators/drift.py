@@ -84,13 +84,19 @@ class EvidentlyCheckDriftOperator(BaseOperator):
         if missing:
             raise ScoringInputError(f"{self.data_path!r} lacks baseline features {missing}", path=self.data_path)
         check_key_features(policy, profile)
+        rows = pf.metadata.num_rows
+        if rows == 0:
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            raise AirflowSkipException(f"{self.data_path!r} has 0 rows: no drift to check")
+        _check_kinds(pf.schema_arrow, profile, features, self.data_path)
         # One column at a time: memory is bounded by a column, not by the partition.
         columns = []
         for name in features:
             values = pq.read_table(self.data_path, columns=[name], pre_buffer=False).column(0).to_pandas()
             columns.append(column_drift(name, profile["columns"][name], values,
                                         sample[name] if name in sample.columns else None))
-        result = apply_policy(columns, policy, self._prediction_drift(column_drift, baseline))
+        result = apply_policy(columns, policy, self._prediction_drift(column_drift, baseline), rows=rows)
         for c in columns:
             self.log.info("%-20s %-14s %10.5f  threshold %.3f  %s", c.column, c.method,
                           c.statistic if c.statistic is not None else float("nan"), c.threshold,
@@ -101,13 +107,14 @@ class EvidentlyCheckDriftOperator(BaseOperator):
         summary = result.to_dict()
         drifted = [c.column for c in columns if c.drifted]
         (self.log.warning if result.drifted else self.log.info)(
-            "Drift share %.0f%% (%d/%d): %s", result.drift_share * 100, result.n_drifted, len(columns),
-            "; ".join(result.reasons) or "policy does not fire")
+            "Drift share %.0f%% (%d/%d) on %d rows: %s", result.drift_share * 100, result.n_drifted, len(columns),
+            rows, result.too_few_rows or "; ".join(result.reasons) or "policy does not fire")
         return {
             "model_name": self.model_name, "model_version": str(self.model_version), "data_path": self.data_path,
             "drifted": result.drifted, "drift_share": result.drift_share, "n_drifted": result.n_drifted,
             "n_columns": len(columns), "drifted_features": drifted, "reasons": result.reasons,
             "report_path": str(report), "mlflow_run_id": run_id,
+            "rows": rows, "too_few_rows": result.too_few_rows,
             "prediction_drift": summary["prediction"],
             "columns": {k: {"method": v["method"], "statistic": v["statistic"], "drifted": v["drifted"]}
                         for k, v in summary["columns"].items()},
@@ -176,6 +183,22 @@ class EvidentlyCheckDriftOperator(BaseOperator):
         client.log_artifact(run_id, str(report), artifact_path="drift")
         client.set_terminated(run_id)
         return run_id
+
+
+def _check_kinds(schema: Any, profile: dict[str, Any], features: list[str], path: str) -> None:
+    """A feature profiled as numeric must be numeric here: a string column is refused by name."""
+    import pyarrow as pa
+
+    from airflow_mlops_provider.core.scoring import ScoringInputError
+
+    for name in features:
+        kind = profile["columns"][name].get("kind")
+        actual = schema.field(name).type
+        if kind == "numeric" and not (pa.types.is_integer(actual) or pa.types.is_floating(actual)
+                                      or pa.types.is_boolean(actual) or pa.types.is_null(actual)
+                                      or pa.types.is_decimal(actual)):
+            raise ScoringInputError(f"{path!r}: column {name!r} has type {actual}, but the baseline holds numbers "
+                                    "for it; drift cannot be computed on it", path=path, column=name)
 
 
 def _sample_rows(pf: Any, features: list[str], n: int, seed: int = 0) -> Any:

@@ -24,7 +24,8 @@ DRIFT_POLICY_SCHEMA: dict[str, Any] = {
     "type": "object", "additionalProperties": False,
     "properties": {"drift_share": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
                    "key_features": {"type": "array", "items": {"type": "string"}},
-                   "prediction_drift": {"type": "boolean"}}}
+                   "prediction_drift": {"type": "boolean"},
+                   "min_rows": {"type": "integer", "minimum": 1}}}
 INPUT_PATH = "{{ params.input_path or (mlops_home() ~ '/data/incoming/' ~ ds ~ '.parquet') }}"
 OUTPUT_PATH = "{{ params.output_path or (mlops_home() ~ '/outputs/scores/date=' ~ ds ~ '.parquet') }}"
 
@@ -176,6 +177,8 @@ def batch_scoring_pipeline(model: ModelConfig, *, input_path: str = INPUT_PATH,
         """Emit ``drift detected`` (with version, share and report) only when the policy fires."""
         from airflow.sdk.exceptions import AirflowSkipException
 
+        if drift.get("too_few_rows"):
+            raise AirflowSkipException(f"drift not decided: {drift['too_few_rows']}")
         if not drift["drifted"]:
             raise AirflowSkipException(f"no drift: {drift['n_drifted']}/{drift['n_columns']} features drifted")
         extra = {"model_name": drift["model_name"], "model_version": drift["model_version"],

@@ -162,6 +162,8 @@ class DriftCheckResult(TypedDict):
     mlflow_run_id: str | None
     prediction_drift: dict[str, Any] | None
     columns: dict[str, ColumnDriftSummary]
+    rows: int
+    too_few_rows: str | None  # set (and drifted false) below the policy's min_rows
 
 
 class VerifyResult(TypedDict, total=False):

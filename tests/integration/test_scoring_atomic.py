@@ -82,8 +82,12 @@ score_file({str(src)!r}, {str(out)!r}, slow, ["a", "b"], ["id"], chunk_rows=5000
     proc.wait()
     assert not out.exists(), "a partial output became visible"
     # Readers only look at the final name; a rerun replaces whatever the kill left behind.
+    orphans = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert orphans, "the kill should have left the writer's temp file behind"
     score_file(src, out, predict, ["a", "b"], ["id"], chunk_rows=50_000)
     assert pq.read_metadata(out).num_rows == 200_000
+    # The rerun removed the killed writer's temp file (its flock died with it).
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet", "out.parquet"]
 
 
 def test_bad_inputs_name_the_file_and_column(tmp_path):

@@ -72,3 +72,19 @@ def test_bad_inputs_name_what_is_wrong():
     result = detect_drift(profile, current)
     amount = next(c for c in result.columns if c.column == "amount")
     assert amount.method == "none" and not amount.drifted
+
+
+def test_too_few_rows_never_fire_the_policy():
+    reference = generate(5000, seed=1)[FEATURES]
+    profile = compute_profile(reference, FEATURES)
+    shifted = generate(10, seed=3)[FEATURES].copy()
+    shifted["amount"] = shifted["amount"] * 50
+    few = detect_drift(profile, shifted, policy=DriftPolicy.from_dict({"key_features": ["amount"]}))
+    assert not few.drifted and few.reasons == []
+    assert few.too_few_rows == "too few rows to decide drift: 10 < min_rows 100"
+    assert few.to_dict()["rows"] == 10
+    # The same shift on enough rows (a policy may lower the floor) fires.
+    fired = detect_drift(profile, shifted, policy=DriftPolicy.from_dict({"key_features": ["amount"], "min_rows": 10}))
+    assert fired.drifted and fired.too_few_rows is None
+    with pytest.raises(ValueError, match="min_rows must be an integer >= 1"):
+        DriftPolicy.from_dict({"min_rows": 0})
