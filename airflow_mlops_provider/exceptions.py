@@ -43,6 +43,10 @@ class ModelNotFoundError(MlopsProviderError, LookupError):
     """A registered model, version or alias does not exist."""
 
 
+class ModelLoadError(MlopsProviderError):
+    """A model version exists but cannot be loaded here (flavor library missing, untrusted types, ...)."""
+
+
 class PromotionRejected(MlopsProviderError):
     """The promotion policy rejected the challenger."""
 

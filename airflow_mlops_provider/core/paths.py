@@ -108,7 +108,12 @@ def check_path(path: object, what: str, *, roots: list[Root] | None = None) -> s
                 return text
         raise PathNotAllowedError(f"{what} {text!r} is outside the allowed roots; {hint}", argument=what,
                                   path=text, allowed_roots=shown)
-    local = os.path.realpath(os.path.expanduser(text.removeprefix("file://")))
+    raw_local = os.path.expanduser(text.removeprefix("file://"))
+    if not os.path.isabs(raw_local):
+        # Relative to what? The worker's working directory differs from host to host.
+        raise PathNotAllowedError(f"{what} {text!r} is a relative path; give an absolute path or a URI; {hint}",
+                                  argument=what, path=text, allowed_roots=shown)
+    local = os.path.realpath(raw_local)
     for root in roots:
         if not root.scheme and Path(local).is_relative_to(root.location):
             return text

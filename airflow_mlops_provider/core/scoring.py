@@ -197,7 +197,14 @@ def score_file(
                     break
                 frame = item.select(list(features)).to_pandas()
                 t0 = time.monotonic()
-                outputs = as_columns(predict(frame))
+                try:
+                    outputs = as_columns(predict(frame))
+                except Exception as err:  # noqa: BLE001 - re-raised, named, without the rows
+                    # Schema enforcement messages can quote the rows; the task log must not.
+                    first = (str(err).splitlines() or [""])[0][:200]
+                    raise ScoringInputError(
+                        f"the model could not score rows {stats.rows}..{stats.rows + item.num_rows - 1} of "
+                        f"{str(input_path)!r}: {type(err).__name__}: {first}", path=str(input_path)) from None
                 stats.predict_seconds += time.monotonic() - t0
                 out_cols = {c: item.column(c) for c in key_columns}
                 for name, values in outputs.items():

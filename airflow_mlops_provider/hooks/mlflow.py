@@ -54,6 +54,37 @@ def _check_uri(value: str, field: str, conn_id: str) -> str:
     return value.rstrip("/") if scheme in _REST_SCHEMES else value
 
 
+_NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"}
+_AUTH_CODES = {"UNAUTHENTICATED", "PERMISSION_DENIED", "UNAUTHORIZED", "CUSTOMER_UNAUTHORIZED"}
+
+
+def is_not_found(err: BaseException) -> bool:
+    """Whether an MLflow error says "no such model/version/alias/run", not "could not ask"."""
+    return getattr(err, "error_code", None) in _NOT_FOUND_CODES
+
+
+def describe_failure(err: BaseException) -> str:
+    """What went wrong talking to MLflow, as a user would say it (never the request body)."""
+    import re
+
+    text = getattr(err, "message", None) or str(err)
+    code = getattr(err, "error_code", None)
+    status = re.search(r"too many (\d{3}) error responses|error code (\d{3})", text)
+    if status:
+        number = status.group(1) or status.group(2)
+        return f"answered HTTP {number}" + (" (credentials refused)" if number in ("401", "403") else "")
+    if code in _AUTH_CODES:
+        return f"refused the credentials ({code})"
+    for needle, what in (("Connection refused", "refused the connection (is the server running?)"),
+                         ("Name or service not known", "has a host name that does not resolve"),
+                         ("nodename nor servname", "has a host name that does not resolve"),
+                         ("timed out", "did not answer in time"), ("Timeout", "did not answer in time"),
+                         ("Max retries exceeded", "could not be reached")):
+        if needle in text:
+            return what
+    return f"failed: {text.splitlines()[0][:300] if text else type(err).__name__}"
+
+
 class MlflowHook(BaseHook):
     """Talk to an MLflow tracking server and model registry.
 
@@ -225,12 +256,35 @@ class MlflowHook(BaseHook):
     def activate(self) -> None:
         """Point MLflow's process-global fluent API (``mlflow.start_run``, ``log_model``) here.
 
-        Airflow runs each task in its own process, so the global URI is scoped to the task.
+        Also hands the connection's credentials, in memory, to the provider's MLflow
+        request-header plugin (:mod:`airflow_mlops_provider.hooks.mlflow_auth`), so the fluent
+        API, model loading and artifact downloads and uploads authenticate like the client does;
+        nothing is written to ``os.environ``. Airflow runs each task in its own process, so the
+        global URI and credentials are scoped to the task.
         """
         import mlflow
 
+        from airflow_mlops_provider.hooks import mlflow_auth
+
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.registry_uri)
+        header = None
+        if urlsplit(self.tracking_uri).scheme in _REST_SCHEMES:
+            s = self.settings
+            if s["username"] and s["password"]:
+                import base64
+
+                header = "Basic " + base64.b64encode(f"{s['username']}:{s['password']}".encode()).decode()
+            elif s["token"]:
+                header = f"Bearer {s['token']}"
+        mlflow_auth.set_authorization(header)
+
+    def unavailable(self, err: BaseException, doing: str) -> MlflowConnectionError:
+        """An :class:`MlflowConnectionError` saying what failed and how, naming server and connection."""
+        return MlflowConnectionError(
+            f"MLflow at {self.tracking_uri} (connection {self.mlflow_conn_id!r}) {describe_failure(err)} "
+            f"while {doing}; MLflow retried with backoff first (MLFLOW_HTTP_REQUEST_MAX_RETRIES, "
+            f"MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR)", conn_id=self.mlflow_conn_id, doing=doing)
 
     # -- registry --------------------------------------------------------------------------
     def get_version_by_alias(self, name: str, alias: str, required: bool = True):
@@ -242,6 +296,8 @@ class MlflowHook(BaseHook):
         try:
             return self.client.get_model_version_by_alias(name, alias)
         except MlflowException as err:
+            if not is_not_found(err):
+                raise self.unavailable(err, f"reading alias {alias!r} of model {name!r}") from None
             if not required:
                 return None
             raise ModelNotFoundError(
@@ -264,6 +320,8 @@ class MlflowHook(BaseHook):
             try:
                 return self.client.get_model_version(name, raw)
             except MlflowException as err:
+                if not is_not_found(err):
+                    raise self.unavailable(err, f"reading version {raw} of model {name!r}") from None
                 raise ModelNotFoundError(f"registered model {name!r} has no version {raw}",
                                          model=name, version=raw) from err
         if alias:
@@ -282,9 +340,27 @@ class MlflowHook(BaseHook):
     def load_pyfunc(self, model_uri: str) -> Any:
         """An MLflow pyfunc model from this connection's stores (any flavor)."""
         import mlflow.pyfunc
+        from mlflow.exceptions import MlflowException
+
+        from airflow_mlops_provider.exceptions import ModelLoadError, ModelNotFoundError
 
         self.activate()
-        return mlflow.pyfunc.load_model(model_uri)
+        try:
+            return mlflow.pyfunc.load_model(model_uri)
+        except MlflowException as err:
+            if is_not_found(err):
+                raise ModelNotFoundError(f"cannot load {model_uri}: {err.message.splitlines()[0][:300]}",
+                                         model_uri=model_uri) from err
+            if "API request" in err.message:
+                raise self.unavailable(err, f"loading {model_uri}") from None
+            raise ModelLoadError(f"cannot load {model_uri}: {err.message.splitlines()[0][:300]}",
+                                 model_uri=model_uri) from err
+        except OSError as err:  # artifacts deleted from the store: FileNotFoundError / OSError
+            raise ModelNotFoundError(f"cannot load {model_uri}: its artifacts are missing or unreadable "
+                                     f"({type(err).__name__}: {str(err)[:300]})", model_uri=model_uri) from err
+        except Exception as err:  # a flavor that cannot load here: missing library, untrusted types, ...
+            raise ModelLoadError(f"cannot load {model_uri}: {type(err).__name__}: {str(err).splitlines()[0][:300]}",
+                                 model_uri=model_uri) from err
 
     def load_holdout(self, run_id: str) -> Any:
         """The holdout rows :class:`MlflowTrainModelOperator` logged with a run (a DataFrame)."""
@@ -293,6 +369,7 @@ class MlflowHook(BaseHook):
 
         from airflow_mlops_provider.core.tasks import HOLDOUT_ARTIFACT
 
+        self.activate()
         local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=HOLDOUT_ARTIFACT,
                                                     tracking_uri=self.tracking_uri)
         return pd.read_parquet(local)
@@ -308,11 +385,19 @@ class MlflowHook(BaseHook):
 
         import mlflow
         import pandas as pd
+        from mlflow.exceptions import MlflowException
 
         from airflow_mlops_provider.core import baseline as files
         from airflow_mlops_provider.exceptions import ModelNotFoundError
 
-        mv = self.client.get_model_version(name, str(version))
+        self.activate()
+        try:
+            mv = self.client.get_model_version(name, str(version))
+        except MlflowException as err:
+            if not is_not_found(err):
+                raise self.unavailable(err, f"reading version {version} of model {name!r}") from None
+            raise ModelNotFoundError(f"registered model {name!r} has no version {version}",
+                                     model=name, version=version) from err
         uri = (mv.tags or {}).get("mlops.baseline_uri")
         if not uri:
             raise ModelNotFoundError(f"model {name!r} v{version} has no drift baseline (tag mlops.baseline_uri); "

@@ -72,9 +72,7 @@ class MlflowBatchScoreOperator(BaseOperator):
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     def _resolve(self) -> Any:
-        if self.model_version not in (None, "", "None"):
-            return self.hook.client.get_model_version(self.model_name, str(self.model_version))
-        return self.hook.get_version_by_alias(self.model_name, self.alias)
+        return self.hook.resolve_version(self.model_name, self.model_version, alias=self.alias)
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException

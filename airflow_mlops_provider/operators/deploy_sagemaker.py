@@ -203,6 +203,7 @@ class SageMakerDeployModelVersionOperator(_SageMakerEndpointOperator):
 
         import mlflow as mlflow_lib
 
+        mlflow.activate()  # the connection's credentials reach the artifact download
         uri = mlflow.client.get_model_version_download_uri(self.model_name, version)
         local = Path(workdir) / "model"
         local.mkdir()

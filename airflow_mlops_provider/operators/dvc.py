@@ -42,8 +42,15 @@ class DvcGetDataVersionOperator(BaseOperator):
         return DvcHook(dvc_conn_id=self.dvc_conn_id)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from airflow_mlops_provider.core.files import atomic_path, md5_file
+        from pathlib import PurePosixPath
 
+        from airflow_mlops_provider.core.files import atomic_path, md5_file
+        from airflow_mlops_provider.exceptions import PathNotAllowedError
+
+        inside = PurePosixPath(str(self.path))
+        if not str(self.path).strip() or inside.is_absolute() or ".." in inside.parts or "://" in str(self.path):
+            raise PathNotAllowedError(f"path {self.path!r} must be a relative path inside the DVC repository "
+                                      "(no leading '/', no '..', no URI)", argument="path", path=str(self.path))
         version = self.hook.data_version(self.path, self.rev or None)
         result = version.to_dict()
         self.log.info("Data version of %s at %s: commit %s md5 %s", self.path, version.rev,

@@ -192,6 +192,19 @@ class MlflowTrainModelOperator(BaseOperator):
             features = list(self.feature_columns)
         else:
             features = [c for c in frame.columns if c != self.target and c not in set(self.id_columns)]
+        from airflow_mlops_provider.exceptions import DataFileError
+
+        if len(frame) == 0:
+            raise DataFileError(f"training data {self.data_path!r} has 0 rows: nothing to train on",
+                                path=str(self.data_path))
+        empty = [c for c in [*features, self.target] if frame[c].isna().all()]
+        if empty:
+            raise DataFileError(f"training data {self.data_path!r}: columns {empty} hold only nulls; drop them "
+                                "(feature_columns) or fix the data", path=str(self.data_path), columns=empty)
+        if frame[self.target].isna().any():
+            raise DataFileError(f"training data {self.data_path!r}: target column {self.target!r} has "
+                                f"{int(frame[self.target].isna().sum())} null values", path=str(self.data_path),
+                                column=self.target)
         if not 0 < self.holdout_fraction < 1:
             raise ValueError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
         stratify = None

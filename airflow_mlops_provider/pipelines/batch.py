@@ -26,6 +26,8 @@ DRIFT_POLICY_SCHEMA: dict[str, Any] = {
                    "key_features": {"type": "array", "items": {"type": "string"}},
                    "prediction_drift": {"type": "boolean"},
                    "min_rows": {"type": "integer", "minimum": 1}}}
+PATH_MAX_LENGTH = 4096
+ALIAS_PATTERN = "^([A-Za-z_][A-Za-z0-9_-]*)?$"  # an MLflow alias (or empty)
 INPUT_PATH = "{{ params.input_path or (mlops_home() ~ '/data/incoming/' ~ ds ~ '.parquet') }}"
 OUTPUT_PATH = "{{ params.output_path or (mlops_home() ~ '/outputs/scores/date=' ~ ds ~ '.parquet') }}"
 
@@ -43,14 +45,16 @@ def batch_scoring_params(model: ModelConfig, shards: int | None = None) -> dict[
     from airflow.sdk import Param
 
     return {
-        "input_path": Param("", type="string",
-                            description="Input partition (local path or s3://...); empty: "
-                                        "MLOPS_HOME/data/incoming/<ds>.parquet"),
-        "output_path": Param("", type="string",
-                             description="Output partition; empty: MLOPS_HOME/outputs/scores/date=<ds>.parquet"),
+        "input_path": Param("", type="string", maxLength=PATH_MAX_LENGTH,
+                            description="Input partition (absolute path or s3://... inside the allowed roots, "
+                                        "[mlops] allowed_roots); empty: MLOPS_HOME/data/incoming/<ds>.parquet"),
+        "output_path": Param("", type="string", maxLength=PATH_MAX_LENGTH,
+                             description="Output partition (inside the allowed roots); empty: "
+                                         "MLOPS_HOME/outputs/scores/date=<ds>.parquet"),
         "shards": Param(shards or model.batch_shards, type="integer", minimum=1, maximum=64,
                         description="Parallel scoring tasks (dynamically mapped)"),
-        "shadow_alias": Param("", type="string", description="Also score with this alias, e.g. challenger"),
+        "shadow_alias": Param("", type="string", pattern=ALIAS_PATTERN, maxLength=255,
+                              description="Also score with this alias, e.g. challenger"),
         "drift_policy": Param(dict(model.drift_policy), type="object", schema=DRIFT_POLICY_SCHEMA,
                               description="When drift schedules a retrain: share of drifted features, key "
                                           "features, or drifted model outputs"),

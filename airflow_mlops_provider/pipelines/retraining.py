@@ -98,7 +98,8 @@ def retraining_params(model: ModelConfig) -> dict[str, Any]:
     from airflow.sdk import Param
 
     params: dict[str, Any] = {
-        "data_path": Param(model.data_path, type="string", minLength=1,
+        "data_path": Param(model.data_path, type="string", minLength=1, maxLength=1024,
+                           pattern=r"^(?!/)(?!.*(^|/)\.\.(/|$))[^:]+$",
                            description="Path of the training file inside the DVC repository"),
         "data_rev": Param("", type="string", description="Git rev of the data; empty: the latest (HEAD)"),
         "train_params": Param(dict(model.train_params), type="object",

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from airflow_mlops_provider.core.scoring import ScoringInputError, merge_files, score_file
+from airflow_mlops_provider.exceptions import DataFileError
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +56,7 @@ def test_a_failure_mid_stream_leaves_the_previous_output_untouched(tmp_path):
             raise RuntimeError("model crashed on chunk 3")
         return predict(frame)
 
-    with pytest.raises(RuntimeError, match="chunk 3"):
+    with pytest.raises(DataFileError, match=r"could not score rows 4000\.\.5999 of .*RuntimeError: model crashed on chunk 3"):
         score_file(src, out, flaky, ["a", "b"], ["id"], chunk_rows=2000)
     assert out.read_bytes() == b"previous complete partition"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet", "out.parquet"]  # no temp left
