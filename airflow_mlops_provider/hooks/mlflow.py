@@ -183,6 +183,7 @@ class MlflowHook(BaseHook):
                 f"{self.tracking_uri!r}: {err.message}", conn_id=self.mlflow_conn_id) from err
         if urlsplit(self.tracking_uri).scheme in _REST_SCHEMES and self._has_credentials:
             self._bind_credentials(client)
+        self._share_credentials()  # the newest hook's credentials, never an earlier hook's
         return client
 
     @property
@@ -264,10 +265,14 @@ class MlflowHook(BaseHook):
         """
         import mlflow
 
-        from airflow_mlops_provider.hooks import mlflow_auth
-
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.registry_uri)
+        self._share_credentials()
+
+    def _share_credentials(self) -> None:
+        """Give MLflow's request-header plugin this connection's ``Authorization`` (or none)."""
+        from airflow_mlops_provider.hooks import mlflow_auth
+
         header = None
         if urlsplit(self.tracking_uri).scheme in _REST_SCHEMES:
             s = self.settings

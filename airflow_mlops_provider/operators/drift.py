@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -171,15 +172,21 @@ class EvidentlyCheckDriftOperator(BaseOperator):
             "mlops.data_path": str(self.data_path), "mlops.drifted": str(result.drifted),
             "airflow.dag_id": ti.dag_id, "airflow.run_id": ti.run_id, "airflow.task_id": ti.task_id})
         run_id = run.info.run_id
-        client.log_metric(run_id, "drift_share", result.drift_share)
-        client.log_metric(run_id, "n_drifted", result.n_drifted)
+        from mlflow.entities import Metric, RunTag
+
+        stamp = int(time.time() * 1000)
+        metrics = {"drift_share": result.drift_share, "n_drifted": result.n_drifted, "rows": result.rows or 0}
+        tags = []
         if result.prediction is not None and result.prediction.statistic is not None:
-            client.log_metric(run_id, f"prediction_drift.{result.prediction.column}.{result.prediction.method}",
-                              float(result.prediction.statistic))
-            client.set_tag(run_id, "mlops.prediction_drifted", str(result.prediction.drifted))
-        for c in result.columns:
-            if c.statistic is not None:
-                client.log_metric(run_id, f"drift.{c.column}.{c.method}", float(c.statistic))
+            metrics[f"prediction_drift.{result.prediction.column}.{result.prediction.method}"] = \
+                float(result.prediction.statistic)
+            tags.append(RunTag("mlops.prediction_drifted", str(result.prediction.drifted)))
+        if result.too_few_rows:
+            tags.append(RunTag("mlops.too_few_rows", result.too_few_rows))
+        metrics |= {f"drift.{c.column}.{c.method}": float(c.statistic) for c in result.columns
+                    if c.statistic is not None}
+        # One request for every figure (a server with auth checks a password per request).
+        client.log_batch(run_id, metrics=[Metric(k, float(v), stamp, 0) for k, v in metrics.items()], tags=tags)
         client.log_artifact(run_id, str(report), artifact_path="drift")
         client.set_terminated(run_id)
         return run_id

@@ -79,8 +79,10 @@ class MlflowRegisterModelOperator(_MlflowRegistryOperator):
             source = self.model_uri or self.hook.logged_model_uri(self.run_id)
             lineage = {k: v for k, v in run.data.tags.items() if k.startswith(("mlops.", "airflow."))}
             lineage["mlops.baseline_uri"] = f"runs:/{self.run_id}/baseline"
+            # A tracking server checks that a ``models:/<model_id>`` source names its LoggedModel.
+            model_id = source.removeprefix("models:/") if source.startswith("models:/m-") else None
             mv = client.create_model_version(self.name, source, run_id=self.run_id,
-                                             tags={**lineage, **(self.tags or {})})
+                                             tags={**lineage, **(self.tags or {})}, model_id=model_id)
             self.log.info("Registered %s as version %s", source, mv.version)
         mv = self.hook.wait_version_ready(self.name, mv.version, timeout=self.ready_timeout)
         if self.alias:

@@ -393,7 +393,12 @@ class MlflowEvaluateModelOperator(BaseOperator):
         uri = self.model_uri or self.hook.logged_model_uri(self.run_id)
         metrics = score_holdout(self.hook.load_pyfunc(uri), holdout, self.target, task_type,
                                 classes_from_tags(tags), model_uri=uri)
-        for name, value in metrics.items():
-            self.hook.client.log_metric(self.run_id, name, value)
+        import time
+
+        from mlflow.entities import Metric
+
+        stamp = int(time.time() * 1000)
+        self.hook.client.log_batch(self.run_id, metrics=[Metric(name, float(value), stamp, 0)
+                                                         for name, value in metrics.items()])
         self.log.info("Holdout metrics (%s) of run %s on %d rows: %s", task_type, self.run_id, len(holdout), metrics)
         return {"run_id": self.run_id, "task_type": task_type, "metrics": metrics, "eval_rows": len(holdout)}
