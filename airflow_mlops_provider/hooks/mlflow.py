@@ -347,11 +347,13 @@ class MlflowHook(BaseHook):
         import mlflow.pyfunc
         from mlflow.exceptions import MlflowException
 
+        from airflow_mlops_provider.core.quiet import airflow_deprecations_silenced
         from airflow_mlops_provider.exceptions import ModelLoadError, ModelNotFoundError
 
         self.activate()
         try:
-            return mlflow.pyfunc.load_model(model_uri)
+            with airflow_deprecations_silenced():
+                return mlflow.pyfunc.load_model(model_uri)
         except MlflowException as err:
             if is_not_found(err):
                 raise ModelNotFoundError(f"cannot load {model_uri}: {err.message.splitlines()[0][:300]}",

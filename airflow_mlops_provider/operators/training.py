@@ -63,7 +63,10 @@ def resolve_trusted_types(model: Any, explicit: Sequence[str] | None,
     """
     import skops.io
 
-    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    from airflow_mlops_provider.core.quiet import airflow_deprecations_silenced
+
+    with airflow_deprecations_silenced():
+        untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
     explicit = list(explicit or [])
     refused = [t for t in untrusted if t not in explicit and not t.startswith(tuple(prefixes))]
     if refused:
@@ -313,10 +316,14 @@ class MlflowTrainModelOperator(BaseOperator):
             if not (self.flavor or self.log_model):
                 trusted = resolve_trusted_types(model, self.skops_trusted_types, self.trusted_type_prefixes)
                 mlflow.set_tag("mlops.skops_trusted_types", json.dumps(trusted))
-            info = self._log(model, task_type, train[features].head(5), trusted)
+            from airflow_mlops_provider.core.quiet import airflow_deprecations_silenced
+
+            with airflow_deprecations_silenced():
+                info = self._log(model, task_type, train[features].head(5), trusted)
             # The model's outputs on the holdout, read back through pyfunc as scoring will: the
             # reference for prediction drift (and a check that the logged model loads and predicts).
-            loaded = mlflow.pyfunc.load_model(info.model_uri)
+            with airflow_deprecations_silenced():
+                loaded = mlflow.pyfunc.load_model(info.model_uri)
             raw = loaded.predict(holdout[features])
             check_classifier_output(task_type, raw, len(classes or ()), self.flavor or "logged")
             outputs = output_columns(task_type, raw, classes)
