@@ -233,6 +233,8 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
          "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
          "--artifacts-destination", str(root / "artifacts"), "--workers", "1"],
         stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True,
+        # No job runner: MLflow 3.17 otherwise starts ~8 huey consumer processes the tests never use.
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120

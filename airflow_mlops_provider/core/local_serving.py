@@ -203,8 +203,9 @@ def serve_command(model_uri: str, host: str, port: int) -> list[str]:
 
 
 def start_server(model: str, version: str, *, host: str, port: int, env: dict[str, str],
-                 log_dir: Path) -> Server:
-    """Start ``models:/<model>/<version>`` detached (own session); returns at once (not yet healthy)."""
+                 log_dir: Path, model_uri: str | None = None) -> Server:
+    """Start ``models:/<model>/<version>`` (or its local copy ``model_uri``) detached (own session);
+    returns at once (not yet healthy)."""
     if port == 0:
         port = free_port(host)
     elif port_in_use(host, port):
@@ -213,7 +214,7 @@ def start_server(model: str, version: str, *, host: str, port: int, env: dict[st
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{model}-v{version}-{port}.log"
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(serve_command(f"models:/{model}/{version}", host, port), env=env,
+        proc = subprocess.Popen(serve_command(model_uri or f"models:/{model}/{version}", host, port), env=env,
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 cwd=str(log_dir), start_new_session=True)
     return Server(version=str(version), port=port, pid=proc.pid, host=host,

@@ -42,11 +42,16 @@ def smoke_frame(mlflow: MlflowHook, run_id: str, name: str, version: str, n: int
     return rows, columns
 
 
+_NOT_FOR_SERVERS = ("MLFLOW_TRACKING_", "MLFLOW_REGISTRY_", "AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW__",
+                    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
 class MlflowServingHook(MlflowHook):
     """:class:`MlflowHook` plus the local scoring servers of its registry's models.
 
-    The servers read models from this connection's stores: its tracking and registry URIs (and
-    credentials) go to the child process's environment only, never to this process's.
+    The task downloads the version's files (with the connection's credentials, in memory) to
+    ``MLOPS_HOME/serving/models/<model>/v<version>`` and the server loads that local copy: the
+    long-lived server process needs no MLflow credentials, so none are in its environment.
     """
 
     hook_name = "MLflow (local serving)"
@@ -58,20 +63,42 @@ class MlflowServingHook(MlflowHook):
         return mlops_home().root / "serving"
 
     def serving_env(self) -> dict[str, str]:
-        """The server process's environment: this one plus the connection's MLflow settings."""
+        """The server process's environment: this one without secrets or Airflow settings."""
         import os
 
-        s = self.settings
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
-        env.update({"MLFLOW_TRACKING_URI": self.tracking_uri, "MLFLOW_REGISTRY_URI": self.registry_uri})
-        for key, value in (("MLFLOW_TRACKING_USERNAME", s["username"]), ("MLFLOW_TRACKING_PASSWORD", s["password"]),
-                           ("MLFLOW_TRACKING_TOKEN", s["token"]),
-                           ("MLFLOW_TRACKING_SERVER_CERT_PATH", s["server_cert_path"])):
-            if value:
-                env[key] = str(value)
-        if s["insecure_tls"]:
-            env["MLFLOW_TRACKING_INSECURE_TLS"] = "true"
-        return env
+        # The server loads a local copy (see local_copy): it needs no tracking URI, no credentials,
+        # and none of Airflow's connections, variables or config (metadata DB URL, keys).
+        return {k: v for k, v in os.environ.items() if not k.startswith(_NOT_FOR_SERVERS)}
+
+    def local_copy(self, model: str, version: str):
+        """The version's files under ``MLOPS_HOME/serving/models``, downloaded once, published whole."""
+        import shutil
+        import tempfile
+        from pathlib import Path
+
+        import mlflow
+
+        target = self.serving_dir / "models" / model / f"v{version}"
+        if (target / "MLmodel").is_file():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.activate()  # the connection's credentials reach the download
+        staging = Path(tempfile.mkdtemp(prefix=f".v{version}.", dir=target.parent))
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model}/{version}",
+                                                             dst_path=str(staging)))
+            roots = sorted((p.parent for p in local.rglob("MLmodel")), key=lambda p: len(p.parts))
+            if not roots:
+                raise ModelNotFoundError(f"model {model!r} v{version} has no MLmodel file in its artifacts",
+                                         model=model, version=version)
+            try:
+                roots[0].rename(target)
+            except OSError:
+                if not (target / "MLmodel").is_file():  # not a concurrent download that won
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return target
 
     def state_path(self, model: str):
         from airflow_mlops_provider.core.local_serving import state_path
@@ -95,7 +122,7 @@ class MlflowServingHook(MlflowHook):
         from airflow_mlops_provider.core.local_serving import start_server
 
         server = start_server(model, version, host=host, port=port, env=self.serving_env(),
-                              log_dir=self.serving_dir / "logs")
+                              log_dir=self.serving_dir / "logs", model_uri=str(self.local_copy(model, version)))
         self.log.info("Started the MLflow scoring server of %s v%s on %s (pid %s, log %s)", model, version,
                       server.url, server.pid, server.log_path)
         return server

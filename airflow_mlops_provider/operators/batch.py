@@ -23,9 +23,11 @@ def _local_input(path: str, conn_id: str | None, workdir: Path) -> Path:
         return Path(str(path).removeprefix("file://"))
     from airflow.sdk import ObjectStoragePath
 
+    from airflow_mlops_provider.core.storage import storage_errors
+
     src = ObjectStoragePath(path, conn_id=conn_id)
     target = workdir / Path(src.path).name
-    with src.open("rb") as fh, open(target, "wb") as out:
+    with storage_errors(path, conn_id), src.open("rb") as fh, open(target, "wb") as out:
         shutil.copyfileobj(fh, out, 8 << 20)
     return target
 
@@ -125,8 +127,12 @@ class MlflowBatchScoreOperator(BaseOperator):
             if remote_out:
                 from airflow.sdk import ObjectStoragePath
 
+                from airflow_mlops_provider.core.storage import storage_errors
+
                 # One PUT: an object store shows the object whole or not at all.
-                ObjectStoragePath(local_out.as_uri()).copy(ObjectStoragePath(self.output_path, conn_id=self.conn_id))
+                with storage_errors(self.output_path, self.conn_id):
+                    ObjectStoragePath(local_out.as_uri()).copy(ObjectStoragePath(self.output_path,
+                                                                                 conn_id=self.conn_id))
         result = {
             "model_name": self.model_name, "model_version": str(version.version), "model_run_id": version.run_id,
             "task_type": task_type, "output_columns": list(scorer.columns),

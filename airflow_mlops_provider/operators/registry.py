@@ -260,8 +260,20 @@ class MlflowPromoteModelOperator(_MlflowRegistryOperator):
             base = {"model": self.name, "challenger_version": version, "dag_id": ti.dag_id,
                     "run_id": ti.run_id}
             if current_v == version:
+                previous = self._previous()
+                promoted = [r for r in ledger.read(home.ledger_path)
+                            if r.get("event") == "promoted" and r.get("model") == self.name
+                            and str(r.get("challenger_version")) == version]
+                if not promoted:
+                    # An earlier try moved the alias, then died (kill -9) before writing the ledger:
+                    # the audit trail must still say who promoted what.
+                    ledger.append(home.ledger_path, {**base, "event": "promoted", "previous_champion": previous,
+                                                     "recovered": True})
+                    self.log.warning("%s v%s was made champion by an interrupted try; ledger entry recovered",
+                                     self.name, version)
+                    return {"name": self.name, "champion": version, "previous": previous, "changed": True}
                 self.log.info("%s v%s is already the champion", self.name, version)
-                return {"name": self.name, "champion": version, "previous": self._previous(), "changed": False}
+                return {"name": self.name, "champion": version, "previous": previous, "changed": False}
             if current_v != expected:
                 ledger.append(home.ledger_path, {**base, "event": "promotion_superseded",
                                                  "expected_champion": expected, "actual_champion": current_v,

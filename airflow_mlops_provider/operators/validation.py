@@ -176,15 +176,17 @@ class GreatExpectationsValidateDataOperator(BaseOperator):
         return ObjectStoragePath(uri, conn_id=self.conn_id or None)
 
     def _read(self, path: str, fmt: str, compression: str | None) -> pd.DataFrame:
+        from airflow_mlops_provider.core.storage import storage_errors
         from airflow_mlops_provider.core.tables import read_frame
 
         source = self._storage(path)
-        if not source.exists():
-            raise FileNotFoundError(f"Data file {path!r} does not exist")
-        if source.protocol in _LOCAL_PROTOCOLS:
-            return read_frame(source.path, fmt, name=path, compression=compression)
-        with source.open("rb") as handle:
-            return read_frame(handle, fmt, name=path, compression=compression)
+        with storage_errors(path, self.conn_id):
+            if not source.exists():
+                raise FileNotFoundError(f"Data file {path!r} does not exist")
+            if source.protocol in _LOCAL_PROTOCOLS:
+                return read_frame(source.path, fmt, name=path, compression=compression)
+            with source.open("rb") as handle:
+                return read_frame(handle, fmt, name=path, compression=compression)
 
     def _write(self, df: pd.DataFrame, target: str, fmt: str, compression: str | None) -> str:
         """Publish ``df`` at ``target`` whole: temp file + rename locally, one upload remotely."""
@@ -196,7 +198,10 @@ class GreatExpectationsValidateDataOperator(BaseOperator):
         if destination.protocol in _LOCAL_PROTOCOLS:
             return write_bytes_atomic(Path(destination.path), data).resolve().as_uri()
         # Object stores publish an object only when its upload completes.
-        destination.write_bytes(data)
+        from airflow_mlops_provider.core.storage import storage_errors
+
+        with storage_errors(target, self.conn_id):
+            destination.write_bytes(data)
         return target
 
     def _quarantine(self, df: pd.DataFrame, result: dict[str, Any], summary: dict[str, Any], path: str,

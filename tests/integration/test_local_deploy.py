@@ -39,16 +39,16 @@ FAST = {"model_name": MODEL, "timeout": 120, "poll_interval": 0.2, "deferrable":
 
 
 def _servers_of(home: Path) -> list[int]:
-    """Pids of every process whose MLflow tracking URI points into ``home`` (our servers)."""
+    """Pids of every process serving a model copy from ``home`` (our servers)."""
     pids = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
             continue
         try:
-            environ = (proc / "environ").read_bytes().split(b"\0")
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if any(e.startswith(b"MLFLOW_TRACKING_URI=") and str(home).encode() in e for e in environ):
+        if b"serve" in cmdline and any(str(home / "serving" / "models").encode() in arg for arg in cmdline):
             pids.append(int(proc.name))
     return pids
 

@@ -56,7 +56,9 @@ def secure_mlflow(tmp_path_factory):
     port = free_port()
     log = open(root / "server.log", "w")
     env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(root / "auth.ini"),
-           "MLFLOW_FLASK_SERVER_SECRET_KEY": "corpus-csrf-key"}
+           "MLFLOW_FLASK_SERVER_SECRET_KEY": "corpus-csrf-key",
+           # No job runner: MLflow 3.17 otherwise starts ~8 huey consumer processes the tests never use.
+           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     proc = subprocess.Popen(
         [str(BIN / "mlflow"), "server", "--app-name", "basic-auth", "--host", "127.0.0.1", "--port", str(port),
          "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination",
@@ -88,6 +90,20 @@ def conn_json(url: str, login: str | None = ADMIN, password: str | None = PASSWO
     if login:
         fields |= {"login": login, "password": password}
     return json.dumps(fields)
+
+
+@pytest.fixture(autouse=True)
+def no_mlflow_globals_left():
+    """A case's process-global MLflow state (URI, credentials) must not reach the next test."""
+    yield
+    import mlflow.tracking._model_registry.utils as registry_utils
+    import mlflow.tracking._tracking_service.utils as tracking_utils
+
+    from airflow_mlops_provider.hooks import mlflow_auth
+
+    mlflow_auth.set_authorization(None)
+    tracking_utils._tracking_uri = None  # MLflow's own "not set" (the tests' own isolation, not the provider's)
+    registry_utils._registry_uri = None
 
 
 @pytest.fixture(scope="session")
@@ -139,9 +155,25 @@ def champion(secure_mlflow, corpus_home):
         home = mlops_home().ensure()
         data = home.data_dir / "train.parquet"
         generate(3000, seed=1).to_parquet(data, index=False)
-        yield train_and_register(MODEL, data)
+        trained = train_and_register(MODEL, data)
+        trained["contract"] = input_contract(trained["version"])
+        yield trained
     finally:
         mp.undo()
+
+
+def input_contract(version: str) -> dict:
+    """The champion's input contract, built as the batch pipeline's ``build_contract`` builds it."""
+    import mlflow
+
+    from airflow_mlops_provider.core.contract import contract_suite, signature_inputs
+    from airflow_mlops_provider.hooks.mlflow import MlflowHook
+
+    hook = MlflowHook()
+    hook.activate()
+    schema = mlflow.models.get_model_info(f"models:/{MODEL}/{version}").signature.inputs
+    profile = hook.load_baseline(MODEL, version).profile
+    return contract_suite("corpus_input", signature_inputs(schema), profile, ["transaction_id"])
 
 
 def incoming(home, name: str, frame) -> Path:

@@ -35,31 +35,9 @@ def previous(env):
     assert tree(env.outputs_dir) == before, "a failed run changed or left files under outputs/"
 
 
-def contract(champion):
-    """The champion's input contract, built as the batch pipeline builds it."""
-    import mlflow
-
-    from airflow_mlops_provider.core.contract import contract_suite, signature_inputs
-    from airflow_mlops_provider.hooks.mlflow import MlflowHook
-
-    hook = MlflowHook()
-    hook.activate()
-    schema = mlflow.models.get_model_info(f"models:/{MODEL}/{champion['version']}").signature.inputs
-    profile = hook.load_baseline(MODEL, champion["version"]).profile
-    return contract_suite("corpus_input", signature_inputs(schema), profile, ["transaction_id"])
-
-
-@pytest.fixture(scope="module")
-def suite(champion, secure_mlflow, corpus_home):
-    mp = pytest.MonkeyPatch()
-    from tests.reliability.conftest import CONN_ID, conn_json
-
-    mp.setenv("MLOPS_HOME", str(corpus_home))
-    mp.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", conn_json(secure_mlflow.url))
-    try:
-        yield contract(champion)
-    finally:
-        mp.undo()
+@pytest.fixture
+def suite(env, champion):
+    return champion["contract"]
 
 
 def validate(path, suite):
