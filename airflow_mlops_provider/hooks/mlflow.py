@@ -286,10 +286,13 @@ class MlflowHook(BaseHook):
 
     def unavailable(self, err: BaseException, doing: str) -> MlflowConnectionError:
         """An :class:`MlflowConnectionError` saying what failed and how, naming server and connection."""
+        what = describe_failure(err)
+        # MLflow retries refused connections, timeouts and 429/5xx answers, not a refused login.
+        retried = "" if "credentials" in what else ("; MLflow retried with backoff first "
+                                                    "(MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR)")
         return MlflowConnectionError(
-            f"MLflow at {self.tracking_uri} (connection {self.mlflow_conn_id!r}) {describe_failure(err)} "
-            f"while {doing}; MLflow retried with backoff first (MLFLOW_HTTP_REQUEST_MAX_RETRIES, "
-            f"MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR)", conn_id=self.mlflow_conn_id, doing=doing)
+            f"MLflow at {self.tracking_uri} (connection {self.mlflow_conn_id!r}) {what} while {doing}{retried}",
+            conn_id=self.mlflow_conn_id, doing=doing)
 
     # -- registry --------------------------------------------------------------------------
     def get_version_by_alias(self, name: str, alias: str, required: bool = True):

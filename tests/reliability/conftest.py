@@ -14,16 +14,12 @@ run ``airflow dags test`` for real.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import time
 import types
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, free_port
+from tests.conftest import running_mlflow_server
 
 ADMIN, PASSWORD = "admin", "corpus-Passw0rd-7f3a9c1e"
 MODEL = "corpus-fraud"
@@ -53,36 +49,9 @@ def secure_mlflow(tmp_path_factory):
         f"database_uri = sqlite:///{root / 'auth.db'}\n"
         f"admin_username = {ADMIN}\nadmin_password = {PASSWORD}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
-    port = free_port()
-    log = open(root / "server.log", "w")
-    env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(root / "auth.ini"),
-           "MLFLOW_FLASK_SERVER_SECRET_KEY": "corpus-csrf-key",
-           # No job runner: MLflow 3.17 otherwise starts ~8 huey consumer processes the tests never use.
-           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    proc = subprocess.Popen(
-        [str(BIN / "mlflow"), "server", "--app-name", "basic-auth", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination",
-         str(root / "artifacts"), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2):
-                break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            raise RuntimeError(f"mlflow basic-auth server did not start: {(root / 'server.log').read_text()[-3000:]}")
-        time.sleep(0.5)
-    yield types.SimpleNamespace(url=url, root=root, log=root / "server.log")
-    os.killpg(proc.pid, 15)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
-    log.close()
+    env = {"MLFLOW_AUTH_CONFIG_PATH": str(root / "auth.ini"), "MLFLOW_FLASK_SERVER_SECRET_KEY": "corpus-csrf-key"}
+    with running_mlflow_server(root, "--app-name", "basic-auth", env=env) as url:
+        yield types.SimpleNamespace(url=url, root=root, log=root / "server.log")
 
 
 def conn_json(url: str, login: str | None = ADMIN, password: str | None = PASSWORD) -> str:
@@ -157,9 +126,9 @@ def champion(secure_mlflow, corpus_home):
         generate(3000, seed=1).to_parquet(data, index=False)
         trained = train_and_register(MODEL, data)
         trained["contract"] = input_contract(trained["version"])
-        yield trained
     finally:
-        mp.undo()
+        mp.undo()  # before the yield: other modules' tests on this worker must not inherit it
+    return trained
 
 
 def input_contract(version: str) -> dict:
