@@ -47,19 +47,18 @@ def remove_orphaned_temps(final: Path) -> list[Path]:
         return removed
     for path in candidates:
         try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            continue
+            # O_RDWR: on NFS flock is emulated with fcntl locks, which need a writable descriptor.
+            fd = os.open(path, os.O_RDWR)
+        except OSError:
+            continue  # gone, or not ours to open: leave it
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)  # a live writer
-            continue
-        try:
             info = os.fstat(fd)
             if info.st_size > 0 or time.time() - info.st_mtime > 2:
                 path.unlink(missing_ok=True)
                 removed.append(path)
+        except OSError:
+            continue  # a live writer holds the lock (or the store cannot lock): leave it
         finally:
             os.close(fd)
     return removed

@@ -8,7 +8,8 @@ in the Param schema. The roots come from Airflow's config::
     allowed_roots = /data/ml, s3://ml-bucket/scores, s3://landing
 
 (``AIRFLOW__MLOPS__ALLOWED_ROOTS`` in the environment; ``MLOPS_ALLOWED_ROOTS`` works too), a
-comma-separated list of local folders and object-store URIs. Default: ``MLOPS_HOME`` only.
+comma-separated list of local folders and object-store URIs. ``MLOPS_HOME`` is always allowed
+(the pipelines stage shards, copy data versions and write reports there).
 
 A local path is allowed when, with ``..`` and symlinks resolved, it lies inside a local root (so
 neither ``MLOPS_HOME/../../etc/x`` nor a symlink inside ``MLOPS_HOME`` pointing out of it
@@ -71,13 +72,13 @@ def _configured() -> str:
 
 
 def allowed_roots() -> list[Root]:
-    """The configured roots, read on every call; ``MLOPS_HOME`` when none are configured."""
-    raw = [r for r in _configured().split(",") if r.strip()]
-    if raw:
-        return [_parse_root(r) for r in raw]
+    """``MLOPS_HOME`` (always: the pipelines stage, copy and report there) plus the configured
+    roots, read on every call."""
     from airflow_mlops_provider.core.settings import mlops_home
 
-    return [Root("", os.path.realpath(mlops_home().root))]
+    home = Root("", os.path.realpath(mlops_home().root))
+    configured = [_parse_root(r) for r in _configured().split(",") if r.strip()]
+    return [home, *(r for r in configured if r != home)]
 
 
 def check_path(path: object, what: str, *, roots: list[Root] | None = None) -> str:
@@ -87,16 +88,22 @@ def check_path(path: object, what: str, *, roots: list[Root] | None = None) -> s
     Raises :class:`~airflow_mlops_provider.exceptions.PathNotAllowedError` naming the path and
     the allowed roots.
     """
-    text = "" if path is None else str(path).strip()
-    if not text:
+    text = "" if path is None else str(path)
+    if not text.strip():
         raise PathNotAllowedError(f"{what} is empty", argument=what)
-    if "\x00" in text:
-        raise PathNotAllowedError(f"{what} {text!r} contains a NUL byte", argument=what, path=text)
+    # What is checked must be exactly what the operator will open: no surrounding blanks, no
+    # control characters, and (in a URI) no '?' or '#', which URL parsing would cut off.
+    if text != text.strip() or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise PathNotAllowedError(f"{what} {text!r} has leading/trailing blanks or control characters",
+                                  argument=what, path=text)
     roots = allowed_roots() if roots is None else roots
     shown = ", ".join(str(r) for r in roots)
     hint = (f"allowed roots: {shown} (set [{CONFIG_SECTION}] {CONFIG_KEY}, e.g. "
             f"AIRFLOW__{CONFIG_SECTION.upper()}__{CONFIG_KEY.upper()}, to change them)")
     if _is_uri(text):
+        if "?" in text or "#" in text:
+            raise PathNotAllowedError(f"{what} {text!r} contains '?' or '#'; object keys with them are not "
+                                      "accepted", argument=what, path=text)
         parts = urlsplit(text)
         key = parts.path.strip("/")
         if ".." in key.split("/"):

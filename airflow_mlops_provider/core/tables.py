@@ -43,14 +43,17 @@ def read_frame(source: Any, file_format: str, *, name: str, compression: str | N
         if file_format == "csv":
             # pandas renames a repeated header ("amount" -> "amount.1"): read the raw header first.
             header = pd.read_csv(source, compression=compression, header=None, nrows=1, dtype=str)
-            check_unique_columns([str(c) for c in header.iloc[0].tolist()] if len(header) else [], name)
+            # Blank header cells become "Unnamed: <i>" in pandas: only named columns can repeat.
+            check_unique_columns([str(c) for c in header.iloc[0].tolist() if isinstance(c, str) and c.strip()]
+                                 if len(header) else [], name)
             if hasattr(source, "seek"):
                 source.seek(0)
             return pd.read_csv(source, compression=compression)
         require("pyarrow")
         import pyarrow.parquet as pq
 
-        check_unique_columns(pq.read_schema(source).names, name)
+        if not (isinstance(source, (str, os.PathLike)) and os.path.isdir(source)):  # a dataset folder: per file
+            check_unique_columns(pq.read_schema(source).names, name)
         if hasattr(source, "seek"):
             source.seek(0)
         return pd.read_parquet(source)

@@ -85,6 +85,14 @@ def describe_failure(err: BaseException) -> str:
     return f"failed: {text.splitlines()[0][:300] if text else type(err).__name__}"
 
 
+def _without_userinfo(uri: str) -> str:
+    """``uri`` without ``user:password@`` (a database URI in the host field carries them)."""
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    return parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
+
+
 class MlflowHook(BaseHook):
     """Talk to an MLflow tracking server and model registry.
 
@@ -180,7 +188,7 @@ class MlflowHook(BaseHook):
         except MlflowException as err:
             raise MlflowConnectionError(
                 f"Connection {self.mlflow_conn_id!r}: cannot open MLflow store "
-                f"{self.tracking_uri!r}: {err.message}", conn_id=self.mlflow_conn_id) from err
+                f"{_without_userinfo(self.tracking_uri)!r}: {err.message}", conn_id=self.mlflow_conn_id) from err
         if urlsplit(self.tracking_uri).scheme in _REST_SCHEMES and self._has_credentials:
             self._bind_credentials(client)
         self._share_credentials()  # the newest hook's credentials, never an earlier hook's
@@ -227,14 +235,14 @@ class MlflowHook(BaseHook):
                                     json={"max_results": 1}, max_retries=0, timeout=10,
                                     raise_on_status=False)
                 if resp.status_code != 200:
-                    return False, (f"MLflow at {self.tracking_uri} answered HTTP {resp.status_code}: "
+                    return False, (f"MLflow at {_without_userinfo(self.tracking_uri)} answered HTTP {resp.status_code}: "
                                    f"{resp.text[:200]}")
             else:
                 self.client.search_experiments(max_results=1)
         except Exception as err:  # noqa: BLE001 - the UI wants a message, not a traceback
             message = getattr(err, "message", None) or str(err)
-            return False, f"MLflow at {self.tracking_uri} is not reachable: {message.splitlines()[0][:300]}"
-        return True, f"Connected to MLflow at {self.tracking_uri}"
+            return False, f"MLflow at {_without_userinfo(self.tracking_uri)} is not reachable: {message.splitlines()[0][:300]}"
+        return True, f"Connected to MLflow at {_without_userinfo(self.tracking_uri)}"
 
     def get_or_create_experiment(self, name: str) -> str:
         """Return the experiment id for ``name``, creating it with the connection's artifact location."""
@@ -258,7 +266,7 @@ class MlflowHook(BaseHook):
         """Point MLflow's process-global fluent API (``mlflow.start_run``, ``log_model``) here.
 
         Also hands the connection's credentials, in memory, to the provider's MLflow
-        request-header plugin (:mod:`airflow_mlops_provider.hooks.mlflow_auth`), so the fluent
+        request-auth plugin (:mod:`airflow_mlops_provider.hooks.mlflow_auth`), so the fluent
         API, model loading and artifact downloads and uploads authenticate like the client does;
         nothing is written to ``os.environ``. Airflow runs each task in its own process, so the
         global URI and credentials are scoped to the task.
@@ -270,7 +278,13 @@ class MlflowHook(BaseHook):
         self._share_credentials()
 
     def _share_credentials(self) -> None:
-        """Give MLflow's request-header plugin this connection's ``Authorization`` (or none)."""
+        """Give the provider's MLflow auth plugin this connection's ``Authorization`` (or none).
+
+        Only the plugin's name goes to the environment (``MLFLOW_TRACKING_AUTH``), never a secret;
+        a name the deployment set there already is left alone.
+        """
+        import os
+
         from airflow_mlops_provider.hooks import mlflow_auth
 
         header = None
@@ -282,7 +296,12 @@ class MlflowHook(BaseHook):
                 header = "Basic " + base64.b64encode(f"{s['username']}:{s['password']}".encode()).decode()
             elif s["token"]:
                 header = f"Bearer {s['token']}"
-        mlflow_auth.set_authorization(header)
+        mlflow_auth.set_authorization(header, (self.tracking_uri, self.registry_uri))
+        if header:
+            current = os.environ.setdefault("MLFLOW_TRACKING_AUTH", mlflow_auth.PROVIDER_NAME)
+            if current != mlflow_auth.PROVIDER_NAME:
+                self.log.warning("MLFLOW_TRACKING_AUTH=%s is set: MLflow's own calls (model loading, artifacts) "
+                                 "use that auth provider, not connection %r", current, self.mlflow_conn_id)
 
     def unavailable(self, err: BaseException, doing: str) -> MlflowConnectionError:
         """An :class:`MlflowConnectionError` saying what failed and how, naming server and connection."""
@@ -291,7 +310,7 @@ class MlflowHook(BaseHook):
         retried = "" if "credentials" in what else ("; MLflow retried with backoff first "
                                                     "(MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR)")
         return MlflowConnectionError(
-            f"MLflow at {self.tracking_uri} (connection {self.mlflow_conn_id!r}) {what} while {doing}{retried}",
+            f"MLflow at {_without_userinfo(self.tracking_uri)} (connection {self.mlflow_conn_id!r}) {what} while {doing}{retried}",
             conn_id=self.mlflow_conn_id, doing=doing)
 
     # -- registry --------------------------------------------------------------------------

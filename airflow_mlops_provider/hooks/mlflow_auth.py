@@ -1,38 +1,64 @@
-"""The connection's MLflow credentials for MLflow's own HTTP calls, without ``os.environ``.
+"""The connection's MLflow credentials for MLflow's own HTTP calls, without putting them in ``os.environ``.
 
 MLflow's fluent API (``mlflow.start_run``, ``log_model``), ``mlflow.pyfunc.load_model`` and
-artifact downloads build their REST stores from environment variables. Putting a password there
-would expose it to everything that reads the environment. Instead the provider registers this
-request-header provider through MLflow's plugin entry point ``mlflow.request_header_provider``
-(see ``pyproject.toml``); :meth:`MlflowHook.activate` hands it the connection's ``Authorization``
-header, held in memory only, for the task process it runs in (Airflow runs each task in its own
-process). A hook without credentials clears it.
+artifact transfers build their REST clients from environment variables. A password there would be
+readable by everything that reads the environment. Instead the provider registers this request
+auth provider through MLflow's plugin entry point ``mlflow.request_auth_provider`` (see
+``pyproject.toml``). :meth:`MlflowHook.activate` selects it by name (``MLFLOW_TRACKING_AUTH``, a
+plugin name, not a secret) and hands it the connection's ``Authorization`` value and hosts, held
+in memory for the task's process (Airflow runs each task in its own process).
+
+The header is added only to requests whose host is the connection's tracking or registry host:
+an artifact location pointing at another server never receives the credentials.
 """
 
 from __future__ import annotations
 
 import threading
+from urllib.parse import urlsplit
 
 # Loaded by MLflow itself (its plugin entry point) or after MLflow is imported: never at DAG parse.
-from mlflow.tracking.request_header.abstract_request_header_provider import RequestHeaderProvider  # noqa: TID253
+from mlflow.tracking.request_auth.abstract_request_auth_provider import RequestAuthProvider  # noqa: TID253
+from requests.auth import AuthBase
 
+PROVIDER_NAME = "airflow_mlops_connection"
 _lock = threading.Lock()
-_active: dict[str, str] = {}  # the header for the active connection; shared with MLflow's download threads
+_active: dict[str, object] = {}  # {"header": str, "hosts": frozenset[str]}; shared with MLflow's threads
 
 
-def set_authorization(header: str | None) -> None:
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{parts.port or ''}"
+
+
+def set_authorization(header: str | None, urls: tuple[str, ...] = ()) -> None:
+    """Use ``header`` for requests to the hosts of ``urls`` (None: no credentials at all)."""
     with _lock:
         _active.clear()
         if header:
-            _active["Authorization"] = header
+            _active.update(header=header, hosts=frozenset(_host(u) for u in urls))
 
 
-class ConnectionCredentialsHeaderProvider(RequestHeaderProvider):
-    """Adds the active MLflow connection's ``Authorization`` header to MLflow's REST requests."""
+def authorization_for(url: str) -> str | None:
+    with _lock:
+        if _active and _host(url) in _active["hosts"]:
+            return str(_active["header"])
+    return None
 
-    def in_context(self) -> bool:
-        return bool(_active)
 
-    def request_headers(self) -> dict[str, str]:
-        with _lock:
-            return dict(_active)
+class _ConnectionAuth(AuthBase):
+    def __call__(self, request):
+        header = authorization_for(request.url)
+        if header:
+            request.headers["Authorization"] = header
+        return request
+
+
+class ConnectionCredentialsAuthProvider(RequestAuthProvider):
+    """MLflow request auth provider: the active MLflow connection's credentials, for its hosts only."""
+
+    def get_name(self) -> str:
+        return PROVIDER_NAME
+
+    def get_auth(self) -> AuthBase:
+        return _ConnectionAuth()

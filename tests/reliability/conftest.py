@@ -14,6 +14,7 @@ run ``airflow dags test`` for real.
 from __future__ import annotations
 
 import json
+import os
 import types
 from pathlib import Path
 
@@ -71,6 +72,7 @@ def no_mlflow_globals_left():
     from airflow_mlops_provider.hooks import mlflow_auth
 
     mlflow_auth.set_authorization(None)
+    os.environ.pop("MLFLOW_TRACKING_AUTH", None)
     tracking_utils._tracking_uri = None  # MLflow's own "not set" (the tests' own isolation, not the provider's)
     registry_utils._registry_uri = None
 

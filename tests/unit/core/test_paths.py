@@ -10,6 +10,20 @@ from airflow_mlops_provider.core.paths import allowed_roots, check_path
 from airflow_mlops_provider.exceptions import PathNotAllowedError
 
 
+def test_mlops_home_stays_allowed_beside_configured_roots(mlops_home, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLOPS_ALLOWED_ROOTS", str(tmp_path / "data"))
+    assert check_path(str(mlops_home / "outputs" / "staging" / "shard-0.parquet"), "output_path")
+    assert check_path(str(tmp_path / "data" / "x.parquet"), "input_path")
+
+
+@pytest.mark.parametrize("bad", [" {home}/x.parquet", "{home}/x.parquet\n", "{home}/a\tb.parquet",
+                                 "s3://ml/scores#/../../k", "s3://ml/scores/x?versionId=1"])
+def test_blanks_control_characters_and_url_tricks_are_refused(mlops_home, monkeypatch, bad):
+    monkeypatch.setenv("MLOPS_ALLOWED_ROOTS", "s3://ml/scores")
+    with pytest.raises(PathNotAllowedError):
+        check_path(bad.format(home=mlops_home), "output_path")
+
+
 def test_default_root_is_mlops_home(mlops_home, monkeypatch):
     monkeypatch.delenv("MLOPS_ALLOWED_ROOTS", raising=False)
     assert [str(r) for r in allowed_roots()] == [os.path.realpath(mlops_home)]
@@ -52,7 +66,7 @@ def test_roots_from_airflow_config(mlops_home, tmp_path, monkeypatch):
     monkeypatch.setenv("AIRFLOW__MLOPS__ALLOWED_ROOTS", str(tmp_path / "data"))
     assert check_path(str(tmp_path / "data" / "x.parquet"), "input_path")
     with pytest.raises(PathNotAllowedError):
-        check_path(str(mlops_home / "x.parquet"), "input_path")
+        check_path(str(tmp_path / "elsewhere" / "x.parquet"), "input_path")
 
 
 def test_a_relative_root_is_a_configuration_error(monkeypatch):

@@ -69,13 +69,16 @@ def test_malformed_connection_names_the_value(monkeypatch, fields, named):
 
 def test_token_and_basic_auth_reach_the_rest_stores_not_the_environment(monkeypatch):
     set_conn(monkeypatch, host="http://127.0.0.1:9", password="s3cr3t-token")
+    monkeypatch.delenv("MLFLOW_TRACKING_AUTH", raising=False)
     before = dict(os.environ)
     hook = MlflowHook()
     creds = hook.client._tracking_client.store.get_host_creds()
     assert creds.token == "s3cr3t-token" and creds.username is None
     reg = hook.client._get_registry_client().store.get_host_creds()
     assert reg.token == "s3cr3t-token"
-    assert dict(os.environ) == before
+    # Only the name of the provider's auth plugin is added (it selects the plugin for MLflow's own
+    # calls); the secret itself stays in memory.
+    assert dict(os.environ) == {**before, "MLFLOW_TRACKING_AUTH": "airflow_mlops_connection"}
     assert not any("s3cr3t" in v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN"))
 
     set_conn(monkeypatch, host="http://127.0.0.1:9", login="alice", password="pw-basic")
