@@ -61,6 +61,14 @@ def drift(path, version, **kwargs):
                                        data_path=str(path), **kwargs).execute(context("drift"))
 
 
+def uint64_partition() -> pd.DataFrame:
+    """A partition whose ``long`` feature is uint64, with one value above 2**63-1."""
+    frame = partition()
+    frame["tx_count_24h"] = frame["tx_count_24h"].astype("uint64")
+    frame.loc[0, "tx_count_24h"] = np.uint64(2**64 - 1)
+    return frame
+
+
 # -- the holes found by probing ---------------------------------------------------------------
 def test_infinite_values_fail_the_contract_naming_the_column(env, champion, suite, previous):
     frame = partition()
@@ -71,18 +79,14 @@ def test_infinite_values_fail_the_contract_naming_the_column(env, champion, suit
 
 
 def test_uint64_beyond_long_fails_the_contract_naming_the_column(env, champion, suite, previous):
-    frame = partition()
-    frame["tx_count_24h"] = frame["tx_count_24h"].astype("uint64")
-    frame.loc[0, "tx_count_24h"] = np.uint64(2**64 - 1)
+    frame = uint64_partition()
     with pytest.raises(AirflowFailException, match=r"column 'tx_count_24h' must fit the model's signed 64-bit "
                                                    r"'long'.*1 unexpected of 400 rows"):
         validate(incoming(env, "uint64.parquet", frame), suite)
 
 
 def test_uint64_scoring_without_the_contract_fails_without_printing_rows(env, champion, previous, caplog):
-    frame = partition()
-    frame["tx_count_24h"] = frame["tx_count_24h"].astype("uint64")
-    frame.loc[0, "tx_count_24h"] = np.uint64(2**64 - 1)
+    frame = uint64_partition()
     src = incoming(env, "uint64.parquet", frame)
     out = env.outputs_dir / "scores" / "date=2026-11-21.parquet"
     with pytest.raises(DataFileError) as err:
