@@ -4,7 +4,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --locked --all-extras --no-sync
 
-.PHONY: install demo test lint unit integration clean
+.PHONY: install demo ui browser test lint unit integration clean
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv $(CURDIR)/.tools
@@ -19,7 +19,14 @@ lint: install
 demo: install
 	$(RUN) python scripts/demo.py
 
-test: lint
+# Airflow (api-server, scheduler, dag-processor, triggerer) + the MLflow UI on the demo's MLOPS_HOME, on 127.0.0.1.
+ui: install
+	$(RUN) python scripts/ui.py
+
+browser:
+	bash scripts/install_chromium.sh
+
+test: lint browser
 	$(RUN) pytest -q -p no:cacheprovider -n 2 --dist loadgroup
 
 unit: install

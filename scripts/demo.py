@@ -17,14 +17,13 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-HOME = Path(os.environ.get("MLOPS_HOME", REPO / ".mlops")).resolve()
-os.environ.update({
-    "MLOPS_HOME": str(HOME),
-    "AIRFLOW_HOME": str(HOME / "airflow"),
-    "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-})
+import local_airflow
+
+HOME = local_airflow.home_dir()
+local_airflow.write_config(HOME)
+_ENV = local_airflow.environment(HOME)
+os.environ.clear()
+os.environ.update(_ENV)
 os.environ.setdefault("GIT_AUTHOR_NAME", "mlops-demo")
 os.environ.setdefault("GIT_AUTHOR_EMAIL", "mlops-demo@example.invalid")
 os.environ.setdefault("GIT_COMMITTER_NAME", "mlops-demo")
@@ -51,14 +50,21 @@ def airflow(*args: str) -> None:
     print(f"    ok in {time.time() - started:.0f}s (log: {log})")
 
 
-def drift_events(db: Path) -> list[dict]:
-    """The ``drift detected`` asset events recorded by Airflow, with their extras."""
-    import sqlite3
+def drift_events() -> list[dict]:
+    """The ``drift detected`` asset events Airflow recorded, with their extras.
 
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
-                            "WHERE a.uri LIKE 'mlops://drift/%' ORDER BY e.id").fetchall()
-    return [json.loads(r[0]) if r[0] else {} for r in rows]
+    Asked through Airflow's own session on whatever metadata DB it is configured for (SQLite
+    here, PostgreSQL when AIRFLOW__DATABASE__SQL_ALCHEMY_CONN says so); `make ui` shows the same
+    events under Browse → Assets and in the REST API (GET /api/v2/assets/events).
+    """
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(select(AssetEvent.extra).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                               .where(AssetModel.uri.like("mlops://drift/%")).order_by(AssetEvent.id)).all()
+    return [dict(extra or {}) for (extra,) in rows]
 
 
 def main() -> None:
@@ -69,7 +75,7 @@ def main() -> None:
 
     home = mlops_home().ensure()
     step(f"MLOPS_HOME = {home.root}")
-    airflow("db", "migrate")
+    local_airflow.prepare(dict(os.environ))
     init_local_repo(home.dvc_repo, home.dvc_remote)
     hook = DvcHook()
     data = home.dvc_repo / "transactions.parquet"
@@ -94,7 +100,7 @@ def main() -> None:
         frame = generate(n_rows=200_000, seed=seed, kind=kind).drop(columns=[TARGET])
         frame.to_parquet(incoming / f"{day}.parquet", index=False, row_group_size=50_000)
         airflow("dags", "test", "mlops_batch_inference", day)
-    events = drift_events(home.airflow_home / "airflow.db")
+    events = drift_events()
     print(f"    drift events emitted: {len(events)}")
     for extra in events:
         print(f"      {extra.get('data_path')}: drift share {extra.get('drift_share', 0):.0%}, "
@@ -108,12 +114,12 @@ def main() -> None:
                   f"{rec['verdict']} — {'; '.join(rec['reasons'])}")
     print(f"  audit ledger      : {home.ledger_path}")
     print(f"  MLflow store      : {home.mlflow_tracking_uri}")
-    print(f"  MLflow UI         : uv run mlflow ui --backend-store-uri {home.mlflow_tracking_uri}")
-    print(f"  data docs (GE)    : {home.reports_dir / 'data_docs'}")
+    print(f"  data docs (GE)    : {home.reports_dir / 'data_docs' / 'index.html'}")
     print(f"  drift reports     : {home.reports_dir / 'drift'}")
     print(f"  scored partitions : {home.outputs_dir / 'scores'}")
     print(f"  DVC repo / remote : {home.dvc_repo} / {home.dvc_remote}")
-    print(f"  Airflow UI        : AIRFLOW_HOME={home.airflow_home} uv run airflow standalone")
+    print("  Airflow + MLflow UI: make ui   (Airflow http://127.0.0.1:8080, user admin, password printed by it;"
+          " Models view in its navigation; MLflow http://127.0.0.1:5000)")
     print(json.dumps({"decisions": sum(r.get("event") == "decision" for r in records),
                       "drift_events": len(events)}))
 

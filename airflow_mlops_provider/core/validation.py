@@ -202,8 +202,8 @@ def run_suite(df: pd.DataFrame, suite: Any, *, result_format: str = "SUMMARY",
     """Validate ``df`` against ``suite`` in an ephemeral GE context.
 
     Nothing is written except this result's data docs pages under ``data_docs_dir`` (when
-    given): suites, results and checkpoints live in memory for this call only. Pages of earlier
-    runs stay; no ``index.html`` is built.
+    given) and that folder's ``index.html`` (:func:`write_data_docs_index`): suites, results and
+    checkpoints live in memory for this call only. Pages of earlier runs stay.
     """
     if result_format not in RESULT_FORMATS:
         raise ValueError(f"result_format {result_format!r} is not one of {list(RESULT_FORMATS)}")
@@ -249,7 +249,38 @@ def run_suite(df: pd.DataFrame, suite: Any, *, result_format: str = "SUMMARY",
             identifier, ExpectationSuiteIdentifier(name=suite.name)])
         urls = context.get_docs_sites_urls(resource_identifier=identifier, site_names=[DATA_DOCS_SITE])
         docs_uri = urls[0]["site_url"] if urls else None
+        write_data_docs_index(data_docs_dir)
     return ValidationRun(result=json_safe(result.to_json_dict()), data_docs_uri=docs_uri)
+
+
+def write_data_docs_index(data_docs_dir: str | os.PathLike[str]) -> Path:
+    """``index.html`` linking every validation page under ``data_docs_dir``, newest first.
+
+    GE's own index builder only knows the results in its (ephemeral) context, so it would list
+    one run; this one lists the pages on disk: ``validations/<suite>/<run>/<time>/<batch>.html``.
+    Rewritten whole and atomically, so a reader never sees half a page.
+    """
+    import html as _html
+
+    root = Path(data_docs_dir)
+    pages = sorted((p for p in (root / "validations").rglob("*.html") if p.is_file()),
+                   key=lambda p: p.stat().st_mtime, reverse=True)
+    rows = []
+    for page in pages:
+        parts = page.relative_to(root / "validations").parts
+        suite, run = (parts[0], parts[1]) if len(parts) >= 3 else (parts[0], "")
+        rel = page.relative_to(root).as_posix()
+        rows.append(f"<tr><td>{_html.escape(suite)}</td><td>{_html.escape(run)}</td>"
+                    f"<td><a href=\"{_html.escape(rel, quote=True)}\">{_html.escape(page.stem)}</a></td></tr>")
+    body = ("<!doctype html><html><head><meta charset='utf-8'><title>Data docs</title></head><body>"
+            f"<h1>Great Expectations data docs</h1><p>{len(pages)} validation result(s), newest first.</p>"
+            "<table border='1' cellpadding='4'><tr><th>suite</th><th>run</th><th>result</th></tr>"
+            + "".join(rows) + "</table></body></html>")
+    index = root / "index.html"
+    tmp = root / f".index.html.{os.getpid()}.tmp"
+    tmp.write_text(body, encoding="utf-8")
+    os.replace(tmp, index)
+    return index
 
 
 # -- results ---------------------------------------------------------------------------------

@@ -170,6 +170,7 @@ class EvidentlyCheckDriftOperator(BaseOperator):
         run = client.create_run(experiment, run_name=f"drift {ti.run_id}", tags={
             "mlops.model_name": self.model_name, "mlops.model_version": str(self.model_version),
             "mlops.data_path": str(self.data_path), "mlops.drifted": str(result.drifted),
+            "mlops.report": report.name,
             "airflow.dag_id": ti.dag_id, "airflow.run_id": ti.run_id, "airflow.task_id": ti.task_id})
         run_id = run.info.run_id
         from mlflow.entities import Metric, RunTag

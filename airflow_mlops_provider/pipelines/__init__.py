@@ -14,6 +14,7 @@ from typing import Any
 
 _LAZY = {
     "ModelConfig": "airflow_mlops_provider.pipelines.config",
+    "PROMOTION_POOL": "airflow_mlops_provider.pipelines.config",
     "retraining_dag": "airflow_mlops_provider.pipelines.retraining",
     "retraining_pipeline": "airflow_mlops_provider.pipelines.retraining",
     "retraining_params": "airflow_mlops_provider.pipelines.retraining",

@@ -17,6 +17,11 @@ from airflow_mlops_provider.core.tasks import (
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 DEFAULT_DRIFT_POLICY: dict[str, Any] = {"drift_share": 0.5, "key_features": [], "prediction_drift": False}
+#: The 1-slot Airflow pool the promotion tasks run in: it serialises promotions across worker hosts
+#: (the file lock under MLOPS_HOME only covers one host). Create it once per deployment:
+#: ``airflow pools set mlops_promotion 1 "champion promotions, one at a time"`` (``make ui`` and the
+#: compose init do); a task whose pool does not exist is never scheduled.
+PROMOTION_POOL = "mlops_promotion"
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,8 @@ class ModelConfig:
     :param dvc_repo: the repository the training-data AssetWatcher polls for new versions;
         None: ``MLOPS_HOME/data-repo``.
     :param drift_policy: default drift policy of the batch pipeline.
+    :param promotion_pool: the 1-slot pool every ``promote`` task runs in (:data:`PROMOTION_POOL`);
+        None: Airflow's default pool (promotions then rely on the per-host lock alone).
     """
 
     name: str
@@ -76,6 +83,7 @@ class ModelConfig:
     experiment: str | None = None
     drift_policy: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_DRIFT_POLICY))
     batch_shards: int = 2
+    promotion_pool: str | None = PROMOTION_POOL
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name or ""):

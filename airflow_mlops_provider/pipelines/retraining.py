@@ -150,7 +150,7 @@ def deployment_lane(target_name: str, *, model: ModelConfig, decision: Any, chal
                 body=body, response_timeout=APPROVAL_TIMEOUT)
         promote = MlflowPromoteModelOperator(
             task_id="promote", name=model.name, decision=decision, on_superseded=on_superseded,
-            outlets=[_champion_changed(model)])
+            outlets=[_champion_changed(model)], **_promotion_pool(model))
         steps = [s for s in (lane.deploy, lane.verify, approve, lane.promote_traffic, promote) if s is not None]
         chain(*steps)
         # Any failed step — ours, the platform's, a rejection, a superseded promotion — rolls back.
@@ -160,6 +160,11 @@ def deployment_lane(target_name: str, *, model: ModelConfig, decision: Any, chal
         steps >> lane.rollback
     return {"group": group, "deploy": lane.deploy, "verify": lane.verify, "approve": approve,
             "promote_traffic": lane.promote_traffic, "promote": promote, "rollback": lane.rollback, "steps": steps}
+
+
+def _promotion_pool(model: ModelConfig) -> dict[str, Any]:
+    """Promotions run one at a time across hosts: a 1-slot pool (``ModelConfig.promotion_pool``)."""
+    return {"pool": model.promotion_pool} if model.promotion_pool else {}
 
 
 def _champion_changed(model: ModelConfig) -> Any:
@@ -241,7 +246,8 @@ def retraining_pipeline(model: ModelConfig) -> dict[str, Any]:
     no_deploy = EmptyOperator(task_id="no_deploy")
     # No deployment: aliases only. A champion that moved meanwhile just skips the promotion.
     promote = MlflowPromoteModelOperator(task_id="promote", name=model.name, decision=decision.output,
-                                         on_superseded="skip", outlets=[_champion_changed(model)])
+                                         on_superseded="skip", outlets=[_champion_changed(model)],
+                                         **_promotion_pool(model))
     route(decision.output) >> [no_deploy, *(lane["deploy"] for lane in lanes.values())]
     no_deploy >> promote
 

@@ -112,3 +112,13 @@ def test_serving_resources_are_named_after_the_model_unless_overridden():
     assert dag.params["sagemaker"]["endpoint_name"] == "penguin-species-v2"
     dag = retraining_dag(config(deploy_config={"kserve": {"name": "houses", "namespace": "ml"}}), dag_id="own")
     assert (dag.params["kserve"]["name"], dag.params["kserve"]["namespace"]) == ("houses", "ml")
+
+
+def test_every_promotion_runs_in_the_one_slot_pool_and_nothing_else_does():
+    from airflow_mlops_provider.pipelines import PROMOTION_POOL
+
+    dag = retraining_dag(config(), dag_id="houses")
+    pooled = sorted(t.task_id for t in dag.tasks if t.pool == PROMOTION_POOL)
+    assert pooled == ["kserve.promote", "local.promote", "promote", "sagemaker.promote"]
+    unpooled = retraining_dag(config(promotion_pool=None), dag_id="houses_free")
+    assert {t.pool for t in unpooled.tasks} == {"default_pool"}

@@ -1,0 +1,336 @@
+"""The Models view: registry, aliases, decisions and drift history, served by Airflow's api-server.
+
+A read-only FastAPI app (``/mlops``) that an Airflow 3 plugin mounts (``plugins/mlops_models.py``)
+and links from the UI's navigation. Every route requires an Airflow login (the api-server's JWT
+cookie or a bearer token) and the auth manager's permission to view plugins.
+
+- ``GET /mlops/models`` — the page: per registered model, who holds ``champion`` /
+  ``challenger`` / ``previous`` with their holdout metrics side by side, the ledger's decisions,
+  promotions and rollbacks with reasons, a drift-history chart per model version (share of
+  drifted features per scored partition) and links to the Evidently reports, the GE data docs,
+  the MLflow runs and the serving endpoint.
+- ``GET /mlops/api/models`` — the same facts as JSON.
+- ``GET /mlops/reports/drift/<file>.html`` and ``/mlops/reports/data_docs/<path>`` — the reports
+  under ``MLOPS_HOME/reports`` (only there; nothing is listed or written).
+
+MLflow is read through :class:`~airflow_mlops_provider.hooks.mlflow.MlflowHook` (connection
+``mlflow_default``, else the MLflow store under ``MLOPS_HOME``); MLflow UI links go to
+``MLOPS_MLFLOW_UI_URL`` (``make ui`` sets it), else to the connection's http(s) host.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+ALIASES = ("champion", "challenger", "previous")
+LEDGER_EVENTS = ("decision", "promoted", "promotion_superseded", "rolled_back")
+_REPORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.html$")
+
+
+# -- facts ------------------------------------------------------------------------------------------
+def mlflow_ui_url(tracking_uri: str | None) -> str | None:
+    """Where MLflow's UI lives: ``MLOPS_MLFLOW_UI_URL``, else an http(s) tracking server."""
+    configured = os.environ.get("MLOPS_MLFLOW_UI_URL")
+    if configured:
+        return configured.rstrip("/")
+    if tracking_uri and tracking_uri.startswith(("http://", "https://")):
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(tracking_uri)
+        host = parts.hostname or ""
+        netloc = f"[{host}]" if ":" in host else host
+        if parts.port:
+            netloc += f":{parts.port}"
+        # A link for a browser: no user, password or token in it.
+        return urlunsplit((parts.scheme, netloc, parts.path, "", "")).rstrip("/")
+    return None
+
+
+def _ms_to_iso(ms: int | None) -> str | None:
+    if not ms:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _version_facts(client: Any, name: str, version: str) -> dict[str, Any]:
+    mv = client.get_model_version(name, version)
+    metrics: dict[str, float] = {}
+    run_id = mv.run_id
+    experiment_id = None
+    if run_id:
+        run = client.get_run(run_id)
+        metrics = {k: float(v) for k, v in sorted(run.data.metrics.items())}
+        experiment_id = run.info.experiment_id
+    tags = dict(mv.tags or {})
+    return {"version": str(mv.version), "run_id": run_id, "experiment_id": experiment_id, "metrics": metrics,
+            "created": _ms_to_iso(mv.creation_timestamp), "decision": tags.get("mlops.decision"),
+            "task_type": tags.get("mlops.task_type"), "data_version": tags.get("mlops.data.id")}
+
+
+def _drift_history(client: Any, name: str, reports_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """Per model version, the drift checks of its scored partitions, oldest first."""
+    experiment = client.get_experiment_by_name(f"{name}-monitoring")
+    if experiment is None:
+        return {}
+    runs = client.search_runs([experiment.experiment_id], filter_string="", max_results=1000,
+                              order_by=["attributes.start_time ASC"])
+    history: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        tags = run.data.tags
+        if "drift_share" not in run.data.metrics:
+            continue
+        version = tags.get("mlops.model_version", "?")
+        report_name = tags.get("mlops.report", "")
+        airflow_run = tags.get("airflow.run_id", "")
+        local = reports_dir / "drift" / report_name if _REPORT_NAME.match(report_name) else None
+        history.setdefault(str(version), []).append({
+            "run_id": run.info.run_id, "experiment_id": run.info.experiment_id,
+            "airflow_run_id": airflow_run, "data_path": tags.get("mlops.data_path"),
+            "partition": _partition_label(tags.get("mlops.data_path"), airflow_run),
+            "drift_share": float(run.data.metrics["drift_share"]),
+            "n_drifted": int(run.data.metrics.get("n_drifted", 0)), "rows": int(run.data.metrics.get("rows", 0)),
+            "drifted": tags.get("mlops.drifted") == "True", "too_few_rows": tags.get("mlops.too_few_rows"),
+            "when": _ms_to_iso(run.info.start_time),
+            # The report file is on this host only when the scoring worker shares MLOPS_HOME with it;
+            # otherwise the MLflow run holds it as an artifact (drift/<name>).
+            "report": local.name if local is not None and local.is_file() else None,
+        })
+    return history
+
+
+def _partition_label(data_path: str | None, airflow_run: str) -> str:
+    if data_path:
+        return Path(data_path.rstrip("/")).name.split(".")[0] or data_path
+    return airflow_run or "?"
+
+
+def _serving(serving_dir: Path, name: str) -> list[dict[str, Any]]:
+    from airflow_mlops_provider.core.local_serving import load_state, state_path
+
+    try:
+        path = state_path(serving_dir, name)
+        state = load_state(path, name)
+    except Exception:  # noqa: BLE001 - an unreadable state file only hides the link
+        return []
+    return [{"target": "local", "role": server.role, "version": str(server.version), "url": server.url}
+            for server in state.servers() if server is not None]
+
+
+def collect(client: Any, *, home: Any, tracking_uri: str | None, model: str | None = None) -> dict[str, Any]:
+    """Everything the page shows, as JSON-safe data."""
+    from airflow_mlops_provider.core import ledger
+
+    records = ledger.read(home.ledger_path) if home.ledger_path.exists() else []
+    models = []
+    for registered in sorted(client.search_registered_models(max_results=1000), key=lambda m: m.name):
+        if model and registered.name != model:
+            continue
+        aliases = {str(k): str(v) for k, v in (registered.aliases or {}).items()}
+        holders = {alias: _version_facts(client, registered.name, aliases[alias])
+                   for alias in ALIASES if alias in aliases}
+        events = [r for r in records if r.get("model") == registered.name and r.get("event") in LEDGER_EVENTS]
+        models.append({
+            "name": registered.name, "aliases": aliases, "holders": holders,
+            "metric_names": sorted({m for h in holders.values() for m in h["metrics"]}),
+            "ledger": list(reversed(events))[:100],
+            "drift": _drift_history(client, registered.name, home.reports_dir),
+            "serving": _serving(home.root / "serving", registered.name),
+        })
+    docs_index = home.reports_dir / "data_docs" / "index.html"
+    return {"models": models, "mlflow_ui": mlflow_ui_url(tracking_uri), "data_docs": docs_index.is_file(),
+            "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")}
+
+
+# -- page -------------------------------------------------------------------------------------------
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return _e(value)
+
+
+def drift_chart(points: list[dict[str, Any]], *, threshold: float | None = None, width: int = 560,
+                height: int = 160) -> str:
+    """An inline SVG bar chart: share of drifted features per scored partition (red: drift fired)."""
+    pad_l, pad_b, pad_t = 36, 34, 10
+    inner_w, inner_h = width - pad_l - 8, height - pad_b - pad_t
+    n = max(len(points), 1)
+    bar = max(min(inner_w / n * 0.7, 48), 4)
+    parts = [f'<svg class="drift-chart" role="img" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
+             '<title>share of drifted features per scored partition</title>']
+    for tick in (0, 0.5, 1):
+        y = pad_t + inner_h * (1 - tick)
+        parts.append(f'<line x1="{pad_l}" x2="{width - 8}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
+                     f'<text x="{pad_l - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end">{tick:.0%}</text>')
+    if threshold is not None:
+        y = pad_t + inner_h * (1 - threshold)
+        parts.append(f'<line x1="{pad_l}" x2="{width - 8}" y1="{y:.1f}" y2="{y:.1f}" stroke="#c00" '
+                     f'stroke-dasharray="4 3"/>')
+    for i, point in enumerate(points):
+        share = min(max(point["drift_share"], 0.0), 1.0)
+        x = pad_l + inner_w / n * i + (inner_w / n - bar) / 2
+        h = max(inner_h * share, 1)
+        color = "#d9534f" if point.get("drifted") else "#5b8def"
+        label = _e(point["partition"])
+        parts.append(f'<rect class="drift-bar" data-partition="{label}" data-share="{share:.4f}" x="{x:.1f}" '
+                     f'y="{pad_t + inner_h - h:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{color}">'
+                     f'<title>{label}: {share:.0%} of features drifted'
+                     f'{" (drift fired)" if point.get("drifted") else ""}</title></rect>'
+                     f'<text x="{x + bar / 2:.1f}" y="{height - pad_b + 14}" font-size="10" '
+                     f'text-anchor="middle">{label[-10:]}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:16px;color:#1f2328}
+h1{font-size:20px} h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}
+h3{font-size:14px;margin:14px 0 6px} table{border-collapse:collapse;margin:6px 0;font-size:13px}
+td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top} th{background:#f6f8fa}
+.promote{color:#1a7f37;font-weight:600} .reject,.rolled_back{color:#cf222e;font-weight:600}
+.muted{color:#666} .links a{margin-right:12px}
+"""
+
+
+def _link(href: str | None, text: str) -> str:
+    return f'<a href="{_e(href)}" target="_blank" rel="noopener">{_e(text)}</a>' if href else ""
+
+
+def render(facts: dict[str, Any], *, base: str = "/mlops") -> str:
+    ui = facts.get("mlflow_ui")
+    out = ["<!doctype html><html><head><meta charset='utf-8'><title>MLOps models</title>",
+           f"<style>{_STYLE}</style></head><body><h1>Models</h1>",
+           f"<p class='muted'>Read-only. Registry from MLflow, decisions from the audit ledger; "
+           f"generated {facts['generated']}.</p>"]
+    top = [_link(f"{base}/reports/data_docs/index.html", "Great Expectations data docs") if facts.get("data_docs")
+           else "", _link(ui, "MLflow UI")]
+    out.append(f"<p class='links'>{''.join(top)}</p>")
+    if not facts["models"]:
+        out.append("<p>No registered models yet: run a retraining DAG (or <code>make demo</code>).</p>")
+    for model in facts["models"]:
+        name = model["name"]
+        out.append(f"<section class='model' data-model='{_e(name)}'><h2>{_e(name)}</h2>")
+        holders = model["holders"]
+        alias_line = ", ".join(f"@{_e(a)} → v{_e(v)}" for a, v in sorted(model["aliases"].items()))
+        out.append(f"<p>Aliases: {alias_line or 'none'}</p>")
+        if holders:
+            out.append("<h3>Champion, challenger and previous</h3><table class='holders'><tr><th>metric</th>")
+            for alias, facts_v in holders.items():
+                run_link = _link(f"{ui}/#/experiments/{facts_v['experiment_id']}/runs/{facts_v['run_id']}", "run") \
+                    if ui and facts_v["run_id"] else ""
+                mv_link = _link(f"{ui}/#/models/{quote(name)}/versions/{facts_v['version']}", "version") if ui else ""
+                out.append(f"<th data-alias='{alias}'>@{alias}: v{_e(facts_v['version'])} "
+                           f"<span class='links'>{run_link} {mv_link}</span></th>")
+            out.append("</tr>")
+            for metric in model["metric_names"]:
+                cells = "".join(f"<td>{_fmt(h['metrics'].get(metric))}</td>" for h in holders.values())
+                out.append(f"<tr><th>{_e(metric)}</th>{cells}</tr>")
+            for label, key in (("registered", "created"), ("data version", "data_version"),
+                               ("decision", "decision")):
+                cells = "".join(f"<td>{_e(h.get(key))}</td>" for h in holders.values())
+                out.append(f"<tr><th>{label}</th>{cells}</tr>")
+            out.append("</table>")
+        if model["serving"]:
+            out.append("<h3>Serving</h3><ul>")
+            for s in model["serving"]:
+                out.append(f"<li>{_e(s['target'])} {_e(s['role'])}: v{_e(s['version'])} at "
+                           f"{_link(s['url'], s['url'])}</li>")
+            out.append("</ul>")
+        out.append("<h3>Drift history (share of drifted features per scored partition)</h3>")
+        if not model["drift"]:
+            out.append("<p class='muted'>No drift checks recorded yet.</p>")
+        for version, points in sorted(model["drift"].items(), key=lambda kv: kv[0]):
+            out.append(f"<div class='drift' data-version='{_e(version)}'><p>v{_e(version)}: "
+                       f"{len(points)} partition(s)</p>{drift_chart(points)}<table><tr><th>partition</th>"
+                       "<th>drift share</th><th>drifted features</th><th>rows</th><th>fired</th><th>links</th></tr>")
+            for p in points:
+                report = _link(f"{base}/reports/drift/{quote(p['report'])}", "Evidently report") if p["report"] \
+                    else ""
+                run = _link(f"{ui}/#/experiments/{p['experiment_id']}/runs/{p['run_id']}", "MLflow run") if ui \
+                    else ""
+                out.append(f"<tr><td>{_e(p['partition'])}</td><td>{p['drift_share']:.0%}</td>"
+                           f"<td>{p['n_drifted']}</td><td>{p['rows']}</td>"
+                           f"<td>{'yes' if p['drifted'] else 'no'}</td><td class='links'>{report}{run}</td></tr>")
+            out.append("</table></div>")
+        out.append("<h3>Decisions, promotions and rollbacks (newest first)</h3>")
+        if not model["ledger"]:
+            out.append("<p class='muted'>The ledger holds nothing for this model yet.</p>")
+        else:
+            out.append("<table class='ledger'><tr><th>when</th><th>event</th><th>version</th><th>against</th>"
+                       "<th>reasons</th><th>run</th></tr>")
+            for r in model["ledger"]:
+                kind = r.get("verdict") if r["event"] == "decision" else r["event"]
+                reasons = r.get("reasons") or r.get("failed_tasks") or []
+                against = r.get("champion_version") or r.get("previous_champion") or r.get("expected_champion")
+                out.append(f"<tr><td>{_e((r.get('recorded_at') or '')[:19].replace('T', ' '))}</td>"
+                           f"<td class='{_e(kind)}'>{_e(r['event'])}{': ' + _e(kind) if r['event'] == 'decision' else ''}"
+                           f"</td><td>v{_e(r.get('challenger_version'))}</td><td>{_e(against)}</td>"
+                           f"<td>{_e('; '.join(map(str, reasons)))}</td><td>{_e(r.get('run_id'))}</td></tr>")
+            out.append("</table>")
+        out.append("</section>")
+    out.append("</body></html>")
+    return "".join(out)
+
+
+# -- app --------------------------------------------------------------------------------------------
+def create_app() -> Any:
+    """The FastAPI sub-application the plugin mounts at ``/mlops``."""
+    from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
+    from airflow.api_fastapi.core_api.security import requires_access_view
+    from fastapi import Depends, FastAPI, HTTPException
+    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+
+    # Every route: a logged-in Airflow user allowed to view plugins (cookie or bearer token).
+    guard = [Depends(requires_access_view(AccessView.PLUGINS))]
+    app = FastAPI(title="airflow-mlops-provider Models view", dependencies=guard, docs_url=None,
+                  redoc_url=None, openapi_url=None)
+
+    def facts(model: str | None) -> dict[str, Any]:
+        from airflow_mlops_provider.core.settings import mlops_home
+        from airflow_mlops_provider.hooks.mlflow import MlflowHook
+
+        hook = MlflowHook()
+        try:
+            return collect(hook.client, home=mlops_home(), tracking_uri=hook.tracking_uri, model=model)
+        except Exception as err:
+            raise HTTPException(status_code=502, detail=f"cannot read the MLflow registry: {err}") from err
+
+    @app.get("/models", response_class=HTMLResponse)
+    def models_page(model: str | None = None) -> HTMLResponse:
+        return HTMLResponse(render(facts(model)))
+
+    @app.get("/api/models")
+    def models_json(model: str | None = None) -> JSONResponse:
+        return JSONResponse(facts(model))
+
+    def _report(root: Path, relative: str) -> FileResponse:
+        target = (root / relative).resolve()
+        if not relative or not target.is_relative_to(root.resolve()) or not target.is_file():
+            raise HTTPException(status_code=404, detail="no such report")
+        return FileResponse(target)
+
+    @app.get("/reports/drift/{name}")
+    def drift_report(name: str) -> FileResponse:
+        from airflow_mlops_provider.core.settings import mlops_home
+
+        if not _REPORT_NAME.match(name):
+            raise HTTPException(status_code=404, detail="no such report")
+        return _report(mlops_home().reports_dir / "drift", name)
+
+    @app.get("/reports/data_docs/{path:path}")
+    def data_docs(path: str) -> FileResponse:
+        from airflow_mlops_provider.core.settings import mlops_home
+
+        return _report(mlops_home().reports_dir / "data_docs", path)
+
+    return app

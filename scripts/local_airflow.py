@@ -1,0 +1,95 @@
+"""Airflow on the demo's MLOPS_HOME: one configuration shared by `make demo` and `make ui`.
+
+``airflow.cfg`` under ``MLOPS_HOME/airflow`` names the repository's ``dags/`` and ``plugins/``,
+turns Airflow's example DAGs off, binds the api-server to 127.0.0.1 and holds the secrets every
+component must share (the JWT secret the api-server signs task tokens with, the Fernet key).
+Written once and then only updated key by key, so plain ``AIRFLOW_HOME=… airflow …`` commands
+see the same settings as the scripts.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PROMOTION_POOL = "mlops_promotion"  # airflow_mlops_provider.pipelines.PROMOTION_POOL (not imported: cheap)
+
+
+def home_dir() -> Path:
+    return Path(os.environ.get("MLOPS_HOME", REPO / ".mlops")).resolve()
+
+
+def airflow_home(home: Path) -> Path:
+    return home / "airflow"
+
+
+def _fernet_key() -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(os.urandom(32)).decode()
+
+
+def write_config(home: Path, *, port: int = 8080) -> Path:
+    """Create or update ``airflow.cfg``: the keys this project relies on; other keys are kept."""
+    cfg_path = airflow_home(home) / "airflow.cfg"
+    cfg_path.parent.mkdir(parents=True, exist_ok=True)
+    parser = configparser.ConfigParser(interpolation=None)
+    if cfg_path.exists():
+        parser.read(cfg_path)
+    wanted = {
+        "core": {"dags_folder": str(REPO / "dags"), "plugins_folder": str(REPO / "plugins"),
+                 "load_examples": "False", "simple_auth_manager_users": "admin:admin",
+                 "execution_api_server_url": f"http://127.0.0.1:{port}/execution/"},
+        "api": {"host": "127.0.0.1", "port": str(port), "base_url": f"http://127.0.0.1:{port}"},
+        "logging": {"base_log_folder": str(airflow_home(home) / "logs")},
+    }
+    generated = {("api_auth", "jwt_secret"): lambda: secrets.token_urlsafe(32),
+                 ("api", "secret_key"): lambda: secrets.token_urlsafe(32),
+                 ("core", "fernet_key"): _fernet_key}
+    for section, values in wanted.items():
+        if not parser.has_section(section):
+            parser.add_section(section)
+        for key, value in values.items():
+            parser.set(section, key, value)
+    for (section, key), make in generated.items():
+        if not parser.has_section(section):
+            parser.add_section(section)
+        if not parser.get(section, key, fallback=""):
+            parser.set(section, key, make())
+    tmp = cfg_path.with_suffix(".cfg.tmp")
+    with open(tmp, "w") as fh:
+        parser.write(fh)
+    os.chmod(tmp, 0o600)  # it holds the JWT secret and the Fernet key
+    os.replace(tmp, cfg_path)
+    return cfg_path
+
+
+def environment(home: Path, **extra: str) -> dict[str, str]:
+    """The process environment for Airflow commands on ``home`` (``airflow.cfg`` holds the rest)."""
+    env = {**os.environ, "MLOPS_HOME": str(home), "AIRFLOW_HOME": str(airflow_home(home)),
+           "AIRFLOW_CONFIG": str(airflow_home(home) / "airflow.cfg")}
+    # A stale shell export of these would win over airflow.cfg and show the wrong DAGs.
+    for key in ("AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__CORE__PLUGINS_FOLDER", "AIRFLOW__CORE__LOAD_EXAMPLES"):
+        env.pop(key, None)
+    env.update(extra)
+    return env
+
+
+def airflow_cli(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(BIN / "airflow"), *args], env=env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise SystemExit(f"airflow {' '.join(args)} failed (exit {proc.returncode}):\n"
+                         f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def prepare(env: dict[str, str]) -> None:
+    """Migrate the metadata DB and create the 1-slot promotion pool (idempotent)."""
+    airflow_cli(env, "db", "migrate")
+    airflow_cli(env, "pools", "set", PROMOTION_POOL, "1", "champion promotions, one at a time (mlops)")

@@ -1,0 +1,136 @@
+"""`make ui`: Airflow (api-server, scheduler, dag-processor, triggerer) and the MLflow UI on MLOPS_HOME.
+
+Only the project's DAGs and plugins, bound to 127.0.0.1, on the same MLOPS_HOME, Airflow DB
+and MLflow store as `make demo`, so the demo's runs, the champion and the Models view are
+there. Runs until Ctrl-C (or SIGTERM) and then stops every process it started.
+
+    python scripts/ui.py [--port 8080] [--mlflow-port 5000] [--no-mlflow] [--celery-workers N]
+
+The metadata DB and executor follow the usual Airflow settings: with
+``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` pointing at PostgreSQL and
+``AIRFLOW__CORE__EXECUTOR=CeleryExecutor`` (broker and result backend in
+``AIRFLOW__CELERY__*``), ``--celery-workers N`` starts N Celery workers beside the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import local_airflow
+
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+
+def _wait_healthy(port: int, procs: dict[str, subprocess.Popen], timeout: float) -> dict:
+    """Until the api-server answers and reports the scheduler, dag-processor and triggerer healthy."""
+    deadline = time.time() + timeout
+    last: object = None
+    while time.time() < deadline:
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                raise SystemExit(f"{name} exited with {proc.returncode} while starting; see its log")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=5) as resp:
+                health = json.load(resp)
+            last = health
+            if all((health.get(k) or {}).get("status") == "healthy"
+                   for k in ("metadatabase", "scheduler", "triggerer", "dag_processor")):
+                return health
+        except OSError as err:
+            last = err
+        time.sleep(2)
+    raise SystemExit(f"Airflow did not become healthy within {timeout:.0f}s (last answer: {last})")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("MLOPS_UI_PORT", 8080)))
+    parser.add_argument("--mlflow-port", type=int, default=int(os.environ.get("MLOPS_MLFLOW_UI_PORT", 5000)))
+    parser.add_argument("--no-mlflow", action="store_true", help="do not start the MLflow UI")
+    parser.add_argument("--celery-workers", type=int, default=0, help="Celery workers to start (CeleryExecutor)")
+    parser.add_argument("--ready-timeout", type=float, default=300)
+    args = parser.parse_args(argv)
+
+    home = local_airflow.home_dir()
+    local_airflow.write_config(home, port=args.port)
+    mlflow_url = f"http://127.0.0.1:{args.mlflow_port}"
+    extra = {} if args.no_mlflow else {"MLOPS_MLFLOW_UI_URL": mlflow_url}
+    env = local_airflow.environment(home, **extra)
+    if not (home / "mlflow").exists() and not os.environ.get("AIRFLOW_CONN_MLFLOW_DEFAULT"):
+        print(f"note: {home} holds no MLflow store yet; run `make demo` first to see runs and models", flush=True)
+    local_airflow.prepare(env)
+
+    logs = home / "logs" / "ui"
+    logs.mkdir(parents=True, exist_ok=True)
+    procs: dict[str, subprocess.Popen] = {}
+
+    def start(name: str, cmd: list[str], proc_env: dict[str, str]) -> None:
+        out = open(logs / f"{name}.log", "ab")
+        procs[name] = subprocess.Popen(cmd, env=proc_env, stdout=out, stderr=subprocess.STDOUT, cwd=home)
+
+    def stop(*_: object) -> None:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        deadline = time.time() + 30
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=max(1.0, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    airflow = str(local_airflow.BIN / "airflow")
+    try:
+        for component in COMPONENTS:
+            cmd = [airflow, component]
+            if component == "api-server":
+                cmd += ["--host", "127.0.0.1", "--port", str(args.port)]
+            start(component, cmd, env)
+        for i in range(1, args.celery_workers + 1):
+            # Each worker on this host needs its own log-server port and Celery node name.
+            start(f"celery-worker-{i}", [airflow, "celery", "worker", "--celery-hostname", f"worker{i}@%h",
+                                         "--concurrency", "2"],
+                  {**env, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(8793 + 10 * i),
+                   "MLOPS_CELERY_WORKER": f"worker{i}"})
+        if not args.no_mlflow:
+            from airflow_mlops_provider.core.settings import mlops_home
+
+            os.environ["MLOPS_HOME"] = str(home)
+            store = mlops_home()
+            start("mlflow-ui", [str(local_airflow.BIN / "mlflow"), "ui", "--backend-store-uri",
+                                store.mlflow_tracking_uri, "--host", "127.0.0.1", "--port", str(args.mlflow_port)],
+                  {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+        _wait_healthy(args.port, procs, args.ready_timeout)
+        passwords = Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
+        print(f"Airflow UI : http://127.0.0.1:{args.port}  (user admin; its password is in {passwords})", flush=True)
+        print(f"Models view: http://127.0.0.1:{args.port}/mlops/models  (also in the UI's Browse menu)", flush=True)
+        if not args.no_mlflow:
+            print(f"MLflow UI  : {mlflow_url}", flush=True)
+        print(f"logs       : {logs}", flush=True)
+        print("ready; Ctrl-C stops everything", flush=True)
+        while True:
+            for name, proc in procs.items():
+                if proc.poll() is not None:
+                    print(f"{name} exited with {proc.returncode}; stopping (log: {logs / (name + '.log')})",
+                          file=sys.stderr, flush=True)
+                    stop()
+            time.sleep(2)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+
+
+if __name__ == "__main__":
+    main()

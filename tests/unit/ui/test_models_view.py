@@ -1,0 +1,84 @@
+"""The Models view's page and the data docs index, built from plain facts (no server, no MLflow)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from airflow_mlops_provider.core.validation import write_data_docs_index
+from airflow_mlops_provider.ui.models_view import drift_chart, mlflow_ui_url, render
+
+
+def facts(**overrides):
+    model = {
+        "name": "fraud-detector", "aliases": {"champion": "2", "previous": "1"},
+        "holders": {
+            "champion": {"version": "2", "run_id": "r2", "experiment_id": "7", "metrics": {"roc_auc": 0.91},
+                         "created": "2026-11-20 10:00 UTC", "decision": "promote", "data_version": "abc"},
+            "previous": {"version": "1", "run_id": "r1", "experiment_id": "7", "metrics": {"roc_auc": 0.88},
+                         "created": "2026-11-19 10:00 UTC", "decision": "promote", "data_version": "abd"},
+        },
+        "metric_names": ["roc_auc"],
+        "ledger": [{"event": "decision", "verdict": "reject", "challenger_version": "3", "champion_version": "2",
+                    "reasons": ["roc_auc 0.519 < floor 0.7"], "recorded_at": "2026-11-20T10:00:00+00:00",
+                    "run_id": "manual__1"},
+                   {"event": "rolled_back", "challenger_version": "4", "champion_version": "2",
+                    "failed_tasks": ["kserve.verify"], "run_id": "manual__2"}],
+        "drift": {"2": [{"partition": "2026-11-20", "drift_share": 0.1, "drifted": False, "n_drifted": 1, "rows": 500,
+                         "run_id": "d1", "experiment_id": "9", "report": "r.html"},
+                        {"partition": "2026-11-21", "drift_share": 0.7, "drifted": True, "n_drifted": 7, "rows": 500,
+                         "run_id": "d2", "experiment_id": "9", "report": None}]},
+        "serving": [{"target": "local", "role": "live", "version": "2", "url": "http://127.0.0.1:5001"}],
+    }
+    model.update(overrides)
+    return {"models": [model], "mlflow_ui": "http://mlflow.example:5000", "data_docs": True,
+            "generated": "2026-11-28 10:00:00 UTC"}
+
+
+def test_page_shows_aliases_side_by_side_ledger_reasons_drift_bars_and_links():
+    page = render(facts())
+    assert "@champion: v2" in page and "@previous: v1" in page
+    assert "<td>0.91</td><td>0.88</td>" in page  # metrics side by side, champion first
+    assert "roc_auc 0.519 &lt; floor 0.7" in page  # reasons escaped, shown
+    assert "kserve.verify" in page  # a rollback names its failed step
+    assert page.count('class="drift-bar"') == 2
+    assert 'data-partition="2026-11-21" data-share="0.7000"' in page
+    assert 'href="/mlops/reports/drift/r.html"' in page
+    assert 'href="http://mlflow.example:5000/#/experiments/7/runs/r2"' in page
+    assert 'href="/mlops/reports/data_docs/index.html"' in page
+    assert "http://127.0.0.1:5001" in page
+
+
+def test_names_from_the_registry_are_escaped():
+    page = render(facts(name="<script>alert(1)</script>"))
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+
+
+def test_chart_clamps_shares_and_marks_fired_partitions():
+    svg = drift_chart([{"partition": "a", "drift_share": 1.7, "drifted": True},
+                       {"partition": "b", "drift_share": -1, "drifted": False}])
+    assert 'data-share="1.0000"' in svg and 'data-share="0.0000"' in svg
+    assert "#d9534f" in svg and "(drift fired)" in svg
+
+
+def test_mlflow_ui_link_never_carries_credentials(monkeypatch):
+    monkeypatch.delenv("MLOPS_MLFLOW_UI_URL", raising=False)
+    assert mlflow_ui_url("https://user:secret@mlflow.example/") == "https://mlflow.example"
+    assert mlflow_ui_url("sqlite:////tmp/mlflow.db") is None
+    monkeypatch.setenv("MLOPS_MLFLOW_UI_URL", "http://127.0.0.1:5000/")
+    assert mlflow_ui_url(None) == "http://127.0.0.1:5000"
+
+
+def test_data_docs_index_lists_every_validation_page_newest_first(tmp_path):
+    old = tmp_path / "validations" / "suite_a" / "run1" / "20261101T000000Z" / "batch1.html"
+    new = tmp_path / "validations" / "suite_b" / "run2" / "20261102T000000Z" / "batch2.html"
+    for page in (old, new):
+        page.parent.mkdir(parents=True)
+        page.write_text("<html></html>")
+    os.utime(old, (time.time() - 100, time.time() - 100))
+    index = write_data_docs_index(tmp_path)
+    text = index.read_text()
+    assert "2 validation result(s)" in text
+    assert text.index("suite_b") < text.index("suite_a")
+    assert 'href="validations/suite_a/run1/20261101T000000Z/batch1.html"' in text
+    assert not list(tmp_path.glob(".index.html.*"))
