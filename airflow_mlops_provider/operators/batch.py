@@ -133,6 +133,8 @@ class MlflowBatchScoreOperator(BaseOperator):
                 with storage_errors(self.output_path, self.conn_id):
                     ObjectStoragePath(local_out.as_uri()).copy(ObjectStoragePath(self.output_path,
                                                                                  conn_id=self.conn_id))
+        self._lineage_state = {"registry_uri": self.hook.registry_uri, "version": str(version.version),
+                               "run_id": version.run_id, "shadow_version": shadow_version}
         result = {
             "model_name": self.model_name, "model_version": str(version.version), "model_run_id": version.run_id,
             "task_type": task_type, "output_columns": list(scorer.columns),
@@ -145,3 +147,20 @@ class MlflowBatchScoreOperator(BaseOperator):
             for key, value in stats.shadow.items():
                 self.log.info("shadow %s v%s: %s = %.6f", self.shadow_alias, shadow_version, key, value)
         return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Inputs: the model version it scored with (and the shadow's) and the input partition.
+        Output: the scored file (``output_path``: the partition, or a shard the batch pipeline's
+        ``commit`` step merges into it)."""
+        from airflow_mlops_provider.core.lineage import model_version_dataset, storage_dataset
+        from airflow_mlops_provider.hooks.lineage import operator_lineage
+
+        state = getattr(self, "_lineage_state", None)
+        if not state:
+            return operator_lineage(inputs=[storage_dataset(str(self.input_path))])
+        uri = state["registry_uri"]
+        models = [model_version_dataset(uri, self.model_name, state["version"], state["run_id"])]
+        if state.get("shadow_version"):
+            models.append(model_version_dataset(uri, self.model_name, state["shadow_version"]))
+        return operator_lineage(inputs=[*models, storage_dataset(str(self.input_path))],
+                                outputs=[storage_dataset(str(self.output_path))])

@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 
 from airflow.configuration import conf
 
+from airflow_mlops_provider.core.lineage import LineageDataset
 from airflow_mlops_provider.exceptions import DeploymentError, MlopsProviderError
 from airflow_mlops_provider.hooks.mlflow import MlflowHook
 from airflow_mlops_provider.version_compat import BaseOperator
@@ -127,10 +128,10 @@ class DeployTargetOperator(BaseOperator):
         self.timeout, self.poll_interval = float(self.timeout), float(self.poll_interval)  # may be templated
         status = self.read_status()
         if self.is_done(status, expected):
-            return self.result(context, details, status)
+            return self._finished(self.result(context, details, status))
         self.check_failed(status)
         if not self.wait_for_completion:
-            return {**self.result(context, details, status), "ready": False}
+            return self._finished({**self.result(context, details, status), "ready": False})
         if self.deferrable:
             self.defer(trigger=self.wait_trigger(expected, details, time.time() + self.timeout),
                        method_name="execute_complete", timeout=timedelta(seconds=self.timeout + 60))
@@ -142,7 +143,7 @@ class DeployTargetOperator(BaseOperator):
             time.sleep(self.poll_interval)
             status = self.read_status()
             if self.is_done(status, expected):
-                return self.result(context, details, status)
+                return self._finished(self.result(context, details, status))
             self.check_failed(status)
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -156,13 +157,43 @@ class DeployTargetOperator(BaseOperator):
         status = self.status_from_event(event)
         kind = event["status"]
         if kind == self.done_event:
-            return self.result(context, details, status)
+            return self._finished(self.result(context, details, status))
         if kind == "failed":
             self.check_failed(status)
         if kind == "timeout":
             self.raise_timeout(self.expected_from_event(event), status, details)
         raise self.failure(f"cannot watch {self.resource}: {event.get('message')}", **self.error_context(),
                            reason="api")
+
+    # -- lineage --------------------------------------------------------------------------------
+    def lineage_endpoint(self, result: dict[str, Any]) -> LineageDataset | None:
+        """The serving endpoint a result names, as an OpenLineage dataset (a target supplies it)."""
+        return None
+
+    def _finished(self, result: dict[str, Any]) -> dict[str, Any]:
+        """Record what the task ended with, for :meth:`get_openlineage_facets_on_complete`."""
+        from airflow_mlops_provider.hooks.lineage import safely
+
+        model = getattr(self, "model_name", None)
+        self._lineage_state = {
+            "result": result,
+            "registry_uri": safely(lambda: self.mlflow_hook.registry_uri) if model else None}
+        return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Input: the MLflow model version now served (when the step knows it). Output: the
+        endpoint (:meth:`lineage_endpoint`: ``sagemaker://<region>``, ``kserve://<namespace>``,
+        ``http://host:port``)."""
+        from airflow_mlops_provider.core.lineage import model_version_dataset
+        from airflow_mlops_provider.hooks.lineage import operator_lineage
+
+        state = getattr(self, "_lineage_state", None)
+        if not state:
+            return operator_lineage()
+        result, uri = state["result"], state["registry_uri"]
+        model, version = getattr(self, "model_name", None), result.get("model_version")
+        inputs = [model_version_dataset(uri, model, version)] if uri and model and version else []
+        return operator_lineage(inputs=inputs, outputs=[self.lineage_endpoint(result)])
 
 
 class DeployTargetRollbackOperator(DeployTargetOperator):

@@ -72,6 +72,13 @@ class _KServeOperator(DeployTargetOperator):
     def error_context(self) -> dict[str, Any]:
         return {"name": self.name, "namespace": self.namespace}
 
+    def lineage_endpoint(self, result: dict[str, Any]) -> Any:
+        """``kserve://<namespace>`` + the InferenceService name."""
+        from airflow_mlops_provider.core.lineage import kserve_dataset
+
+        return kserve_dataset(str(result.get("namespace") or self.namespace), str(result.get("name") or self.name),
+                              url=result.get("url"), canary_traffic_percent=result.get("canary_traffic_percent"))
+
     def read_status(self) -> dict[str, Any]:
         return self.hook.status(self.name, self.namespace)
 

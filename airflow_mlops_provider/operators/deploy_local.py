@@ -61,6 +61,14 @@ class _LocalServingOperator(DeployTargetOperator):
     def error_context(self) -> dict[str, Any]:
         return {"model": self.model_name}
 
+    def lineage_endpoint(self, result: dict[str, Any]) -> Any:
+        """The scoring server: ``http://<host>:<port>`` + ``/invocations``."""
+        from airflow_mlops_provider.core.lineage import http_endpoint_dataset
+
+        if not result.get("url"):
+            return None
+        return http_endpoint_dataset(str(result["url"]), role=result.get("role"))
+
     def _check_model_name(self) -> None:
         if not self.model_name or not isinstance(self.model_name, str):
             raise LocalServingError(f"{self.task_id}: model_name is required", field="model_name", reason="invalid")
@@ -206,7 +214,7 @@ class LocalPromoteModelVersionOperator(_LocalServingOperator):
             candidate, live = state.candidate, state.live
             if candidate is None:
                 if live is not None and is_running(live):
-                    return _server_result(self.model_name, live, action="unchanged", stopped_version=None)
+                    return self._finished(_server_result(self.model_name, live, action="unchanged", stopped_version=None))
                 raise LocalServingError(f"{self.resource}: no candidate server to promote (deploy first)",
                                         **self.error_context(), reason="invalid")
             if not is_healthy(candidate):
@@ -219,7 +227,7 @@ class LocalPromoteModelVersionOperator(_LocalServingOperator):
                 self.hook.stop(live)
                 stopped = live.version
         self.log.info("v%s of %s is live on %s", candidate.version, self.model_name, candidate.url)
-        return _server_result(self.model_name, candidate, action="promoted", stopped_version=stopped)
+        return self._finished(_server_result(self.model_name, candidate, action="promoted", stopped_version=stopped))
 
 
 class LocalRollbackModelVersionOperator(_LocalServingOperator, DeployTargetRollbackOperator):
@@ -259,7 +267,8 @@ class LocalRollbackModelVersionOperator(_LocalServingOperator, DeployTargetRollb
                 if not stopped:
                     raise AirflowSkipException(f"{self.model_name!r} has no @{self.alias} and no candidate "
                                                "server: nothing to roll back to")
-                return _server_result(self.model_name, live, action="stopped_candidate", stopped_versions=stopped)
+                return self._finished(_server_result(self.model_name, live, action="stopped_candidate",
+                                                    stopped_versions=stopped))
             if live is not None and live.version == champion and is_running(live):
                 server, action = live, ("rolled_back" if stopped else "unchanged")
             else:

@@ -105,6 +105,16 @@ class _SageMakerEndpointOperator(DeployTargetOperator):
     def error_context(self) -> dict[str, Any]:
         return {"endpoint": self.endpoint_name}
 
+    def lineage_endpoint(self, result: dict[str, Any]) -> Any:
+        """``sagemaker://<region>`` + the endpoint name."""
+        from airflow_mlops_provider.core.lineage import sagemaker_endpoint_dataset
+
+        region = result.get("region") or self.region_name
+        if not region:
+            return None
+        return sagemaker_endpoint_dataset(str(region), str(result.get("endpoint_name") or self.endpoint_name),
+                                          endpoint_config_name=result.get("endpoint_config_name"))
+
     def read_status(self) -> dict[str, Any]:
         return self._describe_endpoint() or {}
 

@@ -107,6 +107,7 @@ class EvidentlyCheckDriftOperator(BaseOperator):
         run_id = self._log_mlflow(context, result, report) if self.log_to_mlflow else None
         summary = result.to_dict()
         drifted = [c.column for c in columns if c.drifted]
+        self._lineage_state = {"registry_uri": self.hook.registry_uri, "report": str(report)}
         (self.log.warning if result.drifted else self.log.info)(
             "Drift share %.0f%% (%d/%d) on %d rows: %s", result.drift_share * 100, result.n_drifted, len(columns),
             rows, result.too_few_rows or "; ".join(result.reasons) or "policy does not fire")
@@ -120,6 +121,21 @@ class EvidentlyCheckDriftOperator(BaseOperator):
             "columns": {k: {"method": v["method"], "statistic": v["statistic"], "drifted": v["drifted"]}
                         for k, v in summary["columns"].items()},
         }
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Inputs: the model version (its training baseline), the partition and the scored
+        partition. Output: the drift report."""
+        from airflow_mlops_provider.core.lineage import model_version_dataset, storage_dataset
+        from airflow_mlops_provider.hooks.lineage import operator_lineage
+
+        state = getattr(self, "_lineage_state", None)
+        if not state:
+            return operator_lineage()
+        inputs = [model_version_dataset(state["registry_uri"], self.model_name, str(self.model_version)),
+                  storage_dataset(str(self.data_path))]
+        if self.predictions_path not in (None, "", "None"):
+            inputs.append(storage_dataset(str(self.predictions_path)))
+        return operator_lineage(inputs=inputs, outputs=[storage_dataset(state["report"])])
 
     def _prediction_drift(self, column_drift: Any, baseline: Any) -> Any:
         """The model's primary output on this partition against its outputs on the training holdout."""

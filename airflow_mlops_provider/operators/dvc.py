@@ -69,4 +69,18 @@ class DvcGetDataVersionOperator(BaseOperator):
                         raise OSError(f"copy of {self.path}@{version.commit[:12]} has md5 {got}, "
                                       f"expected {version.md5}")
             result["local_path"] = str(target)
+        self._lineage_state = result
         return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Input: the DVC-tracked file at its version. Output: the local copy, with the same version."""
+        from airflow_mlops_provider.core.lineage import dvc_dataset, storage_dataset
+        from airflow_mlops_provider.hooks.lineage import operator_lineage
+
+        version = getattr(self, "_lineage_state", None)
+        if not version:
+            return operator_lineage()
+        tracked = dvc_dataset(version)
+        copy = (storage_dataset(version["local_path"], **(tracked.facets if tracked else {}))
+                if version.get("local_path") else None)
+        return operator_lineage(inputs=[tracked], outputs=[copy])

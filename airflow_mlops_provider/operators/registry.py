@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import Any
 
 from airflow_mlops_provider.core.settings import mlops_home
+from airflow_mlops_provider.hooks.lineage import safely
 from airflow_mlops_provider.hooks.mlflow import MlflowHook
 from airflow_mlops_provider.version_compat import BaseOperator
 
@@ -71,6 +72,7 @@ class MlflowRegisterModelOperator(_MlflowRegistryOperator):
             except MlflowException:
                 client.get_registered_model(self.name)  # created concurrently: fine
         existing = client.search_model_versions(f"name = '{self.name}' and run_id = '{self.run_id}'")
+        source = None
         if existing:
             mv = max(existing, key=lambda v: int(v.version))
             self.log.info("Run %s is already registered as %s v%s; reusing it", self.run_id, self.name, mv.version)
@@ -87,7 +89,26 @@ class MlflowRegisterModelOperator(_MlflowRegistryOperator):
         mv = self.hook.wait_version_ready(self.name, mv.version, timeout=self.ready_timeout)
         if self.alias:
             client.set_registered_model_alias(self.name, self.alias, mv.version)
-        return version_dict(client.get_model_version(self.name, mv.version))
+        registered = version_dict(client.get_model_version(self.name, mv.version))
+        self._lineage_state = {
+            "tracking_uri": self.hook.tracking_uri, "registry_uri": self.hook.registry_uri,
+            "model_uri": source or self.model_uri or safely(lambda: self.hook.logged_model_uri(self.run_id),
+                                                            registered["source"]),
+            "version": registered["version"], "source": registered["source"]}
+        return registered
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Input: the model the run logged. Output: the registered version (``models/<name>/versions/<n>``)."""
+        from airflow_mlops_provider.core.lineage import logged_model_dataset, model_version_dataset
+        from airflow_mlops_provider.hooks.lineage import operator_lineage
+
+        state = getattr(self, "_lineage_state", None)
+        if not state:
+            return operator_lineage()
+        return operator_lineage(
+            inputs=[logged_model_dataset(state["tracking_uri"], state["model_uri"], self.run_id)],
+            outputs=[model_version_dataset(state["registry_uri"], self.name, state["version"], self.run_id,
+                                           source=state["source"], alias=self.alias)])
 
 
 class MlflowSetModelAliasOperator(_MlflowRegistryOperator):
@@ -106,7 +127,20 @@ class MlflowSetModelAliasOperator(_MlflowRegistryOperator):
             self.hook.client.delete_registered_model_alias(self.name, self.alias)
             return {"name": self.name, "alias": self.alias, "version": None}
         self.hook.client.set_registered_model_alias(self.name, self.alias, str(self.version))
+        self._lineage_state = {"registry_uri": self.hook.registry_uri, "version": str(self.version)}
         return {"name": self.name, "alias": self.alias, "version": str(self.version)}
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Input: the version. Output: the alias (``models/<name>/aliases/<alias>``) naming it."""
+        from airflow_mlops_provider.core.lineage import alias_dataset, model_version_dataset
+        from airflow_mlops_provider.hooks.lineage import operator_lineage
+
+        state = getattr(self, "_lineage_state", None)
+        if not state:
+            return operator_lineage()
+        uri, version = state["registry_uri"], state["version"]
+        return operator_lineage(inputs=[model_version_dataset(uri, self.name, version)],
+                                outputs=[alias_dataset(uri, self.name, self.alias, version)])
 
 
 class MlflowGetModelVersionOperator(_MlflowRegistryOperator):
@@ -271,9 +305,9 @@ class MlflowPromoteModelOperator(_MlflowRegistryOperator):
                                                      "recovered": True})
                     self.log.warning("%s v%s was made champion by an interrupted try; ledger entry recovered",
                                      self.name, version)
-                    return {"name": self.name, "champion": version, "previous": previous, "changed": True}
+                    return self._promoted(version, previous, changed=True)
                 self.log.info("%s v%s is already the champion", self.name, version)
-                return {"name": self.name, "champion": version, "previous": previous, "changed": False}
+                return self._promoted(version, previous, changed=False)
             if current_v != expected:
                 ledger.append(home.ledger_path, {**base, "event": "promotion_superseded",
                                                  "expected_champion": expected, "actual_champion": current_v,
@@ -293,11 +327,32 @@ class MlflowPromoteModelOperator(_MlflowRegistryOperator):
                 pass
             ledger.append(home.ledger_path, {**base, "event": "promoted", "previous_champion": current_v})
         self.log.info("Promoted %s v%s to champion (previous: %s)", self.name, version, current_v)
-        return {"name": self.name, "champion": version, "previous": current_v, "changed": True}
+        return self._promoted(version, current_v, changed=True)
 
     def _previous(self) -> str | None:
         prev = self.hook.get_version_by_alias(self.name, PREVIOUS, required=False)
         return str(prev.version) if prev is not None else None
+
+    def _promoted(self, version: str, previous: str | None, *, changed: bool) -> dict[str, Any]:
+        self._lineage_state = {"registry_uri": self.hook.registry_uri, "version": version, "previous": previous}
+        return {"name": self.name, "champion": version, "previous": previous, "changed": changed}
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Input: the promoted version (and the former champion). Output: ``@champion`` naming it
+        (``models/<name>/aliases/champion``, its ``version`` facet the version), and ``@previous``."""
+        from airflow_mlops_provider.core.lineage import alias_dataset, model_version_dataset
+        from airflow_mlops_provider.hooks.lineage import operator_lineage
+
+        state = getattr(self, "_lineage_state", None)
+        if not state:  # rejected or superseded: nothing was promoted
+            return operator_lineage()
+        uri, version, previous = state["registry_uri"], state["version"], state["previous"]
+        inputs = [model_version_dataset(uri, self.name, version)]
+        outputs = [alias_dataset(uri, self.name, CHAMPION, version)]
+        if previous and previous != version:
+            inputs.append(model_version_dataset(uri, self.name, previous))
+            outputs.append(alias_dataset(uri, self.name, PREVIOUS, previous))
+        return operator_lineage(inputs=inputs, outputs=outputs)
 
 
 class MlflowSummarizeDecisionOperator(BaseOperator):

@@ -346,6 +346,8 @@ class MlflowTrainModelOperator(BaseOperator):
                 (folder / files.PREDICTIONS_FILE).write_text(json.dumps(prediction_profile))
                 sample_rows(predicted).to_parquet(folder / files.PREDICTIONS_SAMPLE_FILE, index=False)
                 mlflow.log_artifacts(str(folder), artifact_path="baseline")
+        self._lineage_state = {"tracking_uri": self.hook.tracking_uri, "model_uri": info.model_uri,
+                               "run_id": run_id, "experiment_id": experiment_id}
         return {
             "run_id": run_id, "experiment_id": experiment_id, "model_uri": info.model_uri,
             "task_type": task_type, "classes": classes,
@@ -354,6 +356,18 @@ class MlflowTrainModelOperator(BaseOperator):
             "holdout_uri": f"runs:/{run_id}/{HOLDOUT_ARTIFACT}",
             "baseline_uri": f"runs:/{run_id}/baseline",
         }
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Inputs: the training data, with its DVC version (``mlops_dvc``, ``version``) when
+        ``data_version`` is given. Outputs: the model the MLflow run logged (``logged_models/<id>``),
+        which registration turns into a model version."""
+        from airflow_mlops_provider.core.lineage import logged_model_dataset, training_data
+        from airflow_mlops_provider.hooks.lineage import operator_lineage
+
+        data_version = self.data_version if isinstance(self.data_version, dict) else None
+        state = getattr(self, "_lineage_state", None)
+        return operator_lineage(inputs=[training_data(str(self.data_path), data_version)],
+                                outputs=[logged_model_dataset(**state)] if state else [])
 
 
 def _is_numeric(series: Any) -> bool:

@@ -137,6 +137,7 @@ class GreatExpectationsValidateDataOperator(BaseOperator):
                            "so quarantine cannot isolate them")
         if self.quarantine:
             quarantine_info = self._quarantine(df, run.result, summary, path, fmt, stem, result_id)
+        self._lineage_state = {"path": path, "quarantine": quarantine_info}
 
         return {
             "success": summary["success"],
@@ -149,6 +150,16 @@ class GreatExpectationsValidateDataOperator(BaseOperator):
             "data_docs_uri": summary["data_docs_uri"],
             "quarantine": quarantine_info,
         }
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Input: the validated file. Outputs: the quarantined and the kept rows, when split."""
+        from airflow_mlops_provider.core.lineage import storage_dataset
+        from airflow_mlops_provider.hooks.lineage import operator_lineage
+
+        state = getattr(self, "_lineage_state", None) or {"path": str(self.path), "quarantine": None}
+        split = state["quarantine"] or {}
+        return operator_lineage(inputs=[storage_dataset(state["path"])],
+                                outputs=[storage_dataset(split[k]) for k in ("path", "valid_path") if split.get(k)])
 
     # -- steps -----------------------------------------------------------------------------
     def _check_arguments(self) -> tuple[str, str, str | None]:

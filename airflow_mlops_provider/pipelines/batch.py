@@ -157,6 +157,12 @@ def batch_scoring_pipeline(model: ModelConfig, *, input_path: str = INPUT_PATH,
         if rows != inspected["rows"]:
             Path(target).unlink(missing_ok=True)
             raise RuntimeError(f"scored {rows} rows for {inspected['rows']} input rows; output withdrawn")
+        from airflow_mlops_provider.core.lineage import storage_dataset
+        from airflow_mlops_provider.hooks.lineage import report_storage_lineage
+
+        # Lineage (shards -> partition): a TaskFlow step reports through Airflow's hook lineage collector.
+        report_storage_lineage(context["task"], inputs=[storage_dataset(s["output_path"]) for s in shards],
+                               outputs=[storage_dataset(str(target))])
         shutil.rmtree(Path(shards[0]["output_path"]).parent, ignore_errors=True)
         result = {"output_path": str(target), "rows": rows, "model_version": versions.pop(),
                   "model_run_id": shards[0]["model_run_id"], "shards": len(shards),
