@@ -19,6 +19,8 @@ _TYPE_LISTS = {
 }
 
 _FLOAT_MAX = 1.7976931348623157e308
+#: Meta key of a contract expectation whose min/max values are floats written as text (see below).
+FLOAT_BOUNDS_META = "mlops_float_bounds"
 # Values a column of the signature's type can hold: ±inf is not a measurement, and an unsigned
 # 64-bit value above 2**63-1 does not fit the model's signed ``long``.
 _BOUNDS = {
@@ -55,8 +57,15 @@ def contract_suite(name: str, inputs: Sequence[tuple[str, str]], profile: dict[s
         base = (profile or {}).get("columns", {}).get(column, {})
         bounds = _BOUNDS.get(mlflow_type)
         if bounds:
+            low, high = bounds[0], bounds[1]
+            if isinstance(low, float):
+                # The contract travels as XCom; a metadata DB on PostgreSQL stores XCom as JSONB,
+                # whose numeric type gives 1.79e308 back as a 309-digit integer that the Task SDK
+                # cannot serialise. Floats travel as text and load_suite turns them back.
+                low, high = repr(low), repr(high)
             expectations.append({"type": "expect_column_values_to_be_between",
-                                 "kwargs": {"column": column, "min_value": bounds[0], "max_value": bounds[1]},
+                                 "kwargs": {"column": column, "min_value": low, "max_value": high},
+                                 "meta": {FLOAT_BOUNDS_META: True} if isinstance(bounds[0], float) else None,
                                  "severity": "critical", "description": bounds[2].format(column=column)})
         if mlflow_type in ("long", "integer"):
             expectations.append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": column},

@@ -151,6 +151,11 @@ def _build_expectation(spec: Any, index: int, source: str) -> Any:
     if not isinstance(kwargs, Mapping):
         raise SuiteDefinitionError(f"{where}: 'kwargs' must be an object, not {type(kwargs).__name__}",
                                    source=source, index=index, type=etype)
+    meta = spec.get("meta")
+    if isinstance(meta, Mapping) and meta.get("mlops_float_bounds"):
+        # Input-contract bounds such as ±1.79e308 travel as text (core.contract: JSONB XCom).
+        kwargs = {**kwargs, **{k: float(kwargs[k]) for k in ("min_value", "max_value")
+                               if isinstance(kwargs.get(k), str)}}
     severity = spec.get("severity") or "critical"
     severity = getattr(severity, "value", severity)  # a FailureSeverity member from a built suite
     if not isinstance(severity, str) or severity.lower() not in SEVERITIES:
