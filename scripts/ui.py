@@ -112,9 +112,10 @@ def main(argv: list[str] | None = None) -> None:
                                 store.mlflow_tracking_uri, "--host", "127.0.0.1", "--port", str(args.mlflow_port)],
                   {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
         _wait_healthy(args.port, procs, args.ready_timeout)
-        passwords = Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
+        passwords = env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE") or \
+            Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
         print(f"Airflow UI : http://127.0.0.1:{args.port}  (user admin; its password is in {passwords})", flush=True)
-        print(f"Models view: http://127.0.0.1:{args.port}/mlops/models  (also in the UI's Browse menu)", flush=True)
+        print(f"Models view: http://127.0.0.1:{args.port}/mlops/models  (also 'Models' in the UI's navigation)", flush=True)
         if not args.no_mlflow:
             print(f"MLflow UI  : {mlflow_url}", flush=True)
         print(f"logs       : {logs}", flush=True)
