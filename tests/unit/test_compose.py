@@ -80,7 +80,7 @@ def test_airflow_services_share_one_environment_and_mount_dags_and_plugins(compo
     services = compose["services"]
     envs = [_env(services[name]) for name in AIRFLOW_SERVICES]
     shared = {k: v for k, v in envs[0].items() if k != "MLOPS_ADMIN_PASSWORD"}
-    for name, env in zip(AIRFLOW_SERVICES, envs):
+    for name, env in zip(AIRFLOW_SERVICES, envs, strict=True):
         assert {k: v for k, v in env.items() if k != "MLOPS_ADMIN_PASSWORD"} == shared, f"{name!r} env differs"
         mounts = services[name].get("volumes") or []
         for folder in ("dags", "plugins"):
