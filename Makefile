@@ -27,7 +27,7 @@ browser:
 	bash scripts/install_chromium.sh
 
 test: lint browser
-	$(RUN) pytest -q -p no:cacheprovider -n 2 --dist loadgroup
+	$(RUN) pytest -q -p no:cacheprovider -n 2 --dist loadgroup --durations=25
 
 unit: install
 	$(RUN) pytest -q tests/unit
