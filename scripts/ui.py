@@ -50,6 +50,20 @@ def _wait_healthy(port: int, procs: dict[str, subprocess.Popen], timeout: float)
     raise SystemExit(f"Airflow did not become healthy within {timeout:.0f}s (last answer: {last})")
 
 
+def _wait_url(url: str, procs: dict[str, subprocess.Popen], timeout: float) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                raise SystemExit(f"{name} exited with {proc.returncode} while starting; see its log")
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except OSError:
+            time.sleep(1)
+    raise SystemExit(f"{url} did not answer within {timeout:.0f}s")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("MLOPS_UI_PORT", 8080)))
@@ -112,6 +126,8 @@ def main(argv: list[str] | None = None) -> None:
                                 store.mlflow_tracking_uri, "--host", "127.0.0.1", "--port", str(args.mlflow_port)],
                   {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
         _wait_healthy(args.port, procs, args.ready_timeout)
+        if not args.no_mlflow:
+            _wait_url(f"{mlflow_url}/health", procs, args.ready_timeout)
         passwords = env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE") or \
             Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
         print(f"Airflow UI : http://127.0.0.1:{args.port}  (user admin; its password is in {passwords})", flush=True)
