@@ -303,7 +303,9 @@ def create_app() -> Any:
         try:
             return collect(hook.client, home=mlops_home(), tracking_uri=hook.tracking_uri, model=model)
         except Exception as err:
-            raise HTTPException(status_code=502, detail=f"cannot read the MLflow registry: {err}") from err
+            # MLflow down or refusing: say so (server and connection, never credentials), not a bare 500.
+            raise HTTPException(status_code=502,
+                                detail=str(hook.unavailable(err, "reading the model registry"))) from err
 
     @app.get("/models", response_class=HTMLResponse)
     def models_page(model: str | None = None) -> HTMLResponse:

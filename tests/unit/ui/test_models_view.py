@@ -82,3 +82,22 @@ def test_data_docs_index_lists_every_validation_page_newest_first(tmp_path):
     assert text.index("suite_b") < text.index("suite_a")
     assert 'href="validations/suite_a/run1/20261101T000000Z/batch1.html"' in text
     assert not list(tmp_path.glob(".index.html.*"))
+
+
+def test_mlflow_down_is_a_502_naming_the_server_without_credentials(monkeypatch, tmp_path):
+    """The view's app, called in-process with the auth dependency satisfied, MLflow refusing."""
+    from fastapi.testclient import TestClient
+
+    from airflow_mlops_provider.ui.models_view import create_app
+
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT",
+                       '{"conn_type": "mlflow", "host": "http://127.0.0.1:9", "login": "u", "password": "s3cret"}')
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    app = create_app()
+    for dependency in app.router.dependencies:  # Airflow's login check: covered by the stack test
+        app.dependency_overrides[dependency.dependency] = lambda: None
+    answer = TestClient(app).get("/api/models")
+    assert answer.status_code == 502
+    detail = answer.json()["detail"]
+    assert "127.0.0.1:9" in detail and "refused the connection" in detail and "s3cret" not in detail
