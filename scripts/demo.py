@@ -118,8 +118,9 @@ def main() -> None:
     print(f"  drift reports     : {home.reports_dir / 'drift'}")
     print(f"  scored partitions : {home.outputs_dir / 'scores'}")
     print(f"  DVC repo / remote : {home.dvc_repo} / {home.dvc_remote}")
-    print("  Airflow + MLflow UI: make ui   (Airflow http://127.0.0.1:8080, user admin, password printed by it;"
-          " Models view in its navigation; MLflow http://127.0.0.1:5000)")
+    print("  Airflow + MLflow UI: make ui   (Airflow http://127.0.0.1:8080, user admin, password in "
+          f"{home.airflow_home / 'simple_auth_manager_passwords.json.generated'}; 'Models' in its navigation; "
+          "MLflow http://127.0.0.1:5000)")
     print(json.dumps({"decisions": sum(r.get("event") == "decision" for r in records),
                       "drift_events": len(events)}))
 
