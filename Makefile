@@ -4,7 +4,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --locked --all-extras --no-sync
 
-.PHONY: install demo ui browser test lint unit integration clean
+.PHONY: install demo ui system-packages test lint unit integration clean
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv $(CURDIR)/.tools
@@ -23,10 +23,10 @@ demo: install
 ui: install
 	$(RUN) python scripts/ui.py
 
-browser:
-	bash scripts/install_chromium.sh
+system-packages:
+	bash scripts/install_system_packages.sh
 
-test: lint browser
+test: lint system-packages
 	$(RUN) pytest -q -p no:cacheprovider -n 2 --dist loadgroup --durations=25
 
 unit: install

@@ -20,10 +20,13 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "MLflow", "external-doc-url": "https://mlflow.org/docs/latest/",
              "tags": ["software"]},
             {"integration-name": "DVC", "external-doc-url": "https://dvc.org/doc", "tags": ["software"]},
+            {"integration-name": "Prometheus", "external-doc-url": "https://github.com/prometheus/pushgateway",
+             "tags": ["software"]},
         ],
         "hooks": [
             {"integration-name": "MLflow", "python-modules": ["airflow_mlops_provider.hooks.mlflow"]},
             {"integration-name": "DVC", "python-modules": ["airflow_mlops_provider.hooks.dvc"]},
+            {"integration-name": "Prometheus", "python-modules": ["airflow_mlops_provider.hooks.prometheus"]},
         ],
         "extra-links": [
             "airflow_mlops_provider.links.validation.GreatExpectationsDataDocsLink",
@@ -32,6 +35,16 @@ def get_provider_info() -> dict[str, Any]:
             "airflow_mlops_provider.links.kserve.KServeInferenceServiceLink",
         ],
         "connection-types": [
+            {
+                "connection-type": "pushgateway",
+                "hook-class-name": "airflow_mlops_provider.hooks.prometheus.PushgatewayHook",
+                "hook-name": "Prometheus Pushgateway",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "extra"],
+                    "relabeling": {"host": "Pushgateway URL", "login": "Username (basic auth)"},
+                    "placeholders": {"host": "http://pushgateway:9091"},
+                },
+            },
             {
                 "connection-type": "mlflow",
                 "hook-class-name": "airflow_mlops_provider.hooks.mlflow.MlflowHook",

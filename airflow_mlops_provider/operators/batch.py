@@ -142,6 +142,11 @@ class MlflowBatchScoreOperator(BaseOperator):
             "input_path": str(self.input_path), "output_path": str(self.output_path), "rows": stats.rows,
             "seconds": round(stats.seconds, 3), "rows_per_second": round(stats.rows_per_second, 1),
         }
+        from airflow_mlops_provider.hooks.prometheus import push_task_metrics
+
+        push_task_metrics(context, model=self.model_name, version=str(version.version), metrics={
+            "rows_scored": stats.rows, "scoring_rows_per_second": stats.rows_per_second,
+            "scoring_seconds": stats.seconds})
         if shadow_version:
             result["shadow"] = {"alias": self.shadow_alias, "version": shadow_version, **stats.shadow}
             for key, value in stats.shadow.items():

@@ -313,6 +313,11 @@ class DeploymentVerifyOperator(BaseOperator):
                        max_latency_ms=limits["max_latency_ms"], failure=self.failure, target=target,
                        **self.result_head(deployment))
         self.log.info("Verified %s: %s", target, outcome)
+        from airflow_mlops_provider.hooks.prometheus import push_task_metrics
+
+        push_task_metrics(context, model=str(challenger["name"]), version=str(challenger["version"]), metrics={
+            "bake_p95_latency_ms": outcome.get("p95_latency_ms"), "bake_error_rate": outcome.get("error_rate"),
+            "bake_requests": outcome.get("requests")})
         return {**self.result_head(deployment), **outcome, "rows": len(rows)}
 
 
@@ -379,4 +384,9 @@ class DeploymentRecordRollbackOperator(BaseOperator):
             record["model"], record["challenger_version"], "mlops.deployment", "rolled_back")
         self.log.info("ROLLED BACK %s v%s on %s: failed %s", record["model"], record["challenger_version"],
                       self.target, record["failed_tasks"])
+        from airflow_mlops_provider.hooks.prometheus import ledger_count, push_task_metrics
+
+        push_task_metrics(context, model=record["model"], version=str(record["challenger_version"]), metrics={
+            "rollbacks": ledger_count(mlops_home().ledger_path, record["model"], "rolled_back")},
+            descriptions={"rollbacks": "rollbacks recorded in the audit ledger for this model"})
         return record

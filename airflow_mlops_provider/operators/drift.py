@@ -108,6 +108,13 @@ class EvidentlyCheckDriftOperator(BaseOperator):
         summary = result.to_dict()
         drifted = [c.column for c in columns if c.drifted]
         self._lineage_state = {"registry_uri": self.hook.registry_uri, "report": str(report)}
+        from airflow_mlops_provider.hooks.prometheus import push_task_metrics
+
+        push_task_metrics(context, model=self.model_name, version=str(self.model_version), metrics={
+            "drift_share": result.drift_share, "drifted_features": result.n_drifted,
+            "drift_checked_features": len(columns), "drift_rows": rows, "drift_detected": int(bool(result.drifted)),
+        }, descriptions={"drift_share": "share of features whose distribution drifted from the training baseline",
+                         "drift_detected": "1 when the drift policy fired for this partition"})
         (self.log.warning if result.drifted else self.log.info)(
             "Drift share %.0f%% (%d/%d) on %d rows: %s", result.drift_share * 100, result.n_drifted, len(columns),
             rows, result.too_few_rows or "; ".join(result.reasons) or "policy does not fire")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 
 import pyarrow.parquet as pq
 import pytest
@@ -12,6 +13,8 @@ from airflow_mlops_provider.core.demo_data import TARGET, generate
 from airflow_mlops_provider.core.settings import mlops_home as home_settings
 from airflow_mlops_provider.hooks.dvc import DvcHook, init_local_repo
 from airflow_mlops_provider.hooks.mlflow import MlflowHook
+from tests.conftest import conn_env, free_port
+from tests.prometheus_stack import prometheus_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("batch_dag")]
 
@@ -78,8 +81,11 @@ def test_normal_day_scores_every_row_and_emits_no_drift(mlops_home, run_dag, air
     source = generate(12_000, seed=21).drop(columns=[TARGET])
     incoming("2026-11-10", source)
     before = len(drift_events(airflow_db))
-    result = run_dag("mlops_batch_inference", "2026-11-10")
+    # Monitoring is down (nothing listens on the gateway's port): the run stays green, one warning.
+    down = conn_env("pushgateway_default", conn_type="pushgateway", host=f"http://127.0.0.1:{free_port()}")
+    result = run_dag("mlops_batch_inference", "2026-11-10", env=down)
     assert result.returncode == 0, result
+    assert result.output.count("Prometheus Pushgateway http://127.0.0.1:") == 1, result.output[-3000:]
     assert result.states["signal_drift"] == "skipped", result.states
     assert len(drift_events(airflow_db)) == before
     champion = MlflowHook().client.get_model_version_by_alias(MODEL, "champion")
@@ -103,16 +109,30 @@ def test_normal_day_scores_every_row_and_emits_no_drift(mlops_home, run_dag, air
     assert not any((home_settings().outputs_dir / "staging").rglob("*.parquet"))
 
 
-def test_drifted_day_emits_drift_detected(mlops_home, run_dag, airflow_db):
+def test_drifted_day_emits_drift_detected_and_prometheus_has_its_drift_share(mlops_home, run_dag, airflow_db,
+                                                                              tmp_path):
     incoming("2026-11-11", generate(12_000, seed=22, kind="drifted").drop(columns=[TARGET]))
     before = len(drift_events(airflow_db))
-    result = run_dag("mlops_batch_inference", "2026-11-11")
-    assert result.returncode == 0, result
+    with prometheus_stack(tmp_path / "prometheus") as (gateway, query):
+        result = run_dag("mlops_batch_inference", "2026-11-11",
+                         env=conn_env("pushgateway_default", conn_type="pushgateway", host=gateway))
+        assert result.returncode == 0, result
+        deadline = time.time() + 30
+        while not (series := query(f'mlops_drift_share{{model="{MODEL}",dag_id="mlops_batch_inference"}}')):
+            assert time.time() < deadline, "Prometheus never scraped the pushed drift share"
+            time.sleep(1)
+        rows = query(f'sum(mlops_rows_scored{{model="{MODEL}",task_id="score"}})')
+    (point,) = series
+    assert point["metric"]["run_id"] == result.run_id and point["metric"]["task_id"] == "check_drift"
+    share = float(point["value"][1])
+    assert share >= 0.5
+    assert float(rows[0]["value"][1]) == 12_000  # both shards' rows
     assert result.states["signal_drift"] == "success", result.states
     events = drift_events(airflow_db)
     assert len(events) == before + 1
     extra = events[-1]
-    assert extra["model_name"] == MODEL and extra["drift_share"] >= 0.5
+    assert extra["model_name"] == MODEL and extra["drift_share"] == pytest.approx(share)
+    assert point["metric"]["version"] == str(extra["model_version"])
     assert "amount" in extra["drifted_features"]
     assert extra["report"].endswith(".html")
     html = open(extra["report"], encoding="utf-8").read()

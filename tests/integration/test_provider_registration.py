@@ -27,6 +27,7 @@ def test_providers_list_and_hooks(airflow_db):
     by_type = {h["connection_type"]: h for h in hooks}
     assert by_type["mlflow"]["class"] == "airflow_mlops_provider.hooks.mlflow.MlflowHook"
     assert by_type["dvc"]["class"] == "airflow_mlops_provider.hooks.dvc.DvcHook"
+    assert by_type["pushgateway"]["class"] == "airflow_mlops_provider.hooks.prometheus.PushgatewayHook"
 
 
 def test_connection_form_metadata_is_valid_for_the_ui():
@@ -38,6 +39,7 @@ def test_connection_form_metadata_is_valid_for_the_ui():
     behaviours = pm.field_behaviours
     assert behaviours["mlflow"]["relabeling"]["host"] == "Tracking URI"
     assert "port" in behaviours["dvc"]["hidden_fields"]
+    assert behaviours["pushgateway"]["relabeling"]["host"] == "Pushgateway URL"
 
 
 def test_missing_optional_dependency_names_the_extra():
