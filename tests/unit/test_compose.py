@@ -20,6 +20,7 @@ import yaml
 from airflow_mlops_provider.get_provider_info import get_provider_info
 from airflow_mlops_provider.hooks.dvc import DvcHook
 from airflow_mlops_provider.hooks.mlflow import MlflowHook
+from airflow_mlops_provider.hooks.prometheus import PushgatewayHook
 from airflow_mlops_provider.pipelines.config import PROMOTION_POOL
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,12 +37,14 @@ AIRFLOW_SERVICES = {  # service -> the Airflow command it runs (None: the init's
 # What each service listens on inside the compose network (cross-checked below where the file
 # says it: MinIO's --address, MLflow's --port, the api-server's published port).
 LISTENS = {"postgres": {5432}, "redis": {6379}, "minio": {9000, 9001}, "mlflow": {5000},
-           "airflow-api-server": {8080}, "airflow-scheduler": {8974}}
+           "airflow-api-server": {8080}, "airflow-scheduler": {8974}, "pushgateway": {9091},
+           "prometheus": {9090}, "grafana": {3000}}
 DEFAULT_PORTS = {"http": 80, "https": 443, "redis": 6379, "postgresql": 5432}
 CONNECTIONS = {  # connection id the provider / DAGs use by default -> the conn type it must have
     MlflowHook.default_conn_name: MlflowHook.conn_type,
     DvcHook.default_conn_name: DvcHook.conn_type,
     "aws_default": "aws",
+    PushgatewayHook.default_conn_name: PushgatewayHook.conn_type,
 }
 INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}")
 
@@ -347,7 +350,7 @@ def test_connections_have_the_providers_types_and_fields(connections, airflow_en
         assert conn.get("conn_type") == conn_type, f"{conn_id}: conn_type is {conn.get('conn_type')!r}, not {conn_type!r}"
         assert set(conn) <= fields, f"{conn_id}: unknown fields {sorted(set(conn) - fields)}"
         assert isinstance(conn.get("extra", {}), dict), f"{conn_id}: extra is not a JSON object"
-    for conn_type in (MlflowHook.conn_type, DvcHook.conn_type):
+    for conn_type in (MlflowHook.conn_type, DvcHook.conn_type, PushgatewayHook.conn_type):
         assert conn_type in registered, f"the provider does not register conn type {conn_type!r}"
 
     mlflow = connections["mlflow_default"]
@@ -408,3 +411,27 @@ def test_every_secret_has_a_default_and_is_listed_in_the_header():
     assert not unlisted, f"secrets {unlisted} are not listed in the file header"
     for var in secrets:
         assert re.search(rf"\$\{{{var}:-[^}}]+\}}", body), f"${{{var}}} has no demo default"
+
+
+# -- monitoring ------------------------------------------------------------------------------------
+def test_prometheus_scrapes_the_gateway_the_tasks_push_to_and_grafana_has_the_dashboard(services, connections):
+    gateway = urlsplit(connections[PushgatewayHook.default_conn_name]["host"])
+    config = yaml.safe_load((REPO / "docker" / "prometheus" / "prometheus.yml").read_text())
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "pushgateway"]
+    assert job.get("honor_labels") is True, "prometheus: the pushed model/version/dag labels must be kept"
+    assert [f"{gateway.hostname}:{gateway.port}"] == job["static_configs"][0]["targets"]
+    mounts = " ".join(need(services, "prometheus")["volumes"])
+    assert "./docker/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml" in mounts
+    datasource = yaml.safe_load((REPO / "docker/grafana/provisioning/datasources/prometheus.yml").read_text())
+    assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
+    provider = yaml.safe_load((REPO / "docker/grafana/provisioning/dashboards/mlops.yml").read_text())
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+    assert "./docker/grafana/dashboards:/var/lib/grafana/dashboards:ro" in need(services, "grafana")["volumes"]
+    dashboard = json.loads((REPO / "docker/grafana/dashboards/mlops.json").read_text())
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    # Every metric the dashboard charts is one the provider pushes (names in the operators' code).
+    pushed = set(re.findall(r'"([a-z_0-9]+)": ', " ".join(
+        (REPO / "airflow_mlops_provider" / "operators" / f).read_text()
+        for f in ("batch.py", "drift.py", "deploy.py", "registry.py"))))
+    charted = set(re.findall(r"mlops_([a-z_0-9]+)\{", exprs))
+    assert charted and charted <= pushed, f"the dashboard charts metrics nobody pushes: {sorted(charted - pushed)}"
