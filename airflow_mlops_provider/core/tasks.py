@@ -81,10 +81,20 @@ def default_policy(task_type: str) -> dict[str, Any]:
     return json.loads(json.dumps(DEFAULT_POLICIES[parse_task_type(task_type)]))
 
 
+#: Group (bias) metrics per task type and which way is better (core.fairness computes them when a
+#: model names sensitive attributes).
+GROUP_METRICS: dict[str, dict[str, str]] = {
+    "binary": {"demographic_parity_difference": "lower", "equalized_odds_difference": "lower",
+               "accuracy_group_min": "higher"},
+    "multiclass": {"accuracy_group_difference": "lower", "accuracy_group_min": "higher"},
+    "regression": {"rmse_group_difference": "lower", "rmse_group_max": "lower"},
+}
+
+
 def check_policy_metrics(task_type: str, policy: dict[str, Any], where: str = "policy") -> None:
     """Refuse a policy that names a metric the task type does not produce, naming it and the options."""
     task_type = parse_task_type(task_type)
-    known = METRICS[task_type]
+    known = {**METRICS[task_type], **GROUP_METRICS[task_type]}
     for i, rule in enumerate((policy or {}).get("metrics") or []):
         name = rule.get("name") if isinstance(rule, dict) else None
         if name not in known:
@@ -102,7 +112,8 @@ def complete_policy(task_type: str, policy: dict[str, Any]) -> dict[str, Any]:
     ``{"name": "rmse"}`` means "lower is better", as RMSE is; never the rule's generic default.
     """
     check_policy_metrics(task_type, policy)
-    known = METRICS[parse_task_type(task_type)]
+    task_type = parse_task_type(task_type)
+    known = {**METRICS[task_type], **GROUP_METRICS[task_type]}
     rules = [{**rule, "direction": rule.get("direction") or known[rule["name"]] or "higher"}
              for rule in policy.get("metrics") or []]
     return {**policy, "metrics": rules}

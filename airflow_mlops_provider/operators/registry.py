@@ -7,6 +7,7 @@ Aliases, not stages (MLflow 3): ``challenger`` is the candidate, ``champion`` se
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
@@ -172,7 +173,7 @@ class MlflowCompareChallengerOperator(_MlflowRegistryOperator):
 
     def __init__(self, *, name: str, challenger: dict[str, Any], policy: dict[str, Any], target: str,
                  challenger_metrics: dict[str, Any] | None = None, champion_alias: str = CHAMPION,
-                 **kwargs: Any) -> None:
+                 sensitive_features: Sequence[str] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.name = name
         self.challenger = challenger
@@ -180,6 +181,7 @@ class MlflowCompareChallengerOperator(_MlflowRegistryOperator):
         self.policy = policy
         self.target = target
         self.champion_alias = champion_alias
+        self.sensitive_features = list(sensitive_features or ())
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow_mlops_provider.core import ledger
@@ -206,7 +208,29 @@ class MlflowCompareChallengerOperator(_MlflowRegistryOperator):
             return score_holdout(self.hook.load_pyfunc(uri), holdout, self.target, task_type,
                                  classes_from_tags(model_tags), model_uri=uri)
 
-        challenger_metrics = self.challenger_metrics or score(version, tags)
+        fairness: dict[str, Any] = {}
+
+        def with_groups(metrics: dict[str, float], model_version: str, model_tags: dict[str, str],
+                        side: str) -> dict[str, float]:
+            """Add the group (bias) metrics on the same holdout rows when sensitive attributes are named."""
+            if not self.sensitive_features:
+                return metrics
+            from airflow_mlops_provider.core.fairness import FairnessError, group_metrics
+            from airflow_mlops_provider.core.tasks import model_features
+
+            missing = [c for c in self.sensitive_features if c not in holdout.columns]
+            if missing:
+                raise FairnessError(f"{self.name}: sensitive column(s) {missing} are not in challenger v{version}'s "
+                                    f"holdout (columns: {sorted(holdout.columns)[:30]})")
+            model = self.hook.load_pyfunc(f"models:/{self.name}/{model_version}")
+            raw = model.predict(holdout[model_features(model)])
+            result = group_metrics(task_type, holdout[self.target], raw, holdout[self.sensitive_features],
+                                   classes_from_tags(model_tags))
+            fairness[side] = {"version": model_version, **result}
+            return {**metrics, **result["metrics"]}
+
+        challenger_metrics = with_groups(dict(self.challenger_metrics or score(version, tags)), version, tags,
+                                         "challenger")
         champion = self.hook.get_version_by_alias(self.name, self.champion_alias, required=False)
         champion_metrics = None
         if champion is not None and str(champion.version) == version:
@@ -217,7 +241,8 @@ class MlflowCompareChallengerOperator(_MlflowRegistryOperator):
                 raise TaskTypeError(f"{self.name}: the challenger v{version} is a {task_type} model but the champion "
                                     f"v{champion.version} is a {champion_type} model; they cannot be compared")
             try:
-                champion_metrics = score(str(champion.version), champion.tags or {})
+                champion_metrics = with_groups(score(str(champion.version), champion.tags or {}),
+                                               str(champion.version), champion.tags or {}, "champion")
             except TaskTypeError as err:
                 raise TaskTypeError(f"{self.name}: the champion v{champion.version} cannot be scored on challenger "
                                     f"v{version}'s holdout: {err}. If the data changed (e.g. a new class), retire "
@@ -233,12 +258,25 @@ class MlflowCompareChallengerOperator(_MlflowRegistryOperator):
             "data_version": self.challenger.get("tags", {}).get("mlops.data.id"),
             "dag_id": ti.dag_id, "run_id": ti.run_id, "try_number": ti.try_number,
         }
+        if fairness:
+            record["fairness"] = {"sensitive_features": self.sensitive_features, **fairness}
         ledger.append(mlops_home().ledger_path, record)
         client = self.hook.client
         client.set_model_version_tag(self.name, version, "mlops.decision", decision.verdict)
         client.set_model_version_tag(self.name, version, "mlops.decision.reasons", json.dumps(decision.reasons))
         client.set_model_version_tag(self.name, version, "mlops.decision.against",
                                      record["champion_version"] or "none")
+        if "challenger" in fairness:
+            # For auditors: the group metrics travel with the model version and its run.
+            from mlflow.entities import Metric
+
+            mine = fairness["challenger"]
+            client.set_model_version_tag(self.name, version, "mlops.fairness", json.dumps(
+                {"sensitive_features": self.sensitive_features, "metrics": mine["metrics"],
+                 "groups": mine["groups"], "sizes": mine["sizes"]})[:5000])
+            stamp = int(time.time() * 1000)
+            client.log_batch(run_id, metrics=[Metric(f"fairness.{k}", float(v), stamp, 0)
+                                              for k, v in mine["metrics"].items()])
         log = self.log.info if decision.promote else self.log.warning
         log("Decision for %s v%s against champion %s: %s — %s", self.name, version,
             record["champion_version"], decision.verdict.upper(), "; ".join(decision.reasons))

@@ -122,6 +122,8 @@ class MlflowTrainModelOperator(BaseOperator):
     :param validation: the validation result dict (its ``result_id`` is recorded).
     :param id_columns: columns that identify rows and are not features.
     :param feature_columns: explicit features; default: every other column.
+    :param exclude_features: columns that are never features, yet stay in the holdout (e.g.
+        sensitive attributes the promotion gate groups by).
     :param categorical_features: features profiled as categorical in the baseline.
     :param train_params: hyper-parameters passed to ``train_callable`` and logged.
     :param holdout_fraction: share of rows held out (stratified on ``target`` for classifiers).
@@ -145,6 +147,7 @@ class MlflowTrainModelOperator(BaseOperator):
                  flavor: str | None = None, log_model: Callable[..., Any] | None = None,
                  data_version: dict | None = None, validation: dict | None = None,
                  id_columns: Sequence[str] = (), feature_columns: Sequence[str] | None = None,
+                 exclude_features: Sequence[str] = (),
                  categorical_features: Sequence[str] | None = None, train_params: dict | None = None,
                  holdout_fraction: float = 0.2, split_seed: int = 42,
                  skops_trusted_types: Sequence[str] | None = None,
@@ -167,6 +170,7 @@ class MlflowTrainModelOperator(BaseOperator):
         self.validation = validation
         self.id_columns = id_columns
         self.feature_columns = feature_columns
+        self.exclude_features = list(exclude_features or ())
         self.categorical_features = categorical_features
         self.train_params = train_params
         self.holdout_fraction = holdout_fraction
@@ -194,7 +198,8 @@ class MlflowTrainModelOperator(BaseOperator):
                 raise KeyError(f"feature columns {missing} are not in {self.data_path!r}")
             features = list(self.feature_columns)
         else:
-            features = [c for c in frame.columns if c != self.target and c not in set(self.id_columns)]
+            features = [c for c in frame.columns if c != self.target
+                        and c not in {*self.id_columns, *self.exclude_features}]
         from airflow_mlops_provider.exceptions import DataFileError
 
         if len(frame) == 0:

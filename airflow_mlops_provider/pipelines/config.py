@@ -54,6 +54,10 @@ class ModelConfig:
     :param dvc_repo: the repository the training-data AssetWatcher polls for new versions;
         None: ``MLOPS_HOME/data-repo``.
     :param drift_policy: default drift policy of the batch pipeline.
+    :param sensitive_features: attributes the promotion gate groups the holdout by (fairlearn
+        group metrics, e.g. ``demographic_parity_difference``, which the policy may then name).
+    :param sensitive_as_features: also train on them (default: they are excluded from the
+        features and used for grouping only).
     :param promotion_pool: the 1-slot pool every ``promote`` task runs in (:data:`PROMOTION_POOL`);
         None: Airflow's default pool (promotions then rely on the per-host lock alone).
     """
@@ -84,6 +88,8 @@ class ModelConfig:
     drift_policy: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_DRIFT_POLICY))
     batch_shards: int = 2
     promotion_pool: str | None = PROMOTION_POOL
+    sensitive_features: Sequence[str] = ()
+    sensitive_as_features: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name or ""):
@@ -94,6 +100,18 @@ class ModelConfig:
         if not self.target:
             raise ValueError(f"ModelConfig.target of {self.name!r} is empty")
         check_policy_metrics(self.task_type, dict(self.effective_policy), where=f"ModelConfig({self.name!r}).policy")
+        from airflow_mlops_provider.core.tasks import GROUP_METRICS
+
+        grouped = [r["name"] for r in self.effective_policy["metrics"] if r["name"] in GROUP_METRICS[self.task_type]]
+        if grouped and not self.sensitive_features:
+            raise ValueError(f"ModelConfig({self.name!r}).policy gates on group metrics {grouped}, but no "
+                             "sensitive_features are named to group the holdout by")
+        if isinstance(self.sensitive_features, str):
+            raise TypeError(f"ModelConfig({self.name!r}).sensitive_features must be a list of column names")
+        clash = {self.target, *self.id_columns} & set(self.sensitive_features)
+        if clash:
+            raise ValueError(f"ModelConfig({self.name!r}).sensitive_features {sorted(clash)} are the target or "
+                             "id columns")
         from airflow_mlops_provider.pipelines.targets import deploy_target_names
 
         known = deploy_target_names()

@@ -224,14 +224,16 @@ def retraining_pipeline(model: ModelConfig) -> dict[str, Any]:
         target=model.target, id_columns=list(model.id_columns), experiment_name=model.experiment_name,
         train_params="{{ params.train_params }}", pip_requirements=model.pip_requirements, flavor=model.flavor,
         log_model=model.log_model, skops_trusted_types=model.skops_trusted_types,
-        categorical_features=model.categorical_features, holdout_fraction=model.holdout_fraction)
+        categorical_features=model.categorical_features, holdout_fraction=model.holdout_fraction,
+        exclude_features=[] if model.sensitive_as_features else list(model.sensitive_features))
     evaluation = MlflowEvaluateModelOperator(task_id="evaluate", run_id=training.output["run_id"], target=model.target)
     registration = MlflowRegisterModelOperator(
         task_id="register_challenger", name=model.name, run_id=training.output["run_id"], alias="challenger")
     evaluation >> registration
     decision = MlflowCompareChallengerOperator(
         task_id="decide", name=model.name, challenger=registration.output,
-        challenger_metrics=evaluation.output["metrics"], policy="{{ params.policy }}", target=model.target)
+        challenger_metrics=evaluation.output["metrics"], policy="{{ params.policy }}", target=model.target,
+        sensitive_features=list(model.sensitive_features))
 
     lanes = {name: deployment_lane(name, model=model, decision=decision.output, challenger=registration.output)
              for name in model.lanes}

@@ -122,3 +122,16 @@ def test_every_promotion_runs_in_the_one_slot_pool_and_nothing_else_does():
     assert pooled == ["kserve.promote", "local.promote", "promote", "sagemaker.promote"]
     unpooled = retraining_dag(config(promotion_pool=None), dag_id="houses_free")
     assert {t.pool for t in unpooled.tasks} == {"default_pool"}
+
+
+def test_sensitive_attributes_are_grouped_by_and_kept_out_of_the_features():
+    gate = {"metrics": [{"name": "r2"}, {"name": "rmse_group_difference", "max_regression": 1000}]}
+    dag = retraining_dag(config(sensitive_features=["district"], policy=gate), dag_id="houses_fair")
+    assert dag.task_dict["train"].exclude_features == ["district"]
+    assert dag.task_dict["decide"].sensitive_features == ["district"]
+    rules = {r["name"]: r for r in dag.params["policy"]["metrics"]}
+    assert rules["rmse_group_difference"]["direction"] == "lower"
+    kept = retraining_dag(config(sensitive_features=["district"], sensitive_as_features=True), dag_id="houses_k")
+    assert kept.task_dict["train"].exclude_features == []
+    with pytest.raises(ValueError, match="no sensitive_features are named"):
+        config(policy=gate)
