@@ -15,10 +15,9 @@ an artifact location pointing at another server never receives the credentials.
 from __future__ import annotations
 
 import threading
+from typing import Any
 from urllib.parse import urlsplit
 
-# Loaded by MLflow itself (its plugin entry point) or after MLflow is imported: never at DAG parse.
-from mlflow.tracking.request_auth.abstract_request_auth_provider import RequestAuthProvider  # noqa: TID253
 from requests.auth import AuthBase
 
 PROVIDER_NAME = "airflow_mlops_connection"
@@ -54,11 +53,29 @@ class _ConnectionAuth(AuthBase):
         return request
 
 
-class ConnectionCredentialsAuthProvider(RequestAuthProvider):
-    """MLflow request auth provider: the active MLflow connection's credentials, for its hosts only."""
+def _provider_class() -> type:
+    # MLflow's base class is imported only when MLflow loads the plugin (importing this module stays
+    # cheap: the hook imports it for set_authorization).
+    from mlflow.tracking.request_auth.abstract_request_auth_provider import RequestAuthProvider
 
-    def get_name(self) -> str:
-        return PROVIDER_NAME
+    class ConnectionCredentialsAuthProvider(RequestAuthProvider):
+        """MLflow request auth provider: the active MLflow connection's credentials, for its hosts only."""
 
-    def get_auth(self) -> AuthBase:
-        return _ConnectionAuth()
+        def get_name(self) -> str:
+            return PROVIDER_NAME
+
+        def get_auth(self) -> AuthBase:
+            return _ConnectionAuth()
+
+    ConnectionCredentialsAuthProvider.__module__ = __name__
+    ConnectionCredentialsAuthProvider.__qualname__ = "ConnectionCredentialsAuthProvider"
+    return ConnectionCredentialsAuthProvider
+
+
+def __getattr__(name: str) -> Any:
+    """``ConnectionCredentialsAuthProvider``, built on first access (the entry point's attribute)."""
+    if name == "ConnectionCredentialsAuthProvider":
+        cls = _provider_class()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
