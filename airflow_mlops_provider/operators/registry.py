@@ -310,6 +310,18 @@ class MlflowPromoteModelOperator(_MlflowRegistryOperator):
         self.on_superseded = on_superseded
 
     def execute(self, context: Any) -> dict[str, Any]:
+        result = self._promote(context)
+        # After the lock is released: a slow metrics gateway never holds up other promotions.
+        from airflow_mlops_provider.hooks.prometheus import ledger_count, push_task_metrics
+
+        version = result["champion"]
+        push_task_metrics(context, model=self.name, version=version, metrics={
+            "promotions": ledger_count(mlops_home().ledger_path, self.name, "promoted"),
+            "champion_version": float(version) if version.isdigit() else None},
+            descriptions={"promotions": "promotions recorded in the audit ledger for this model"})
+        return result
+
+    def _promote(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
         from airflow_mlops_provider.core import ledger
@@ -343,9 +355,9 @@ class MlflowPromoteModelOperator(_MlflowRegistryOperator):
                                                      "recovered": True})
                     self.log.warning("%s v%s was made champion by an interrupted try; ledger entry recovered",
                                      self.name, version)
-                    return self._promoted(context, version, previous, changed=True)
+                    return self._promoted(version, previous, changed=True)
                 self.log.info("%s v%s is already the champion", self.name, version)
-                return self._promoted(context, version, previous, changed=False)
+                return self._promoted(version, previous, changed=False)
             if current_v != expected:
                 ledger.append(home.ledger_path, {**base, "event": "promotion_superseded",
                                                  "expected_champion": expected, "actual_champion": current_v,
@@ -365,20 +377,14 @@ class MlflowPromoteModelOperator(_MlflowRegistryOperator):
                 pass
             ledger.append(home.ledger_path, {**base, "event": "promoted", "previous_champion": current_v})
         self.log.info("Promoted %s v%s to champion (previous: %s)", self.name, version, current_v)
-        return self._promoted(context, version, current_v, changed=True)
+        return self._promoted(version, current_v, changed=True)
 
     def _previous(self) -> str | None:
         prev = self.hook.get_version_by_alias(self.name, PREVIOUS, required=False)
         return str(prev.version) if prev is not None else None
 
-    def _promoted(self, context: Any, version: str, previous: str | None, *, changed: bool) -> dict[str, Any]:
+    def _promoted(self, version: str, previous: str | None, *, changed: bool) -> dict[str, Any]:
         self._lineage_state = {"registry_uri": self.hook.registry_uri, "version": version, "previous": previous}
-        from airflow_mlops_provider.hooks.prometheus import ledger_count, push_task_metrics
-
-        push_task_metrics(context, model=self.name, version=version, metrics={
-            "promotions": ledger_count(mlops_home().ledger_path, self.name, "promoted"),
-            "champion_version": float(version) if version.isdigit() else None},
-            descriptions={"promotions": "promotions recorded in the audit ledger for this model"})
         return {"name": self.name, "champion": version, "previous": previous, "changed": changed}
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:

@@ -40,15 +40,10 @@ def mlflow_ui_url(tracking_uri: str | None) -> str | None:
     if configured:
         return configured.rstrip("/")
     if tracking_uri and tracking_uri.startswith(("http://", "https://")):
-        from urllib.parse import urlsplit, urlunsplit
+        from airflow_mlops_provider.core.lineage import without_credentials
 
-        parts = urlsplit(tracking_uri)
-        host = parts.hostname or ""
-        netloc = f"[{host}]" if ":" in host else host
-        if parts.port:
-            netloc += f":{parts.port}"
         # A link for a browser: no user, password or token in it.
-        return urlunsplit((parts.scheme, netloc, parts.path, "", "")).rstrip("/")
+        return without_credentials(tracking_uri).rstrip("/")
     return None
 
 
