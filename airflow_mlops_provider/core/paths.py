@@ -2,7 +2,8 @@
 
 Anyone who may trigger a DAG can set its Params (``input_path``, ``output_path``, ...), so every
 operator that reads or writes a file checks the rendered path here first, in the task, not only
-in the Param schema. The roots come from Airflow's config::
+in the Param schema. The roots come from Airflow's config (read by
+:mod:`airflow_mlops_provider.paths`, which operators call; this module stays free of Airflow)::
 
     [mlops]
     allowed_roots = /data/ml, s3://ml-bucket/scores, s3://landing
@@ -27,7 +28,6 @@ from urllib.parse import urlsplit
 from airflow_mlops_provider.exceptions import PathNotAllowedError
 
 CONFIG_SECTION, CONFIG_KEY = "mlops", "allowed_roots"
-ENV_VAR = "MLOPS_ALLOWED_ROOTS"
 
 
 @dataclass(frozen=True)
@@ -59,29 +59,17 @@ def _parse_root(raw: str) -> Root:
     return Root("", os.path.realpath(os.path.expanduser(local)))
 
 
-def _configured() -> str:
-    value = os.environ.get(ENV_VAR, "")
-    if value.strip():
-        return value
-    try:
-        from airflow.configuration import conf
-
-        return conf.get(CONFIG_SECTION, CONFIG_KEY, fallback="") or ""
-    except Exception:  # noqa: BLE001 - no Airflow config here: the default applies
-        return ""
-
-
-def allowed_roots() -> list[Root]:
-    """``MLOPS_HOME`` (always: the pipelines stage, copy and report there) plus the configured
-    roots, read on every call."""
+def allowed_roots(configured: str = "") -> list[Root]:
+    """``MLOPS_HOME`` (always: the pipelines stage, copy and report there) plus the roots in
+    ``configured`` (the comma-separated config value)."""
     from airflow_mlops_provider.core.settings import mlops_home
 
     home = Root("", os.path.realpath(mlops_home().root))
-    configured = [_parse_root(r) for r in _configured().split(",") if r.strip()]
+    configured = [_parse_root(r) for r in configured.split(",") if r.strip()]
     return [home, *(r for r in configured if r != home)]
 
 
-def check_path(path: object, what: str, *, roots: list[Root] | None = None) -> str:
+def check_path(path: object, what: str, *, roots: list[Root]) -> str:
     """Return ``path`` (stripped) when it lies inside an allowed root; else raise.
 
     ``what`` names the argument in the message (``"input_path"``, ``"output_path"`` ...).
@@ -96,7 +84,6 @@ def check_path(path: object, what: str, *, roots: list[Root] | None = None) -> s
     if text != text.strip() or any(ord(c) < 32 or ord(c) == 127 for c in text):
         raise PathNotAllowedError(f"{what} {text!r} has leading/trailing blanks or control characters",
                                   argument=what, path=text)
-    roots = allowed_roots() if roots is None else roots
     shown = ", ".join(str(r) for r in roots)
     hint = (f"allowed roots: {shown} (set [{CONFIG_SECTION}] {CONFIG_KEY}, e.g. "
             f"AIRFLOW__{CONFIG_SECTION.upper()}__{CONFIG_KEY.upper()}, to change them)")
@@ -126,13 +113,3 @@ def check_path(path: object, what: str, *, roots: list[Root] | None = None) -> s
             return text
     raise PathNotAllowedError(f"{what} {text!r} (resolved: {local}) is outside the allowed roots; {hint}",
                               argument=what, path=text, resolved=local, allowed_roots=shown)
-
-
-def require_allowed(path: object, what: str) -> str:
-    """:func:`check_path` for operators: a refused path fails the task at once (no retries)."""
-    try:
-        return check_path(path, what)
-    except PathNotAllowedError as err:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        raise AirflowFailException(str(err)) from err

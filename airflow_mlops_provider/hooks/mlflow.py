@@ -369,8 +369,8 @@ class MlflowHook(BaseHook):
         import mlflow.pyfunc
         from mlflow.exceptions import MlflowException
 
-        from airflow_mlops_provider.core.quiet import airflow_deprecations_silenced
         from airflow_mlops_provider.exceptions import ModelLoadError, ModelNotFoundError
+        from airflow_mlops_provider.version_compat import airflow_deprecations_silenced
 
         self.activate()
         try:

@@ -80,9 +80,9 @@ class MlflowBatchScoreOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowSkipException
 
         from airflow_mlops_provider.core.contract import signature_inputs
-        from airflow_mlops_provider.core.paths import require_allowed
         from airflow_mlops_provider.core.scoring import open_parquet, score_file, task_scorer
         from airflow_mlops_provider.core.tasks import TASK_TYPE_TAG, classes_from_tags
+        from airflow_mlops_provider.paths import require_allowed
 
         if self.chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {self.chunk_rows}")

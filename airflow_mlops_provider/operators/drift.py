@@ -70,8 +70,8 @@ class EvidentlyCheckDriftOperator(BaseOperator):
             check_key_features,
             column_drift,
         )
-        from airflow_mlops_provider.core.paths import require_allowed
         from airflow_mlops_provider.core.scoring import ScoringInputError, open_parquet
+        from airflow_mlops_provider.paths import require_allowed
 
         require_allowed(self.data_path, "data_path")
         if self.predictions_path not in (None, "", "None"):

@@ -63,7 +63,7 @@ def resolve_trusted_types(model: Any, explicit: Sequence[str] | None,
     """
     import skops.io
 
-    from airflow_mlops_provider.core.quiet import airflow_deprecations_silenced
+    from airflow_mlops_provider.version_compat import airflow_deprecations_silenced
 
     with airflow_deprecations_silenced():
         untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
@@ -277,7 +277,6 @@ class MlflowTrainModelOperator(BaseOperator):
 
         from airflow_mlops_provider.core import baseline as files
         from airflow_mlops_provider.core.baseline import compute_profile, sample_rows
-        from airflow_mlops_provider.core.paths import require_allowed
         from airflow_mlops_provider.core.tables import read_table
         from airflow_mlops_provider.core.tasks import (
             CLASSES_TAG,
@@ -289,6 +288,7 @@ class MlflowTrainModelOperator(BaseOperator):
             output_columns,
         )
         from airflow_mlops_provider.core.tasks import parse_task_type as parse
+        from airflow_mlops_provider.paths import require_allowed
 
         require_allowed(self.data_path, "data_path")
         task_type = parse(self.model_task_type)
@@ -321,7 +321,7 @@ class MlflowTrainModelOperator(BaseOperator):
             if not (self.flavor or self.log_model):
                 trusted = resolve_trusted_types(model, self.skops_trusted_types, self.trusted_type_prefixes)
                 mlflow.set_tag("mlops.skops_trusted_types", json.dumps(trusted))
-            from airflow_mlops_provider.core.quiet import airflow_deprecations_silenced
+            from airflow_mlops_provider.version_compat import airflow_deprecations_silenced
 
             with airflow_deprecations_silenced():
                 info = self._log(model, task_type, train[features].head(5), trusted)

@@ -174,7 +174,7 @@ class GreatExpectationsValidateDataOperator(BaseOperator):
             raise ValueError(f"Task {self.task_id!r}: {' and '.join(extra)} only apply with quarantine=True")
         for name in extra:
             infer_format(str(getattr(self, name)))  # fail now, not after validating
-        from airflow_mlops_provider.core.paths import require_allowed
+        from airflow_mlops_provider.paths import require_allowed
 
         require_allowed(path, "path")
         for name in extra:

@@ -93,8 +93,8 @@ def batch_scoring_pipeline(model: ModelConfig, *, input_path: str = INPUT_PATH,
         """
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from airflow_mlops_provider.core.paths import require_allowed
         from airflow_mlops_provider.core.scoring import open_parquet
+        from airflow_mlops_provider.paths import require_allowed
 
         require_allowed(found["path"], "input_path")
         require_allowed(context["task"].render_template(output_path, context), "output_path")
@@ -145,8 +145,8 @@ def batch_scoring_pipeline(model: ModelConfig, *, input_path: str = INPUT_PATH,
         import shutil
         from pathlib import Path
 
-        from airflow_mlops_provider.core.paths import require_allowed
         from airflow_mlops_provider.core.scoring import merge_files
+        from airflow_mlops_provider.paths import require_allowed
 
         shards = sorted(shards, key=lambda s: s["output_path"])
         versions = {s["model_version"] for s in shards}

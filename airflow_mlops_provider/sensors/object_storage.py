@@ -34,7 +34,7 @@ class ObjectStoragePartitionSensor(BaseSensorOperator):
     def poke(self, context: Any) -> Any:
         from airflow.sdk.bases.sensor import PokeReturnValue
 
-        from airflow_mlops_provider.core.paths import require_allowed
+        from airflow_mlops_provider.paths import require_allowed
 
         require_allowed(self.path, "path")
 
@@ -42,7 +42,7 @@ class ObjectStoragePartitionSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=status is not None, xcom_value=status)
 
     def execute(self, context: Any) -> Any:
-        from airflow_mlops_provider.core.paths import require_allowed
+        from airflow_mlops_provider.paths import require_allowed
 
         require_allowed(self.path, "path")
         if not self.deferrable:

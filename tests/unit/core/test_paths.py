@@ -1,4 +1,4 @@
-"""Allowed roots for input and output paths (core.paths)."""
+"""Allowed roots for input and output paths (core.paths, with the roots Airflow is configured with)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from airflow_mlops_provider.core.paths import allowed_roots, check_path
 from airflow_mlops_provider.exceptions import PathNotAllowedError
+from airflow_mlops_provider.paths import allowed_roots, check_path
 
 
 def test_mlops_home_stays_allowed_beside_configured_roots(mlops_home, tmp_path, monkeypatch):
