@@ -16,6 +16,11 @@ def drift_detected(model_name: str) -> Asset:
     return Asset(name=f"mlops_drift_detected__{model_name}", uri=f"mlops://drift/{model_name}")
 
 
+def performance_degraded(model_name: str) -> Asset:
+    """Emitted by the performance-monitoring DAG when the decay policy fires for ``model_name``'s champion."""
+    return Asset(name=f"mlops_performance_degraded__{model_name}", uri=f"mlops://performance/{model_name}")
+
+
 def champion_changed(model_name: str) -> Asset:
     """Emitted when ``@champion`` of ``model_name`` moves."""
     return Asset(name=f"mlops_champion_changed__{model_name}", uri=f"mlops://models/{model_name}/champion")

@@ -63,4 +63,7 @@ FRAUD = ModelConfig(
     suite=TRAINING_SUITE,
     # What the pipeline needs when it is loaded for serving (skops format); pinned at training.
     pip_requirements=["scikit-learn", "skops", "numpy", "scipy", "pandas"],
+    # Late labels: retrain when roc_auc on >= 200 labelled rows falls 0.05 below the holdout's.
+    decay_policy={"metrics": [{"name": "roc_auc", "max_degradation": 0.05}], "min_rows": 200,
+                  "max_label_delay_days": 7},
 )

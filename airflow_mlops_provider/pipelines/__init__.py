@@ -1,4 +1,5 @@
-"""Pipeline builders: a model config in, a retraining / batch-scoring pipeline out.
+"""Pipeline builders: a model config in, a retraining / batch-scoring / performance-monitoring
+pipeline out.
 
 .. code-block:: python
 
@@ -24,6 +25,9 @@ _LAZY = {
     "batch_scoring_pipeline": "airflow_mlops_provider.pipelines.batch",
     "batch_scoring_params": "airflow_mlops_provider.pipelines.batch",
     "BATCH_MACROS": "airflow_mlops_provider.pipelines.batch",
+    "performance_monitoring_dag": "airflow_mlops_provider.pipelines.monitoring",
+    "performance_monitoring_pipeline": "airflow_mlops_provider.pipelines.monitoring",
+    "performance_monitoring_params": "airflow_mlops_provider.pipelines.monitoring",
     "DeployTarget": "airflow_mlops_provider.pipelines.targets",
     "DeployLane": "airflow_mlops_provider.pipelines.targets",
     "register_deploy_target": "airflow_mlops_provider.pipelines.targets",

@@ -58,6 +58,10 @@ class ModelConfig:
         group metrics, e.g. ``demographic_parity_difference``, which the policy may then name).
     :param sensitive_as_features: also train on them (default: they are excluded from the
         features and used for grouping only).
+    :param decay_policy: when live performance on late labels counts as degraded (the
+        performance-monitoring pipeline; :class:`~airflow_mlops_provider.core.decay.DecayPolicy`);
+        None: the task type's default (:data:`~airflow_mlops_provider.core.decay.DEFAULT_DECAY_POLICIES`).
+    :param labels_lookback_days: how many days of scored partitions the labels of a day are matched to.
     :param promotion_pool: the 1-slot pool every ``promote`` task runs in (:data:`PROMOTION_POOL`);
         None: Airflow's default pool (promotions then rely on the per-host lock alone).
     """
@@ -90,6 +94,8 @@ class ModelConfig:
     promotion_pool: str | None = PROMOTION_POOL
     sensitive_features: Sequence[str] = ()
     sensitive_as_features: bool = False
+    decay_policy: Mapping[str, Any] | None = None
+    labels_lookback_days: int = 14
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name or ""):
@@ -112,6 +118,13 @@ class ModelConfig:
         if clash:
             raise ValueError(f"ModelConfig({self.name!r}).sensitive_features {sorted(clash)} are the target or "
                              "id columns")
+        from airflow_mlops_provider.core.decay import DecayPolicy
+
+        DecayPolicy.from_dict(self.task_type, self.decay_policy, where=f"ModelConfig({self.name!r}).decay_policy")
+        if isinstance(self.labels_lookback_days, bool) or not isinstance(self.labels_lookback_days, int) \
+                or not 0 <= self.labels_lookback_days <= 366:
+            raise ValueError(f"ModelConfig({self.name!r}).labels_lookback_days must be an integer in 0..366, "
+                             f"got {self.labels_lookback_days!r}")
         from airflow_mlops_provider.pipelines.targets import deploy_target_names
 
         known = deploy_target_names()
@@ -129,6 +142,12 @@ class ModelConfig:
     def effective_policy(self) -> dict[str, Any]:
         policy = dict(self.policy) if self.policy is not None else default_policy(self.task_type)
         return complete_policy(self.task_type, policy)
+
+    @property
+    def effective_decay_policy(self) -> dict[str, Any]:
+        from airflow_mlops_provider.core.decay import DecayPolicy
+
+        return DecayPolicy.from_dict(self.task_type, self.decay_policy).to_dict()
 
     @property
     def lanes(self) -> list[str]:

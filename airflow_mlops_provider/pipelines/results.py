@@ -173,3 +173,35 @@ class VerifyResult(TypedDict, total=False):
     errors: int
     error_rate: float
     p95_latency_ms: float
+
+
+class VersionPerformance(TypedDict):
+    """One model version on the labelled rows it scored (``MlflowCheckPerformanceDecayOperator``)."""
+
+    version: str
+    rows: int
+    metrics: dict[str, float]  # the task type's metrics on the labelled rows
+    holdout: dict[str, float]  # the version's holdout metrics the policy compares with
+    figures: dict[str, dict[str, float]]  # per policy metric: live, holdout, degradation, relative_degradation
+    degraded: bool
+    reasons: list[str]
+    too_few_rows: str | None
+    champion: bool
+    mlflow_run_id: str
+
+
+class PerformanceCheckResult(TypedDict):
+    """``MlflowCheckPerformanceDecayOperator``: ``degraded`` says whether the decay policy fired for @champion."""
+
+    model_name: str
+    task_type: str
+    labels_path: str
+    labels_day: str
+    scored_days: list[str]
+    counts: dict[str, Any]  # label_rows, null_labels, duplicated, conflicting, unmatched, ambiguous, late, ...
+    versions: dict[str, VersionPerformance]
+    champion_version: str | None
+    degraded: bool
+    degraded_versions: list[str]
+    reasons: list[str]
+    policy: dict[str, Any]

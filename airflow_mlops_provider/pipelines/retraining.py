@@ -82,12 +82,13 @@ def training_data_asset(model: ModelConfig) -> Any:
 
 
 def retraining_schedule(model: ModelConfig, cron: str | None = "0 3 * * 0") -> Any:
-    """``cron`` (UTC) **or** a new training-data version **or** drift detected for this model."""
+    """``cron`` (UTC) **or** a new training-data version **or** drift detected **or** performance
+    degraded for this model."""
     from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
 
     from airflow_mlops_provider import assets
 
-    events = training_data_asset(model) | assets.drift_detected(model.name)
+    events = training_data_asset(model) | assets.drift_detected(model.name) | assets.performance_degraded(model.name)
     if cron is None:
         return events
     return AssetOrTimeSchedule(timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=events)
@@ -277,7 +278,8 @@ def retraining_dag(model: ModelConfig, *, dag_id: str, schedule: Any = "default"
     """A complete retraining DAG for ``model``.
 
     Scheduled by ``cron`` (UTC, weekly by default) **or** a new version of the training data
-    **or** drift detected for this model (``schedule`` overrides all of it). Params: data
+    **or** drift detected **or** performance degraded for this model (``schedule`` overrides all
+    of it). Params: data
     path/rev, train params, policy, deploy target and each target's config, approval.
     """
     from airflow.sdk import DAG

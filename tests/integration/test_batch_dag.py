@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 import time
 
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -13,7 +15,7 @@ from airflow_mlops_provider.core.demo_data import TARGET, generate
 from airflow_mlops_provider.core.settings import mlops_home as home_settings
 from airflow_mlops_provider.hooks.dvc import DvcHook, init_local_repo
 from airflow_mlops_provider.hooks.mlflow import MlflowHook
-from tests.conftest import conn_env, free_port
+from tests.conftest import BIN, conn_env, free_port
 from tests.prometheus_stack import prometheus_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("batch_dag")]
@@ -183,3 +185,95 @@ def test_no_champion_names_the_alias(mlops_home, run_dag, tmp_path):
     assert result.states["resolve_champion"] == "failed"
     assert "has no alias 'champion'" in result.output
     assert not output("2026-11-16").exists()
+
+
+def asset_events(db, name: str) -> list[dict]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+                            "WHERE a.name = ? ORDER BY e.id", (name,)).fetchall()
+    return [json.loads(r[0]) for r in rows]
+
+
+def test_late_labels_degraded_day_emits_performance_degraded_once_and_queues_a_retrain(
+        mlops_home, run_dag, airflow_db):
+    """Two scored days; their labels arrive two days later. The second day's labels are noisy
+    (35 % flipped, same feature distribution: no drift to see), so @champion's roc_auc on them
+    falls far below its holdout: the decay policy fires, the ``performance degraded`` Asset is
+    emitted with the figures and queues mlops_retrain for the scheduler. The first day does not
+    fire; a rerun adds no ledger record, no MLflow run and no second event; unmatched,
+    duplicated and null labels are counted."""
+    from airflow_mlops_provider.core import ledger
+
+    asset = f"mlops_performance_degraded__{MODEL}"
+    day1 = generate(4000, seed=31)
+    day2 = generate(4000, seed=32, kind="noisy")
+    for day, frame in (("2026-11-20", day1), ("2026-11-21", day2)):
+        incoming(day, frame.drop(columns=[TARGET]))
+        scored = run_dag("mlops_batch_inference", day)
+        assert scored.returncode == 0, scored
+        assert scored.states["signal_drift"] == "skipped", scored.states  # no feature drift either day
+    champion = str(MlflowHook().client.get_model_version_by_alias(MODEL, "champion").version)
+    # mlops_retrain is scheduled on the asset only when unpaused (as in production).
+    unpause = subprocess.run([str(BIN / "airflow"), "dags", "unpause", "mlops_retrain"], capture_output=True,
+                             text=True, timeout=300)
+    assert unpause.returncode == 0, unpause.stdout + unpause.stderr
+
+    labels_dir = home_settings().data_dir / "labels"
+    labels_dir.mkdir(parents=True, exist_ok=True)
+    first = day1[["transaction_id", TARGET]]
+    # 5 keys never scored, a null label (for a key that is also labelled) and a duplicated row.
+    extra_rows = pd.DataFrame({"transaction_id": [f"tx-unknown-{i}" for i in range(5)]
+                               + [first.iloc[0, 0], first.iloc[1, 0], first.iloc[2, 0]],
+                               TARGET: [1, 0, 1, 0, 1, first.iloc[0, 1], None, first.iloc[2, 1]]})
+    pd.concat([first.iloc[1:], extra_rows], ignore_index=True).to_parquet(labels_dir / "2026-11-22.parquet")
+    conf = {"lookback_days": 3}
+    ok = run_dag("mlops_performance_monitoring", "2026-11-22", conf=conf)
+    assert ok.returncode == 0, ok
+    assert ok.states["check_performance"] == "success" and ok.states["signal_degradation"] == "skipped", ok.states
+    assert "unmatched=5" in ok.output and "duplicated=1" in ok.output and "null_labels=1" in ok.output
+    assert asset_events(airflow_db, asset) == []
+
+    # Day 2's labels arrive for 3000 of its 4000 rows (partial coverage).
+    day2[["transaction_id", TARGET]].iloc[:3000].to_parquet(labels_dir / "2026-11-23.parquet")
+    bad = run_dag("mlops_performance_monitoring", "2026-11-23", conf=conf)
+    assert bad.returncode == 0, bad
+    assert bad.states["signal_degradation"] == "success", bad.states
+    (event,) = asset_events(airflow_db, asset)
+    assert event["model_name"] == MODEL and event["model_version"] == champion
+    assert event["labelled_rows"] == 3000 and event["unmatched_labels"] == 0
+    figures = event["figures"]["roc_auc"]
+    assert figures["holdout"] - figures["live"] == pytest.approx(figures["degradation"]) and figures["degradation"] > 0.05
+    assert event["reasons"][0].startswith("roc_auc ") and "> 0.05" in event["reasons"][0]
+    with sqlite3.connect(airflow_db) as conn:
+        queued = conn.execute("SELECT q.target_dag_id FROM asset_dag_run_queue q JOIN asset a ON a.id = q.asset_id "
+                              "WHERE a.name = ?", (asset,)).fetchall()
+    assert queued == [("mlops_retrain",)]  # what the scheduler turns into an asset-triggered retrain run
+
+    records = [r for r in ledger.read(home_settings().ledger_path) if r.get("event") == "performance_checked"
+               and r["labels_day"] in ("2026-11-22", "2026-11-23")]
+    assert [(r["labels_day"], r["version"], r["degraded"]) for r in records] == [
+        ("2026-11-22", champion, False), ("2026-11-23", champion, True)]
+    assert records[0]["label_counts"]["unmatched"] == 5 and records[0]["label_counts"]["null_labels"] == 1
+    assert records[0]["figures"]["roc_auc"]["degradation"] < 0.05
+    client = MlflowHook().client
+    experiment = client.get_experiment_by_name(f"{MODEL}-monitoring").experiment_id
+
+    def performance_runs():
+        return client.search_runs([experiment], filter_string="tags.`mlops.check` = 'performance'")
+
+    before = {r.info.run_id for r in performance_runs()}
+    assert len(before) >= 2
+
+    again = run_dag("mlops_performance_monitoring", "2026-11-23", conf=conf)
+    assert again.returncode == 0, again
+    assert again.states["signal_degradation"] == "skipped", again.states
+    assert "was already signalled" in again.output
+    assert len(asset_events(airflow_db, asset)) == 1
+    assert len([r for r in ledger.read(home_settings().ledger_path) if r.get("event") == "performance_checked"
+                and r["labels_day"] in ("2026-11-22", "2026-11-23")]) == 2
+    after = performance_runs()
+    assert len(after) == len(before)  # the rerun replaced its own run
+    (latest,) = [r for r in after if r.data.tags["mlops.labels_day"] == "2026-11-23"]
+    assert latest.data.tags["mlops.degraded"] == "True"
+    assert latest.data.metrics["perf.roc_auc"] == pytest.approx(figures["live"])
+    assert latest.data.metrics["labelled_rows"] == 3000

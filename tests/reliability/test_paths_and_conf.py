@@ -98,3 +98,26 @@ def test_object_store_outside_the_allowed_buckets_is_refused(env, monkeypatch):
                  "s3://landing/daily/../private/x.parquet"):
         with pytest.raises(AirflowFailException, match=r"allowed roots: .*s3://landing/daily"):
             ObjectStoragePartitionSensor(task_id="wait", path=path, deferrable=True).execute(context("wait"))
+
+
+def test_performance_check_refuses_labels_and_scores_outside_the_allowed_roots(env, tmp_path):
+    """The monitoring DAG's Params name a labels file and a scored-partition pattern: both are
+    checked before anything is read, and nothing is recorded."""
+    from airflow_mlops_provider.operators.performance import MlflowCheckPerformanceDecayOperator
+
+    secret = tmp_path / "2026-11-20.parquet"
+    secret.write_text("not yours\n")
+    inside = env.root / "data" / "labels" / "2026-11-20.parquet"
+    inside.parent.mkdir(parents=True, exist_ok=True)
+    inside.write_text("never read\n")
+    before = env.ledger_path.read_bytes() if env.ledger_path.exists() else b""
+    cases = [(str(secret), None, f"labels_path {str(secret)!r}"),
+             (str(inside), f"{env.root}/../../{tmp_path.name}/date={{date}}.parquet", "scores_path '")]
+    for labels, scores, needle in cases:
+        op = MlflowCheckPerformanceDecayOperator(
+            task_id="check_performance", model_name="any", model_task_type="binary", target="y",
+            key_columns=["id"], labels_path=labels, labels_day="2026-11-20", scores_path=scores)
+        with pytest.raises(AirflowFailException) as err:
+            op.execute(context("check_performance"))
+        assert needle in str(err.value) and "is outside the allowed roots" in str(err.value)
+    assert (env.ledger_path.read_bytes() if env.ledger_path.exists() else b"") == before

@@ -1,0 +1,129 @@
+"""The performance-monitoring pipeline: wait for the day's labels → evaluate each version → signal decay.
+
+``performance_monitoring_dag(model, dag_id=...)`` builds a whole DAG; ``performance_monitoring_pipeline(model)``
+adds the same tasks to a DAG of your own (``params=performance_monitoring_params(model)``,
+``render_template_as_native_obj=True`` and ``user_defined_macros=BATCH_MACROS``).
+
+Task ids: ``wait_for_labels`` (deferrable), ``check_performance``, ``signal_degradation``.
+Ground truth arrives days after scoring as a labels partition per day (the id columns and the
+target; default ``MLOPS_HOME/data/labels/<ds>.parquet``). ``check_performance`` joins it by key
+to the scored partitions of the last ``lookback_days`` days (default: the batch pipeline's
+``MLOPS_HOME/outputs/scores/date=<day>.parquet``), evaluates every model version on the rows
+it scored with the training metrics of its task type, and compares them with that version's
+holdout metrics under the decay policy. When the policy fires for ``@champion``,
+``signal_degradation`` emits the model's ``performance degraded`` Asset (the figures in its
+extra), which schedules its retraining DAG.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from airflow_mlops_provider.pipelines.batch import BATCH_MACROS, PATH_MAX_LENGTH
+from airflow_mlops_provider.pipelines.config import ModelConfig
+
+LABELS_PATH = "{{ params.labels_path or (mlops_home() ~ '/data/labels/' ~ ds ~ '.parquet') }}"
+#: ``{date}`` is filled per scoring day of the lookback window, ``{home}`` with MLOPS_HOME.
+SCORES_PATH = "{home}/outputs/scores/date={date}.parquet"
+
+
+def performance_monitoring_params(model: ModelConfig) -> dict[str, Any]:
+    from airflow.sdk import Param
+
+    from airflow_mlops_provider.core.decay import DECAY_POLICY_SCHEMA
+
+    return {
+        "labels_path": Param("", type="string", maxLength=PATH_MAX_LENGTH,
+                             description="The day's labels partition (id columns + target; inside the allowed "
+                                         "roots); empty: MLOPS_HOME/data/labels/<ds>.parquet"),
+        "scores_path": Param(SCORES_PATH, type="string", minLength=1, maxLength=PATH_MAX_LENGTH,
+                             pattern=r".*\{date\}.*",
+                             description="Scored partitions to match labels to; {date}: the scoring day "
+                                         "(YYYY-MM-DD), {home}: MLOPS_HOME"),
+        "lookback_days": Param(model.labels_lookback_days, type="integer", minimum=0, maximum=366,
+                               description="How many days before the labels day to look for the scored rows"),
+        "decay_policy": Param(model.effective_decay_policy, type="object", schema=DECAY_POLICY_SCHEMA,
+                              description=f"When the {model.task_type} model's live performance counts as "
+                                          "degraded against its holdout (per metric, over min_rows labelled rows)"),
+    }
+
+
+def performance_monitoring_pipeline(model: ModelConfig, *, labels_path: str = LABELS_PATH) -> dict[str, Any]:
+    """Add the performance-monitoring tasks for ``model`` to the DAG being defined; returns them by name."""
+    from airflow.sdk import task
+
+    from airflow_mlops_provider import assets
+    from airflow_mlops_provider.operators.performance import MlflowCheckPerformanceDecayOperator
+    from airflow_mlops_provider.pipelines.retraining import check_dag
+    from airflow_mlops_provider.sensors.object_storage import ObjectStoragePartitionSensor
+
+    degraded = assets.performance_degraded(model.name)
+    wait = ObjectStoragePartitionSensor(task_id="wait_for_labels", path=labels_path, deferrable=True,
+                                        poke_interval=300, timeout=20 * 3600)
+    dag = check_dag(wait, "performance_monitoring_pipeline", performance_monitoring_params(model),
+                    "performance_monitoring_params", "performance_monitoring_dag")
+    if "mlops_home" not in (dag.user_defined_macros or {}) and "mlops_home()" in labels_path:
+        raise ValueError(f"DAG {dag.dag_id!r}: pass user_defined_macros=BATCH_MACROS (the paths use mlops_home())")
+    check = MlflowCheckPerformanceDecayOperator(
+        task_id="check_performance", model_name=model.name, model_task_type=model.task_type, target=model.target,
+        key_columns=list(model.id_columns), labels_path=labels_path,
+        scores_path="{{ params.scores_path | tojson }}", lookback_days="{{ params.lookback_days }}",
+        policy="{{ params.decay_policy }}")
+
+    @task(outlets=[degraded], inlets=[degraded])
+    def signal_degradation(check: dict, **context: Any) -> dict:
+        """Emit ``performance degraded`` (with the figures) only when the decay policy fired for @champion.
+
+        Once per check: a rerun for the same labels partition and version that was already
+        signalled skips, so it does not schedule a second retrain.
+        """
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        if not check["degraded"]:
+            versions = check["versions"]
+            why = "; ".join(f"v{v}: {r['too_few_rows'] or 'within the policy'}" for v, r in versions.items())
+            raise AirflowSkipException(f"no performance decay of @champion: {why or 'no labelled rows matched'}")
+        version = check["champion_version"]
+        verdict = check["versions"][version]
+        counts = check["counts"]
+        for event in context["inlet_events"][degraded].ascending(False).limit(50):
+            if (event.extra or {}).get("check_key") == verdict["check_key"]:
+                raise AirflowSkipException(f"v{version}'s decay on {check['labels_path']} was already signalled "
+                                           f"at {event.timestamp}: no second retrain")
+        extra = {"model_name": check["model_name"], "model_version": version, "check_key": verdict["check_key"],
+                 "labels_day": check["labels_day"],
+                 "labels_path": check["labels_path"], "labelled_rows": verdict["rows"],
+                 "figures": verdict["figures"], "reasons": check["reasons"],
+                 "unmatched_labels": counts["unmatched"], "late_labels": counts["late"]}
+        context["outlet_events"][degraded].extra = extra
+        print(f"PERFORMANCE DEGRADED for {check['model_name']} v{version}: {check['reasons']}")
+        return extra
+
+    wait >> check
+    signalled = signal_degradation(check.output)
+    return {"wait_for_labels": wait, "check_performance": check, "signal_degradation": signalled}
+
+
+def performance_monitoring_dag(model: ModelConfig, *, dag_id: str, schedule: Any = "0 6 * * *",
+                               start_date: datetime | None = None, doc_md: str | None = None,
+                               tags: list[str] | None = None, **dag_kwargs: Any) -> Any:
+    """A complete daily performance-monitoring DAG for ``model`` (``schedule``: a UTC cron or a timetable)."""
+    from airflow.sdk import DAG, CronTriggerTimetable
+
+    with DAG(
+        dag_id=dag_id,
+        description=f"Late labels of {model.name} against the versions that scored them; decay schedules a retrain",
+        schedule=CronTriggerTimetable(schedule, timezone="UTC") if isinstance(schedule, str) else schedule,
+        start_date=start_date or datetime(2026, 1, 1),
+        catchup=dag_kwargs.pop("catchup", False),
+        max_active_runs=dag_kwargs.pop("max_active_runs", 1),
+        render_template_as_native_obj=True,
+        user_defined_macros={**BATCH_MACROS, **dag_kwargs.pop("user_defined_macros", {})},
+        tags=tags or ["mlops", "monitoring", model.name],
+        doc_md=doc_md or __doc__,
+        params=performance_monitoring_params(model),
+        **dag_kwargs,
+    ) as dag:
+        performance_monitoring_pipeline(model)
+    return dag
