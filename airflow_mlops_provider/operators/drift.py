@@ -98,13 +98,14 @@ class EvidentlyCheckDriftOperator(BaseOperator):
             columns.append(column_drift(name, profile["columns"][name], values,
                                         sample[name] if name in sample.columns else None))
         result = apply_policy(columns, policy, self._prediction_drift(column_drift, baseline), rows=rows)
+        summary_of_outputs = self._prediction_summary(baseline)
         for c in columns:
             self.log.info("%-20s %-14s %10.5f  threshold %.3f  %s", c.column, c.method,
                           c.statistic if c.statistic is not None else float("nan"), c.threshold,
                           "DRIFT" if c.drifted else "ok")
         report = self._report(context, pf, features, sample)
         EvidentlyDriftReportLink.persist(context, report.as_uri())
-        run_id = self._log_mlflow(context, result, report) if self.log_to_mlflow else None
+        run_id = self._log_mlflow(context, result, report, summary_of_outputs) if self.log_to_mlflow else None
         summary = result.to_dict()
         drifted = [c.column for c in columns if c.drifted]
         self._lineage_state = {"registry_uri": self.hook.registry_uri, "report": str(report)}
@@ -113,8 +114,11 @@ class EvidentlyCheckDriftOperator(BaseOperator):
         push_task_metrics(context, model=self.model_name, version=str(self.model_version), metrics={
             "drift_share": result.drift_share, "drifted_features": result.n_drifted,
             "drift_checked_features": len(columns), "drift_rows": rows, "drift_detected": int(bool(result.drifted)),
+            **{f"prediction_{k}": v for k, v in summary_of_outputs.items()},
         }, descriptions={"drift_share": "share of features whose distribution drifted from the training baseline",
-                         "drift_detected": "1 when the drift policy fired for this partition"})
+                         "drift_detected": "1 when the drift policy fired for this partition",
+                         "prediction_mean": "mean of the model's primary output on this scored partition",
+                         "prediction_p95": "95th percentile of the model's primary output on this scored partition"})
         (self.log.warning if result.drifted else self.log.info)(
             "Drift share %.0f%% (%d/%d) on %d rows: %s", result.drift_share * 100, result.n_drifted, len(columns),
             rows, result.too_few_rows or "; ".join(result.reasons) or "policy does not fire")
@@ -124,7 +128,7 @@ class EvidentlyCheckDriftOperator(BaseOperator):
             "n_columns": len(columns), "drifted_features": drifted, "reasons": result.reasons,
             "report_path": str(report), "mlflow_run_id": run_id,
             "rows": rows, "too_few_rows": result.too_few_rows,
-            "prediction_drift": summary["prediction"],
+            "prediction_drift": summary["prediction"], "prediction_summary": summary_of_outputs,
             "columns": {k: {"method": v["method"], "statistic": v["statistic"], "drifted": v["drifted"]}
                         for k, v in summary["columns"].items()},
         }
@@ -143,6 +147,41 @@ class EvidentlyCheckDriftOperator(BaseOperator):
         if self.predictions_path not in (None, "", "None"):
             inputs.append(storage_dataset(str(self.predictions_path)))
         return operator_lineage(inputs=inputs, outputs=[storage_dataset(state["report"])])
+
+    def _prediction_summary(self, baseline: Any) -> dict[str, float]:
+        """The distribution of the model's primary output on the scored partition.
+
+        Numbers (binary ``score``, regression ``prediction``): mean, std and the 5/50/95th
+        percentiles (binary adds the share scored >= 0.5). Class labels (multiclass
+        ``prediction``): the most frequent class's share and how many classes were predicted.
+        """
+        if self.predictions_path in (None, "", "None"):
+            return {}
+        import numpy as np
+        import pyarrow.parquet as pq
+
+        from airflow_mlops_provider.core.scoring import open_parquet
+
+        names = open_parquet(self.predictions_path).schema_arrow.names
+        profile = baseline.predictions
+        column = profile["features"][0] if profile else next((c for c in ("score", "prediction") if c in names), None)
+        if column is None or column not in names:
+            return {}
+        values = pq.read_table(self.predictions_path, columns=[column], pre_buffer=False).column(0).to_pandas()
+        values = values.dropna()
+        if not len(values):
+            return {}
+        # A multiclass output (class labels, with proba_<class> beside them) is summarised as classes.
+        if any(n.startswith("proba_") for n in names) or not np.issubdtype(values.dtype, np.number):
+            shares = values.astype(str).value_counts(normalize=True)
+            return {"top_class_share": float(shares.iloc[0]), "classes_predicted": int(len(shares))}
+        arr = values.to_numpy(dtype=float)
+        p05, p50, p95 = np.percentile(arr, [5, 50, 95])
+        out = {"mean": float(arr.mean()), "std": float(arr.std()), "p05": float(p05), "p50": float(p50),
+               "p95": float(p95)}
+        if column == "score":
+            out["positive_share"] = float((arr >= 0.5).mean())
+        return out
 
     def _prediction_drift(self, column_drift: Any, baseline: Any) -> Any:
         """The model's primary output on this partition against its outputs on the training holdout."""
@@ -186,7 +225,7 @@ class EvidentlyCheckDriftOperator(BaseOperator):
             snapshot.save_html(str(tmp))
         return target
 
-    def _log_mlflow(self, context: Any, result: Any, report: Path) -> str:
+    def _log_mlflow(self, context: Any, result: Any, report: Path, outputs: dict[str, float] | None = None) -> str:
         client = self.hook.client
         experiment = self.hook.get_or_create_experiment(f"{self.model_name}-monitoring")
         ti = context["ti"]
@@ -200,6 +239,7 @@ class EvidentlyCheckDriftOperator(BaseOperator):
 
         stamp = int(time.time() * 1000)
         metrics = {"drift_share": result.drift_share, "n_drifted": result.n_drifted, "rows": result.rows or 0}
+        metrics |= {f"prediction.{k}": v for k, v in (outputs or {}).items()}
         tags = []
         if result.prediction is not None and result.prediction.statistic is not None:
             metrics[f"prediction_drift.{result.prediction.column}.{result.prediction.method}"] = \

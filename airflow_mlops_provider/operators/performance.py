@@ -221,7 +221,7 @@ class MlflowCheckPerformanceDecayOperator(BaseOperator):
             "mlops.check": "performance", "mlops.check_key": key, "mlops.model_name": self.model_name,
             "mlops.model_version": version, "mlops.labels_path": result["labels_path"],
             "mlops.labels_day": result["labels_day"], "mlops.degraded": str(verdict["degraded"]),
-            "mlops.champion": str(verdict["champion"]),
+            "mlops.champion": str(verdict["champion"]), "mlops.decay_metrics": ",".join(verdict["figures"]),
             "airflow.dag_id": ti.dag_id, "airflow.run_id": ti.run_id, "airflow.task_id": ti.task_id})
         # The labels day is the time axis: the history charts by day, reruns log the same points.
         stamp = int(datetime.combine(date.fromisoformat(result["labels_day"]), datetime.min.time(),

@@ -161,6 +161,9 @@ class DriftCheckResult(TypedDict):
     report_path: str
     mlflow_run_id: str | None
     prediction_drift: dict[str, Any] | None
+    # The primary output's distribution: mean/std/p05/p50/p95 (+ positive_share), or
+    # top_class_share/classes_predicted for class labels; {} without predictions_path.
+    prediction_summary: dict[str, float]
     columns: dict[str, ColumnDriftSummary]
     rows: int
     too_few_rows: str | None  # set (and drifted false) below the policy's min_rows

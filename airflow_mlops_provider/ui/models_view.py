@@ -8,7 +8,8 @@ cookie or a bearer token) and the auth manager's permission to view plugins.
   ``challenger`` / ``previous`` with their holdout metrics side by side, the ledger's decisions,
   promotions and rollbacks with reasons, a drift-history chart per model version (share of
   drifted features per scored partition) and links to the Evidently reports, the GE data docs,
-  the MLflow runs and the serving endpoint.
+  the MLflow runs and the serving endpoint, and a performance-history chart per model version
+  (its metric on late labels per labels day against its holdout; red where the decay policy fired).
 - ``GET /mlops/api/models`` — the same facts as JSON.
 - ``GET /mlops/reports/drift/<file>.html`` and ``/mlops/reports/data_docs/<path>`` — the reports
   under ``MLOPS_HOME/reports`` (only there; nothing is listed or written).
@@ -99,6 +100,34 @@ def _drift_history(client: Any, name: str, reports_dir: Path) -> dict[str, list[
     return history
 
 
+def _performance_history(client: Any, name: str) -> dict[str, list[dict[str, Any]]]:
+    """Per model version, its checks on late labels (the decay policy's metrics), oldest labels day first."""
+    experiment = client.get_experiment_by_name(f"{name}-monitoring")
+    if experiment is None:
+        return {}
+    runs = client.search_runs([experiment.experiment_id], filter_string="tags.`mlops.check` = 'performance'",
+                              max_results=1000)
+    history: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        tags, metrics = run.data.tags, run.data.metrics
+        watched = [m for m in (tags.get("mlops.decay_metrics") or "").split(",") if f"perf.{m}" in metrics]
+        if not watched:
+            continue
+        metric = watched[0]
+        history.setdefault(str(tags.get("mlops.model_version", "?")), []).append({
+            "run_id": run.info.run_id, "experiment_id": run.info.experiment_id,
+            "labels_day": tags.get("mlops.labels_day", "?"), "metric": metric,
+            "live": float(metrics[f"perf.{metric}"]), "holdout": metrics.get(f"holdout.{metric}"),
+            "degradation": metrics.get(f"decay.{metric}"), "rows": int(metrics.get("labelled_rows", 0)),
+            "unmatched": int(metrics.get("labels.unmatched", 0)), "late": int(metrics.get("labels.late", 0)),
+            "degraded": tags.get("mlops.degraded") == "True", "too_few_rows": tags.get("mlops.too_few_rows"),
+            "reasons": tags.get("mlops.reasons", ""),
+        })
+    for points in history.values():
+        points.sort(key=lambda p: p["labels_day"])
+    return history
+
+
 def _partition_label(data_path: str | None, airflow_run: str) -> str:
     if data_path:
         return Path(data_path.rstrip("/")).name.split(".")[0] or data_path
@@ -135,6 +164,7 @@ def collect(client: Any, *, home: Any, tracking_uri: str | None, model: str | No
             "metric_names": sorted({m for h in holders.values() for m in h["metrics"]}),
             "ledger": list(reversed(events))[:100],
             "drift": _drift_history(client, registered.name, home.reports_dir),
+            "performance": _performance_history(client, registered.name),
             "serving": _serving(home.root / "serving", registered.name),
         })
     docs_index = home.reports_dir / "data_docs" / "index.html"
@@ -183,6 +213,45 @@ def drift_chart(points: list[dict[str, Any]], *, threshold: float | None = None,
                      f'{" (drift fired)" if point.get("drifted") else ""}</title></rect>'
                      f'<text x="{x + bar / 2:.1f}" y="{height - pad_b + 14}" font-size="10" '
                      f'text-anchor="middle">{label[-10:]}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def performance_chart(points: list[dict[str, Any]], *, width: int = 560, height: int = 160) -> str:
+    """An inline SVG bar chart: the watched metric on late labels per labels day, the holdout's value
+    as a dashed line (red bars: the decay policy fired)."""
+    pad_l, pad_b, pad_t = 44, 34, 10
+    inner_w, inner_h = width - pad_l - 8, height - pad_b - pad_t
+    values = [p["live"] for p in points] + [p["holdout"] for p in points if p.get("holdout") is not None]
+    top = max(values, default=1.0)
+    top = top * 1.1 if top > 0 else 1.0
+    metric = _e(points[0]["metric"]) if points else "metric"
+    n = max(len(points), 1)
+    bar = max(min(inner_w / n * 0.7, 48), 4)
+    parts = [f'<svg class="performance-chart" role="img" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
+             f"<title>{metric} on late labels per labels day, against the holdout</title>"]
+    for tick in (0, 0.5, 1):
+        y = pad_t + inner_h * (1 - tick)
+        parts.append(f'<line x1="{pad_l}" x2="{width - 8}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
+                     f'<text x="{pad_l - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end">{top * tick:.3g}</text>')
+    holdout = next((p["holdout"] for p in reversed(points) if p.get("holdout") is not None), None)
+    if holdout is not None:
+        y = pad_t + inner_h * (1 - max(min(holdout / top, 1), 0))
+        parts.append(f'<line class="holdout" x1="{pad_l}" x2="{width - 8}" y1="{y:.1f}" y2="{y:.1f}" stroke="#555" '
+                     f'stroke-dasharray="4 3"><title>holdout {metric} {holdout:.4g}</title></line>')
+    for i, point in enumerate(points):
+        share = max(min(point["live"] / top, 1), 0)
+        x = pad_l + inner_w / n * i + (inner_w / n - bar) / 2
+        h = max(inner_h * share, 1)
+        color = "#d9534f" if point.get("degraded") else "#5b8def"
+        label = _e(point["labels_day"])
+        parts.append(f'<rect class="performance-bar" data-day="{label}" data-value="{point["live"]:.4f}" '
+                     f'x="{x:.1f}" y="{pad_t + inner_h - h:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{color}">'
+                     f'<title>{label}: {metric} {point["live"]:.4g} on {point["rows"]} labelled rows'
+                     f'{" (decay fired)" if point.get("degraded") else ""}</title></rect>'
+                     f'<text x="{x + bar / 2:.1f}" y="{height - pad_b + 14}" font-size="10" '
+                     f'text-anchor="middle">{label[-5:]}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -256,6 +325,23 @@ def render(facts: dict[str, Any], *, base: str = "/mlops") -> str:
                 out.append(f"<tr><td>{_e(p['partition'])}</td><td>{p['drift_share']:.0%}</td>"
                            f"<td>{p['n_drifted']}</td><td>{p['rows']}</td>"
                            f"<td>{'yes' if p['drifted'] else 'no'}</td><td class='links'>{report}{run}</td></tr>")
+            out.append("</table></div>")
+        out.append("<h3>Performance on late labels (per labels day, against the version's holdout)</h3>")
+        if not model.get("performance"):
+            out.append("<p class='muted'>No labels checked yet (the performance-monitoring DAG).</p>")
+        for version, points in sorted((model.get("performance") or {}).items(), key=lambda kv: kv[0]):
+            out.append(f"<div class='performance' data-version='{_e(version)}'><p>v{_e(version)}: "
+                       f"{len(points)} labels day(s)</p>{performance_chart(points)}<table><tr><th>labels day</th>"
+                       "<th>metric</th><th>live</th><th>holdout</th><th>degradation</th><th>labelled rows</th>"
+                       "<th>unmatched / late labels</th><th>fired</th><th>links</th></tr>")
+            for p in points:
+                run = _link(f"{ui}/#/experiments/{p['experiment_id']}/runs/{p['run_id']}", "MLflow run") if ui \
+                    else ""
+                fired = "yes" if p["degraded"] else ("not decided" if p["too_few_rows"] else "no")
+                out.append(f"<tr><td>{_e(p['labels_day'])}</td><td>{_e(p['metric'])}</td><td>{_fmt(p['live'])}</td>"
+                           f"<td>{_fmt(p['holdout'])}</td><td>{_fmt(p['degradation'])}</td><td>{p['rows']}</td>"
+                           f"<td>{p['unmatched']} / {p['late']}</td><td title='{_e(p['reasons'])}'>{fired}</td>"
+                           f"<td class='links'>{run}</td></tr>")
             out.append("</table></div>")
         out.append("<h3>Decisions, promotions and rollbacks (newest first)</h3>")
         if not model["ledger"]:

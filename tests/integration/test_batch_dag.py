@@ -124,11 +124,14 @@ def test_drifted_day_emits_drift_detected_and_prometheus_has_its_drift_share(mlo
             assert time.time() < deadline, "Prometheus never scraped the pushed drift share"
             time.sleep(1)
         rows = query(f'sum(mlops_rows_scored{{model="{MODEL}",task_id="score"}})')
+        mean = query(f'mlops_prediction_mean{{model="{MODEL}",dag_id="mlops_batch_inference"}}')
     (point,) = series
     assert point["metric"]["run_id"] == result.run_id and point["metric"]["task_id"] == "check_drift"
     share = float(point["value"][1])
     assert share >= 0.5
     assert float(rows[0]["value"][1]) == 12_000  # both shards' rows
+    scores = pq.read_table(output("2026-11-11"), columns=["score"]).column(0).to_pandas()
+    assert float(mean[0]["value"][1]) == pytest.approx(scores.mean())  # the prediction distribution summary
     assert result.states["signal_drift"] == "success", result.states
     events = drift_events(airflow_db)
     assert len(events) == before + 1
@@ -195,7 +198,7 @@ def asset_events(db, name: str) -> list[dict]:
 
 
 def test_late_labels_degraded_day_emits_performance_degraded_once_and_queues_a_retrain(
-        mlops_home, run_dag, airflow_db):
+        mlops_home, run_dag, airflow_db, tmp_path):
     """Two scored days; their labels arrive two days later. The second day's labels are noisy
     (35 % flipped, same feature distribution: no drift to see), so @champion's roc_auc on them
     falls far below its holdout: the decay policy fires, the ``performance degraded`` Asset is
@@ -235,8 +238,15 @@ def test_late_labels_degraded_day_emits_performance_degraded_once_and_queues_a_r
 
     # Day 2's labels arrive for 3000 of its 4000 rows (partial coverage).
     day2[["transaction_id", TARGET]].iloc[:3000].to_parquet(labels_dir / "2026-11-23.parquet")
-    bad = run_dag("mlops_performance_monitoring", "2026-11-23", conf=conf)
-    assert bad.returncode == 0, bad
+    with prometheus_stack(tmp_path / "prometheus") as (gateway, query):
+        bad = run_dag("mlops_performance_monitoring", "2026-11-23", conf=conf,
+                      env=conn_env("pushgateway_default", conn_type="pushgateway", host=gateway))
+        assert bad.returncode == 0, bad
+        deadline = time.time() + 30
+        while not (fired := query(f'mlops_performance_degraded{{model="{MODEL}"}}')):
+            assert time.time() < deadline, "Prometheus never scraped the pushed decay figures"
+            time.sleep(1)
+        decay = query(f'mlops_performance_degradation_roc_auc{{model="{MODEL}"}}')
     assert bad.states["signal_degradation"] == "success", bad.states
     (event,) = asset_events(airflow_db, asset)
     assert event["model_name"] == MODEL and event["model_version"] == champion
@@ -244,6 +254,8 @@ def test_late_labels_degraded_day_emits_performance_degraded_once_and_queues_a_r
     figures = event["figures"]["roc_auc"]
     assert figures["holdout"] - figures["live"] == pytest.approx(figures["degradation"]) and figures["degradation"] > 0.05
     assert event["reasons"][0].startswith("roc_auc ") and "> 0.05" in event["reasons"][0]
+    assert float(fired[0]["value"][1]) == 1 and fired[0]["metric"]["version"] == champion
+    assert float(decay[0]["value"][1]) == pytest.approx(figures["degradation"])
     with sqlite3.connect(airflow_db) as conn:
         queued = conn.execute("SELECT q.target_dag_id FROM asset_dag_run_queue q JOIN asset a ON a.id = q.asset_id "
                               "WHERE a.name = ?", (asset,)).fetchall()
@@ -277,3 +289,11 @@ def test_late_labels_degraded_day_emits_performance_degraded_once_and_queues_a_r
     assert latest.data.tags["mlops.degraded"] == "True"
     assert latest.data.metrics["perf.roc_auc"] == pytest.approx(figures["live"])
     assert latest.data.metrics["labelled_rows"] == 3000
+
+    # The Models view charts the history from those runs.
+    from airflow_mlops_provider.ui.models_view import collect
+
+    facts = collect(client, home=home_settings(), tracking_uri=None, model=MODEL)
+    points = {p["labels_day"]: p for p in facts["models"][0]["performance"][champion]}
+    assert points["2026-11-22"]["degraded"] is False and points["2026-11-23"]["degraded"] is True
+    assert points["2026-11-23"]["live"] == pytest.approx(figures["live"]) and points["2026-11-22"]["unmatched"] == 5

@@ -432,6 +432,6 @@ def test_prometheus_scrapes_the_gateway_the_tasks_push_to_and_grafana_has_the_da
     # Every metric the dashboard charts is one the provider pushes (names in the operators' code).
     pushed = set(re.findall(r'"([a-z_0-9]+)": ', " ".join(
         (REPO / "airflow_mlops_provider" / "operators" / f).read_text()
-        for f in ("batch.py", "drift.py", "deploy.py", "registry.py"))))
+        for f in ("batch.py", "drift.py", "deploy.py", "registry.py", "performance.py"))))
     charted = set(re.findall(r"mlops_([a-z_0-9]+)\{", exprs))
     assert charted and charted <= pushed, f"the dashboard charts metrics nobody pushes: {sorted(charted - pushed)}"

@@ -6,7 +6,7 @@ import os
 import time
 
 from airflow_mlops_provider.core.validation import write_data_docs_index
-from airflow_mlops_provider.ui.models_view import drift_chart, mlflow_ui_url, render
+from airflow_mlops_provider.ui.models_view import drift_chart, mlflow_ui_url, performance_chart, render
 
 
 def facts(**overrides):
@@ -28,6 +28,14 @@ def facts(**overrides):
                          "run_id": "d1", "experiment_id": "9", "report": "r.html"},
                         {"partition": "2026-11-21", "drift_share": 0.7, "drifted": True, "n_drifted": 7, "rows": 500,
                          "run_id": "d2", "experiment_id": "9", "report": None}]},
+        "performance": {"2": [
+            {"labels_day": "2026-11-22", "metric": "roc_auc", "live": 0.90, "holdout": 0.91, "degradation": 0.01,
+             "rows": 4000, "unmatched": 5, "late": 0, "degraded": False, "too_few_rows": None, "reasons": "",
+             "run_id": "p1", "experiment_id": "9"},
+            {"labels_day": "2026-11-23", "metric": "roc_auc", "live": 0.62, "holdout": 0.91, "degradation": 0.29,
+             "rows": 3000, "unmatched": 0, "late": 0, "degraded": True, "too_few_rows": None,
+             "reasons": "roc_auc 0.62 vs holdout 0.91: degraded by 0.29 > 0.05", "run_id": "p2",
+             "experiment_id": "9"}]},
         "serving": [{"target": "local", "role": "live", "version": "2", "url": "http://127.0.0.1:5001"}],
     }
     model.update(overrides)
@@ -47,6 +55,20 @@ def test_page_shows_aliases_side_by_side_ledger_reasons_drift_bars_and_links():
     assert 'href="http://mlflow.example:5000/#/experiments/7/runs/r2"' in page
     assert 'href="/mlops/reports/data_docs/index.html"' in page
     assert "http://127.0.0.1:5001" in page
+
+
+def test_performance_history_charts_live_metric_against_holdout_per_labels_day():
+    page = render(facts())
+    assert page.count('class="performance-bar"') == 2
+    assert 'data-day="2026-11-23" data-value="0.6200"' in page
+    assert "(decay fired)" in page and 'class="holdout"' in page
+    assert "<td>5 / 0</td>" in page  # unmatched / late labels of the first day
+    assert 'href="http://mlflow.example:5000/#/experiments/9/runs/p2"' in page
+    assert "No labels checked yet" in render(facts(performance={}))
+    # RMSE-like values: the axis follows the values, the bar stays inside the chart.
+    svg = performance_chart([{"labels_day": "2026-11-01", "metric": "rmse", "live": 25000.0, "holdout": 20000.0,
+                              "rows": 300, "degraded": True}])
+    assert 'data-value="25000.0000"' in svg and "holdout rmse 2e+04" in svg
 
 
 def test_names_from_the_registry_are_escaped():
