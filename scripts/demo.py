@@ -5,6 +5,10 @@
 3. data v3 with noisy labels → mlops_retrain → rejected, the champion stays
 4. mlops_batch_inference scores two days with @champion: a normal day, then a drifted day,
    which emits the `drift detected` Asset event (the event that schedules mlops_retrain)
+5. late labels for those two days arrive two days later → mlops_performance_monitoring: the
+   first day's labels agree with the model; the second day's show it got worse (a third of the
+   outcomes no longer follow the old pattern), which emits `performance degraded` (the third
+   event that schedules mlops_retrain)
 Then it prints where to look. Everything lives under MLOPS_HOME (default .mlops/).
 """
 
@@ -50,7 +54,7 @@ def airflow(*args: str) -> None:
     print(f"    ok in {time.time() - started:.0f}s (log: {log})")
 
 
-def drift_events() -> list[dict]:
+def drift_events(prefix: str = "mlops://drift/") -> list[dict]:
     """The ``drift detected`` asset events Airflow recorded, with their extras.
 
     Asked through Airflow's own session on whatever metadata DB it is configured for (SQLite
@@ -63,7 +67,7 @@ def drift_events() -> list[dict]:
 
     with create_session() as session:
         rows = session.execute(select(AssetEvent.extra).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-                               .where(AssetModel.uri.like("mlops://drift/%")).order_by(AssetEvent.id)).all()
+                               .where(AssetModel.uri.like(f"{prefix}%")).order_by(AssetEvent.id)).all()
     return [dict(extra or {}) for (extra,) in rows]
 
 
@@ -94,17 +98,39 @@ def main() -> None:
 
     incoming = home.data_dir / "incoming"
     incoming.mkdir(parents=True, exist_ok=True)
+    outcomes = {}
     for title, seed, kind, day in [("a normal day", 101, "normal", "2026-11-20"),
                                    ("a drifted day", 102, "drifted", "2026-11-21")]:
         step(f"batch inference on {title} ({day})")
-        frame = generate(n_rows=200_000, seed=seed, kind=kind).drop(columns=[TARGET])
-        frame.to_parquet(incoming / f"{day}.parquet", index=False, row_group_size=50_000)
+        frame = generate(n_rows=200_000, seed=seed, kind=kind)
+        outcomes[day] = frame[["transaction_id", TARGET]]
+        frame.drop(columns=[TARGET]).to_parquet(incoming / f"{day}.parquet", index=False, row_group_size=50_000)
         airflow("dags", "test", "mlops_batch_inference", day)
     events = drift_events()
     print(f"    drift events emitted: {len(events)}")
     for extra in events:
         print(f"      {extra.get('data_path')}: drift share {extra.get('drift_share', 0):.0%}, "
               f"features {extra.get('drifted_features')}, report {extra.get('report')}")
+
+    import numpy as np
+
+    labels_dir = home.data_dir / "labels"
+    labels_dir.mkdir(parents=True, exist_ok=True)
+    for scored_day, labels_day, changed in [("2026-11-20", "2026-11-22", 0.0), ("2026-11-21", "2026-11-23", 0.35)]:
+        step(f"late labels for {scored_day} arrive on {labels_day}"
+             + (f" ({changed:.0%} of outcomes no longer follow the old pattern)" if changed else ""))
+        labels = outcomes[scored_day].copy()
+        flip = np.random.default_rng(7).random(len(labels)) < changed
+        labels[TARGET] = np.where(flip, 1 - labels[TARGET], labels[TARGET])
+        labels.to_parquet(labels_dir / f"{labels_day}.parquet", index=False)
+        airflow("dags", "test", "mlops_performance_monitoring", labels_day)
+    for rec in ledger.read(home.ledger_path):
+        if rec.get("event") == "performance_checked":
+            fig = ", ".join(f"{k} {f['live']:.3f} vs holdout {f['holdout']:.3f}" for k, f in rec["figures"].items())
+            print(f"    labels {rec['labels_day']}: v{rec['version']} on {rec['rows']} rows: {fig}"
+                  f"{' → DEGRADED' if rec['degraded'] else ''}")
+    decay = drift_events("mlops://performance/")
+    print(f"    performance degraded events emitted: {len(decay)}")
 
     step("Where to look")
     records = ledger.read(home.ledger_path)
@@ -122,7 +148,7 @@ def main() -> None:
           f"{home.airflow_home / 'simple_auth_manager_passwords.json.generated'}; 'Models' in its navigation; "
           "MLflow http://127.0.0.1:5000)")
     print(json.dumps({"decisions": sum(r.get("event") == "decision" for r in records),
-                      "drift_events": len(events)}))
+                      "drift_events": len(events), "performance_degraded_events": len(decay)}))
 
 
 if __name__ == "__main__":
