@@ -260,6 +260,11 @@ def join_labels(labels: Any, scored: Sequence[tuple[date, str]], key_columns: Se
             raise LabelsError(f"scored partition {path!r} lacks columns {missing}: labels cannot be matched to it",
                               path=path, columns=missing)
         table = pq.read_table(path, columns=wanted).to_pandas()
+        for key in keys:  # a key typed differently on each side would match nothing (or fail in merge)
+            if _kind(table[key]) != _kind(frame[key]):
+                raise LabelsError(f"id column {key!r} is {table[key].dtype} in the scored partition {path!r} but "
+                                  f"{frame[key].dtype} in the labels: write the labels with the ids as scored",
+                                  path=path, column=key)
         counts.coverage[day.isoformat()] = {"rows": len(table), "labelled": 0}
         hit = table.merge(frame[keys], on=keys, how="inner")
         if len(hit):
@@ -291,6 +296,16 @@ def join_labels(labels: Any, scored: Sequence[tuple[date, str]], key_columns: Se
         for day, n in joined["scored_day"].value_counts().items():
             counts.coverage[str(day)]["labelled"] = int(n)
     return joined, counts
+
+
+def _kind(series: Any) -> str:
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(series):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(series):
+        return "number"
+    return "text"
 
 
 def version_outputs(task_type: str, frame: Any, classes: Sequence[Any] | None) -> Any:

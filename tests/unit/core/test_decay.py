@@ -104,6 +104,13 @@ def test_join_refuses_a_scored_partition_without_the_version_column(tmp_path):
                     labels_day=date(2026, 11, 2), max_label_delay_days=7)
 
 
+def test_ids_typed_differently_from_the_scored_ones_are_refused_by_name(tmp_path):
+    scored = [_scored(tmp_path, "2026-11-01", ["1", "2"], "1", [0.1, 0.9])]
+    with pytest.raises(LabelsError, match=r"id column 'tx' is object in the scored partition .* but int64 in the"):
+        join_labels(pd.DataFrame({"tx": [1, 2], "y": [0, 1]}), scored, KEYS, "y", ["score"],
+                    labels_day=date(2026, 11, 2), max_label_delay_days=7)
+
+
 def test_read_labels_names_the_missing_column_and_the_file(tmp_path):
     path = tmp_path / "2026-11-02.parquet"
     pd.DataFrame({"tx": ["a"], "label": [1]}).to_parquet(path)

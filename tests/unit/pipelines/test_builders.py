@@ -135,3 +135,46 @@ def test_sensitive_attributes_are_grouped_by_and_kept_out_of_the_features():
     assert kept.task_dict["train"].exclude_features == []
     with pytest.raises(ValueError, match="no sensitive_features are named"):
         config(policy=gate)
+
+
+def test_performance_monitoring_waits_deferred_for_labels_and_signals_the_retrain_trigger():
+    from airflow.sdk import DAG
+
+    from airflow_mlops_provider.pipelines import (
+        BATCH_MACROS,
+        performance_monitoring_dag,
+        performance_monitoring_params,
+        performance_monitoring_pipeline,
+    )
+
+    dag = performance_monitoring_dag(config(), dag_id="houses_performance")
+    assert list(dag.task_dict) == ["wait_for_labels", "check_performance", "signal_degradation"]
+    assert dag.task_dict["wait_for_labels"].deferrable is True
+    check = dag.task_dict["check_performance"]
+    assert (check.model_task_type, check.target, check.key_columns) == ("regression", "price", ["house_id"])
+    assert dag.params["decay_policy"] == {"metrics": [{"name": "rmse", "max_relative_degradation": 0.1}],
+                                          "min_rows": 200, "max_label_delay_days": 7}
+    assert dag.params["lookback_days"] == 14
+    (outlet,) = dag.task_dict["signal_degradation"].outlets
+    assert outlet.uri == "mlops://performance/house-prices"
+    retrain = retraining_dag(config(), dag_id="houses")
+    assert outlet in retrain.timetable.asset_condition.objects  # the third retrain trigger
+
+    with DAG("own", schedule=None, start_date=datetime(2026, 1, 1), render_template_as_native_obj=True,
+             user_defined_macros=BATCH_MACROS, params=performance_monitoring_params(config())):
+        tasks = performance_monitoring_pipeline(config())
+    assert set(tasks) == {"wait_for_labels", "check_performance", "signal_degradation"}
+    with pytest.raises(ValueError, match=r"lacks the Params .*pass params=performance_monitoring_params"):
+        with DAG("bare", schedule=None, start_date=datetime(2026, 1, 1), render_template_as_native_obj=True):
+            performance_monitoring_pipeline(config())
+
+
+@pytest.mark.parametrize(("policy", "match"), [
+    ({"metrics": [{"name": "roc_auc", "max_degradation": 0.05}]}, r"decay_policy.metrics\[0\] names 'roc_auc'"),
+    ({"metrics": [{"name": "rmse"}]}, "sets neither max_degradation"),
+])
+def test_a_bad_decay_policy_fails_at_parse_time(policy, match):
+    with pytest.raises(ValueError, match=match):
+        config(decay_policy=policy)
+    with pytest.raises(ValueError, match="labels_lookback_days"):
+        config(labels_lookback_days=-1)
