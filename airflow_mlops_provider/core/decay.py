@@ -8,7 +8,7 @@ training holdout (:func:`airflow_mlops_provider.core.tasks.compute_metrics`); a
 :class:`DecayPolicy` compares them with that version's holdout metrics.
 
 Nothing is dropped silently. :class:`LabelCounts` counts every label row that was not used and
-why: a null target, a duplicated key (same value: one kept), a conflicting key (different
+why: a null id or target, a duplicated key (same value: one kept), a conflicting key (different
 values: none kept), an unmatched key (no scored row in the window), an ambiguous key (scored on
 more than one day: none kept). Matched labels arriving later than the policy's
 ``max_label_delay_days`` are counted as late (and still used). Scored days that only part of
@@ -165,12 +165,15 @@ def judge(policy: DecayPolicy, version: str, rows: int, metrics: Mapping[str, fl
             continue
         # Degradation: how much worse live is than the holdout, in the metric's own direction.
         worse = (base - live) if rule.direction == "higher" else (live - base)
-        relative = worse / abs(base) if base else (math.inf if worse > 0 else 0.0)
+        # Relative to a holdout value of 0 is undefined (and infinity is not JSON): None.
+        relative = worse / abs(base) if base else None
         verdict.figures[rule.name] = {"live": float(live), "holdout": float(base), "degradation": float(worse),
-                                      "relative_degradation": float(relative)}
+                                      "relative_degradation": None if relative is None else float(relative)}
         if rule.max_degradation is not None and worse > rule.max_degradation:
             verdict.reasons.append(f"{rule.name} {live:.4f} vs holdout {base:.4f}: degraded by {worse:.4f} "
                                    f"> {rule.max_degradation:g}")
+        elif rule.max_relative_degradation is not None and relative is None:
+            verdict.reasons.append(f"{rule.name}: not compared relatively, the holdout value is 0")
         elif rule.max_relative_degradation is not None and relative > rule.max_relative_degradation:
             verdict.reasons.append(f"{rule.name} {live:.4f} vs holdout {base:.4f}: degraded by {relative:.1%} "
                                    f"> {rule.max_relative_degradation:.0%}")
@@ -188,6 +191,7 @@ class LabelCounts:
     """What happened to every row of a labels partition."""
 
     label_rows: int = 0
+    null_keys: int = 0  # an id column is null (a null id matches nothing)
     null_labels: int = 0
     duplicated: int = 0  # extra rows of a key whose rows all agree (one kept)
     conflicting: int = 0  # rows of keys labelled with different values (none kept)
@@ -237,8 +241,10 @@ def join_labels(labels: Any, scored: Sequence[tuple[date, str]], key_columns: Se
     if not keys:
         raise LabelsError("labels cannot be joined to scored rows without id columns (ModelConfig.id_columns)")
     counts = LabelCounts(label_rows=len(labels))
-    frame = labels[labels[target].notna()]
-    counts.null_labels = len(labels) - len(frame)
+    keyed = labels[labels[keys].notna().all(axis=1)]
+    counts.null_keys = len(labels) - len(keyed)
+    frame = keyed[keyed[target].notna()]
+    counts.null_labels = len(keyed) - len(frame)
     # Duplicated keys: identical values keep one row; differing values keep none.
     grouped = frame.groupby(keys, dropna=False)[target]
     distinct = grouped.transform("nunique")
@@ -260,6 +266,7 @@ def join_labels(labels: Any, scored: Sequence[tuple[date, str]], key_columns: Se
             raise LabelsError(f"scored partition {path!r} lacks columns {missing}: labels cannot be matched to it",
                               path=path, columns=missing)
         table = pq.read_table(path, columns=wanted).to_pandas()
+        table = table[table[keys].notna().all(axis=1)]
         for key in keys:  # a key typed differently on each side would match nothing (or fail in merge)
             if _kind(table[key]) != _kind(frame[key]):
                 raise LabelsError(f"id column {key!r} is {table[key].dtype} in the scored partition {path!r} but "
@@ -270,7 +277,8 @@ def join_labels(labels: Any, scored: Sequence[tuple[date, str]], key_columns: Se
         if len(hit):
             hit["scored_day"] = day.isoformat()
             parts.append(hit)
-    scored_rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*keys, "scored_day"])
+    scored_rows = pd.concat(parts, ignore_index=True) if parts else \
+        pd.DataFrame(columns=[*keys, "model_version", "scored_day"])
     days_per_key = scored_rows.groupby(keys, dropna=False)["scored_day"].transform("nunique") if len(scored_rows) \
         else pd.Series(dtype=int)
     ambiguous = scored_rows[days_per_key > 1] if len(scored_rows) else scored_rows
@@ -332,6 +340,8 @@ def evaluate_versions(task_type: str, joined: Any, target: str,
                       classes_by_version: Mapping[str, Sequence[Any] | None]) -> dict[str, dict[str, Any]]:
     """Per model version: ``{"rows", "metrics"}`` on the labelled rows it scored."""
     out: dict[str, dict[str, Any]] = {}
+    if not len(joined):
+        return out
     for version, rows in joined.groupby("model_version", sort=True):
         version = str(version)
         classes = classes_by_version.get(version)

@@ -115,7 +115,11 @@ class MlflowCheckPerformanceDecayOperator(BaseOperator):
             workdir = Path(tmp)
             labels = read_labels(str(_local_input(self.labels_path, self.conn_id, workdir)), self.key_columns,
                                  self.target)
-            scored = [(d, str(_local_input(p, self.conn_id, workdir))) for d, p in partitions]
+            scored = []
+            for i, (scored_day, path) in enumerate(partitions):
+                # One folder per partition: Hive-style paths share a file name (date=.../part-0.parquet).
+                (workdir / str(i)).mkdir()
+                scored.append((scored_day, str(_local_input(path, self.conn_id, workdir / str(i)))))
             if task_type == "multiclass":
                 import pyarrow.parquet as pq
 
@@ -125,7 +129,7 @@ class MlflowCheckPerformanceDecayOperator(BaseOperator):
         self.log.info("labels %s: %d rows; %d matched to scored rows of %d partition(s) (%s .. %s)",
                       self.labels_path, counts.label_rows, counts.matched, len(scored),
                       (day - timedelta(days=lookback)).isoformat(), day.isoformat())
-        lost = {k: getattr(counts, k) for k in ("null_labels", "duplicated", "conflicting", "unmatched", "ambiguous",
+        lost = {k: getattr(counts, k) for k in ("null_keys", "null_labels", "duplicated", "conflicting", "unmatched", "ambiguous",
                                                 "late") if getattr(counts, k)}
         if lost:
             self.log.warning("labels not used as-is: %s%s", ", ".join(f"{k}={v}" for k, v in lost.items()),
@@ -165,7 +169,8 @@ class MlflowCheckPerformanceDecayOperator(BaseOperator):
             "reasons": [r for v in firing for r in versions[v]["reasons"] if "degraded by" in r],
             "policy": policy.to_dict(),
         }
-        check = {"dag_id": context["ti"].dag_id, "labels_path": str(self.labels_path)}
+        # One check per DAG, labels partition and labels day (a fixed, overwritten path is still one per day).
+        check = {"dag_id": context["ti"].dag_id, "labels_path": str(self.labels_path), "labels_day": day.isoformat()}
         self._record(context, result, check)
         self._push(context, result)
         return result
@@ -248,8 +253,8 @@ class MlflowCheckPerformanceDecayOperator(BaseOperator):
             max(versions, key=lambda v: versions[v]["rows"], default=None)
         counts = result["counts"]
         metrics: dict[str, float | int | None] = {
-            f"labels_{k}": counts[k] for k in ("label_rows", "matched", "null_labels", "duplicated", "conflicting",
-                                               "unmatched", "ambiguous", "late")}
+            f"labels_{k}": counts[k] for k in ("label_rows", "matched", "null_keys", "null_labels", "duplicated",
+                                               "conflicting", "unmatched", "ambiguous", "late")}
         if shown is not None:
             verdict = versions[shown]
             metrics["performance_labelled_rows"] = verdict["rows"]

@@ -123,8 +123,10 @@ def _performance_history(client: Any, name: str) -> dict[str, list[dict[str, Any
             "degraded": tags.get("mlops.degraded") == "True", "too_few_rows": tags.get("mlops.too_few_rows"),
             "reasons": tags.get("mlops.reasons", ""),
         })
-    for points in history.values():
+    for version, points in history.items():
         points.sort(key=lambda p: p["labels_day"])
+        # One axis per chart: the metric the latest check watched (a policy may change over time).
+        history[version] = [p for p in points if p["metric"] == points[-1]["metric"]]
     return history
 
 

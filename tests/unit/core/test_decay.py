@@ -144,3 +144,28 @@ def test_multiclass_and_label_type_errors():
         evaluate_versions("multiclass", joined.assign(y="z"), "y", {"2": ["a", "b", "c"]})
     with pytest.raises(LabelsError, match="class labels"):
         evaluate_versions("multiclass", joined, "y", {"2": None})
+
+
+def test_no_scored_partition_in_the_window_counts_every_label_unmatched_and_evaluates_nothing():
+    labels = pd.DataFrame({"tx": ["a", "b", None], "y": [0, 1, 1]})
+    joined, counts = join_labels(labels, [], KEYS, "y", ["score"], labels_day=date(2026, 11, 2),
+                                 max_label_delay_days=7)
+    assert (counts.matched, counts.unmatched, counts.null_keys) == (0, 2, 1)
+    assert evaluate_versions("binary", joined, "y", {}) == {}
+
+
+def test_null_ids_match_nothing_on_either_side(tmp_path):
+    path = tmp_path / "date=2026-11-01.parquet"
+    pd.DataFrame({"tx": ["a", None], "score": [0.2, 0.9], "model_version": "1"}).to_parquet(path)
+    labels = pd.DataFrame({"tx": ["a", None], "y": [0, 1]})
+    joined, counts = join_labels(labels, [(date(2026, 11, 1), str(path))], KEYS, "y", ["score"],
+                                 labels_day=date(2026, 11, 2), max_label_delay_days=7)
+    assert list(joined["tx"]) == ["a"] and counts.null_keys == 1 and counts.unmatched == 0
+
+
+def test_a_zero_holdout_is_compared_absolutely_only():
+    policy = DecayPolicy.from_dict("regression", {"metrics": [{"name": "mae", "max_relative_degradation": 0.1}],
+                                                  "min_rows": 1})
+    verdict = judge(policy, "1", 10, {"mae": 0.5}, {"mae": 0.0})
+    assert verdict.figures["mae"]["relative_degradation"] is None and not verdict.degraded
+    assert verdict.reasons == ["mae: not compared relatively, the holdout value is 0"]
