@@ -206,25 +206,32 @@ def batch_scoring_pipeline(model: ModelConfig, *, input_path: str = INPUT_PATH,
             "commit": committed, "check_drift": drift, "signal_drift": signalled}
 
 
-def batch_scoring_dag(model: ModelConfig, *, dag_id: str, schedule: Any = "0 2 * * *",
-                      start_date: datetime | None = None, doc_md: str | None = None, tags: list[str] | None = None,
-                      **dag_kwargs: Any) -> Any:
-    """A complete nightly batch-scoring DAG for ``model`` (``schedule`` is a UTC cron or a timetable)."""
+def daily_dag(model: ModelConfig, *, dag_id: str, description: str, schedule: Any, start_date: datetime | None,
+              doc_md: str, tags: list[str], params: dict[str, Any], **dag_kwargs: Any) -> Any:
+    """The DAG the cron-scheduled builders share: UTC cron (or a timetable), no catchup, one run at
+    a time, native rendering and :data:`BATCH_MACROS`; the caller adds the tasks inside ``with``."""
     from airflow.sdk import DAG, CronTriggerTimetable
 
-    with DAG(
-        dag_id=dag_id,
-        description=f"Nightly scoring of {model.name} with @champion, atomic output, feature and prediction drift",
+    return DAG(
+        dag_id=dag_id, description=description,
         schedule=CronTriggerTimetable(schedule, timezone="UTC") if isinstance(schedule, str) else schedule,
         start_date=start_date or datetime(2026, 1, 1),
         catchup=dag_kwargs.pop("catchup", False),
         max_active_runs=dag_kwargs.pop("max_active_runs", 1),
         render_template_as_native_obj=True,
         user_defined_macros={**BATCH_MACROS, **dag_kwargs.pop("user_defined_macros", {})},
-        tags=tags or ["mlops", "inference", model.name],
-        doc_md=doc_md or __doc__,
-        params=batch_scoring_params(model),
-        **dag_kwargs,
-    ) as dag:
+        tags=tags, doc_md=doc_md, params=params, **dag_kwargs,
+    )
+
+
+def batch_scoring_dag(model: ModelConfig, *, dag_id: str, schedule: Any = "0 2 * * *",
+                      start_date: datetime | None = None, doc_md: str | None = None, tags: list[str] | None = None,
+                      **dag_kwargs: Any) -> Any:
+    """A complete nightly batch-scoring DAG for ``model`` (``schedule`` is a UTC cron or a timetable)."""
+    with daily_dag(model, dag_id=dag_id, schedule=schedule, start_date=start_date,
+                   description=f"Nightly scoring of {model.name} with @champion, atomic output, feature and "
+                               "prediction drift",
+                   doc_md=doc_md or __doc__, tags=tags or ["mlops", "inference", model.name],
+                   params=batch_scoring_params(model), **dag_kwargs) as dag:
         batch_scoring_pipeline(model)
     return dag

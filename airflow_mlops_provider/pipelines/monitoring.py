@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from airflow_mlops_provider.pipelines.batch import BATCH_MACROS, PATH_MAX_LENGTH
+from airflow_mlops_provider.pipelines.batch import PATH_MAX_LENGTH, daily_dag
 from airflow_mlops_provider.pipelines.config import ModelConfig
 
 LABELS_PATH = "{{ params.labels_path or (mlops_home() ~ '/data/labels/' ~ ds ~ '.parquet') }}"
@@ -109,21 +109,10 @@ def performance_monitoring_dag(model: ModelConfig, *, dag_id: str, schedule: Any
                                start_date: datetime | None = None, doc_md: str | None = None,
                                tags: list[str] | None = None, **dag_kwargs: Any) -> Any:
     """A complete daily performance-monitoring DAG for ``model`` (``schedule``: a UTC cron or a timetable)."""
-    from airflow.sdk import DAG, CronTriggerTimetable
-
-    with DAG(
-        dag_id=dag_id,
-        description=f"Late labels of {model.name} against the versions that scored them; decay schedules a retrain",
-        schedule=CronTriggerTimetable(schedule, timezone="UTC") if isinstance(schedule, str) else schedule,
-        start_date=start_date or datetime(2026, 1, 1),
-        catchup=dag_kwargs.pop("catchup", False),
-        max_active_runs=dag_kwargs.pop("max_active_runs", 1),
-        render_template_as_native_obj=True,
-        user_defined_macros={**BATCH_MACROS, **dag_kwargs.pop("user_defined_macros", {})},
-        tags=tags or ["mlops", "monitoring", model.name],
-        doc_md=doc_md or __doc__,
-        params=performance_monitoring_params(model),
-        **dag_kwargs,
-    ) as dag:
+    with daily_dag(model, dag_id=dag_id, schedule=schedule, start_date=start_date,
+                   description=f"Late labels of {model.name} against the versions that scored them; decay "
+                               "schedules a retrain",
+                   doc_md=doc_md or __doc__, tags=tags or ["mlops", "monitoring", model.name],
+                   params=performance_monitoring_params(model), **dag_kwargs) as dag:
         performance_monitoring_pipeline(model)
     return dag

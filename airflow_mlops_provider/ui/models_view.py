@@ -185,77 +185,74 @@ def _fmt(value: Any) -> str:
     return _e(value)
 
 
+def _bar_chart(bars: list[dict[str, Any]], *, css: str, title: str, ticks: list[tuple[float, str]],
+               reference: tuple[float, str, str] | None = None, width: int = 560, height: int = 160,
+               pad_l: int = 36) -> str:
+    """An inline SVG bar chart. Each bar: ``fraction`` of the height (0..1), ``fired`` (red),
+    ``attrs`` (data-* attributes), ``tooltip`` and ``label``; ``reference``: (fraction, css class,
+    tooltip) of a dashed line."""
+    pad_b, pad_t = 34, 10
+    inner_w, inner_h = width - pad_l - 8, height - pad_b - pad_t
+    n = max(len(bars), 1)
+    bar = max(min(inner_w / n * 0.7, 48), 4)
+    parts = [f'<svg class="{css}-chart" role="img" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg"><title>{title}</title>']
+    for tick, text in ticks:
+        y = pad_t + inner_h * (1 - tick)
+        parts.append(f'<line x1="{pad_l}" x2="{width - 8}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
+                     f'<text x="{pad_l - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end">{text}</text>')
+    if reference is not None:
+        fraction, cls, tip = reference
+        y = pad_t + inner_h * (1 - min(max(fraction, 0.0), 1.0))
+        parts.append(f'<line class="{cls}" x1="{pad_l}" x2="{width - 8}" y1="{y:.1f}" y2="{y:.1f}" stroke="#c00" '
+                     f'stroke-dasharray="4 3"><title>{tip}</title></line>')
+    for i, b in enumerate(bars):
+        x = pad_l + inner_w / n * i + (inner_w / n - bar) / 2
+        h = max(inner_h * min(max(b["fraction"], 0.0), 1.0), 1)
+        attrs = " ".join(f'{k}="{v}"' for k, v in b["attrs"].items())
+        parts.append(f'<rect class="{css}-bar" {attrs} x="{x:.1f}" y="{pad_t + inner_h - h:.1f}" width="{bar:.1f}" '
+                     f'height="{h:.1f}" fill="{"#d9534f" if b["fired"] else "#5b8def"}"><title>{b["tooltip"]}</title>'
+                     f'</rect><text x="{x + bar / 2:.1f}" y="{height - pad_b + 14}" font-size="10" '
+                     f'text-anchor="middle">{b["label"]}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 def drift_chart(points: list[dict[str, Any]], *, threshold: float | None = None, width: int = 560,
                 height: int = 160) -> str:
     """An inline SVG bar chart: share of drifted features per scored partition (red: drift fired)."""
-    pad_l, pad_b, pad_t = 36, 34, 10
-    inner_w, inner_h = width - pad_l - 8, height - pad_b - pad_t
-    n = max(len(points), 1)
-    bar = max(min(inner_w / n * 0.7, 48), 4)
-    parts = [f'<svg class="drift-chart" role="img" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
-             '<title>share of drifted features per scored partition</title>']
-    for tick in (0, 0.5, 1):
-        y = pad_t + inner_h * (1 - tick)
-        parts.append(f'<line x1="{pad_l}" x2="{width - 8}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
-                     f'<text x="{pad_l - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end">{tick:.0%}</text>')
-    if threshold is not None:
-        y = pad_t + inner_h * (1 - threshold)
-        parts.append(f'<line x1="{pad_l}" x2="{width - 8}" y1="{y:.1f}" y2="{y:.1f}" stroke="#c00" '
-                     f'stroke-dasharray="4 3"/>')
-    for i, point in enumerate(points):
+    bars = []
+    for point in points:
         share = min(max(point["drift_share"], 0.0), 1.0)
-        x = pad_l + inner_w / n * i + (inner_w / n - bar) / 2
-        h = max(inner_h * share, 1)
-        color = "#d9534f" if point.get("drifted") else "#5b8def"
         label = _e(point["partition"])
-        parts.append(f'<rect class="drift-bar" data-partition="{label}" data-share="{share:.4f}" x="{x:.1f}" '
-                     f'y="{pad_t + inner_h - h:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{color}">'
-                     f'<title>{label}: {share:.0%} of features drifted'
-                     f'{" (drift fired)" if point.get("drifted") else ""}</title></rect>'
-                     f'<text x="{x + bar / 2:.1f}" y="{height - pad_b + 14}" font-size="10" '
-                     f'text-anchor="middle">{label[-10:]}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+        bars.append({"fraction": share, "fired": bool(point.get("drifted")), "label": label[-10:],
+                     "attrs": {"data-partition": label, "data-share": f"{share:.4f}"},
+                     "tooltip": f"{label}: {share:.0%} of features drifted"
+                                f"{' (drift fired)' if point.get('drifted') else ''}"})
+    reference = (threshold, "threshold", f"policy threshold {threshold:.0%}") if threshold is not None else None
+    return _bar_chart(bars, css="drift", title="share of drifted features per scored partition",
+                      ticks=[(t, f"{t:.0%}") for t in (0, 0.5, 1)], reference=reference, width=width, height=height)
 
 
 def performance_chart(points: list[dict[str, Any]], *, width: int = 560, height: int = 160) -> str:
     """An inline SVG bar chart: the watched metric on late labels per labels day, the holdout's value
     as a dashed line (red bars: the decay policy fired)."""
-    pad_l, pad_b, pad_t = 44, 34, 10
-    inner_w, inner_h = width - pad_l - 8, height - pad_b - pad_t
     values = [p["live"] for p in points] + [p["holdout"] for p in points if p.get("holdout") is not None]
     top = max(values, default=1.0)
     top = top * 1.1 if top > 0 else 1.0
     metric = _e(points[0]["metric"]) if points else "metric"
-    n = max(len(points), 1)
-    bar = max(min(inner_w / n * 0.7, 48), 4)
-    parts = [f'<svg class="performance-chart" role="img" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
-             f"<title>{metric} on late labels per labels day, against the holdout</title>"]
-    for tick in (0, 0.5, 1):
-        y = pad_t + inner_h * (1 - tick)
-        parts.append(f'<line x1="{pad_l}" x2="{width - 8}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
-                     f'<text x="{pad_l - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end">{top * tick:.3g}</text>')
-    holdout = next((p["holdout"] for p in reversed(points) if p.get("holdout") is not None), None)
-    if holdout is not None:
-        y = pad_t + inner_h * (1 - max(min(holdout / top, 1), 0))
-        parts.append(f'<line class="holdout" x1="{pad_l}" x2="{width - 8}" y1="{y:.1f}" y2="{y:.1f}" stroke="#555" '
-                     f'stroke-dasharray="4 3"><title>holdout {metric} {holdout:.4g}</title></line>')
-    for i, point in enumerate(points):
-        share = max(min(point["live"] / top, 1), 0)
-        x = pad_l + inner_w / n * i + (inner_w / n - bar) / 2
-        h = max(inner_h * share, 1)
-        color = "#d9534f" if point.get("degraded") else "#5b8def"
+    bars = []
+    for point in points:
         label = _e(point["labels_day"])
-        parts.append(f'<rect class="performance-bar" data-day="{label}" data-value="{point["live"]:.4f}" '
-                     f'x="{x:.1f}" y="{pad_t + inner_h - h:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{color}">'
-                     f'<title>{label}: {metric} {point["live"]:.4g} on {point["rows"]} labelled rows'
-                     f'{" (decay fired)" if point.get("degraded") else ""}</title></rect>'
-                     f'<text x="{x + bar / 2:.1f}" y="{height - pad_b + 14}" font-size="10" '
-                     f'text-anchor="middle">{label[-5:]}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+        bars.append({"fraction": point["live"] / top, "fired": bool(point.get("degraded")), "label": label[-5:],
+                     "attrs": {"data-day": label, "data-value": f"{point['live']:.4f}"},
+                     "tooltip": f"{label}: {metric} {point['live']:.4g} on {point['rows']} labelled rows"
+                                f"{' (decay fired)' if point.get('degraded') else ''}"})
+    holdout = next((p["holdout"] for p in reversed(points) if p.get("holdout") is not None), None)
+    reference = (holdout / top, "holdout", f"holdout {metric} {holdout:.4g}") if holdout is not None else None
+    return _bar_chart(bars, css="performance", title=f"{metric} on late labels per labels day, against the holdout",
+                      ticks=[(t, f"{top * t:.3g}") for t in (0, 0.5, 1)], reference=reference, width=width,
+                      height=height, pad_l=44)
 
 
 _STYLE = """
