@@ -18,7 +18,6 @@ from airflow_mlops_provider.sensors.object_storage import ObjectStoragePartition
 from airflow_mlops_provider.triggers.object_storage import ObjectStoragePathTrigger
 
 
-
 # -- ObjectStoragePartitionSensor ------------------------------------------------------------
 async def first_event(trigger) -> dict:
     """The payload of the first event ``trigger.run()`` yields."""
