@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
 import time
 
 import pandas as pd
@@ -15,7 +14,7 @@ from airflow_mlops_provider.core.demo_data import TARGET, generate
 from airflow_mlops_provider.core.settings import mlops_home as home_settings
 from airflow_mlops_provider.hooks.dvc import DvcHook, init_local_repo
 from airflow_mlops_provider.hooks.mlflow import MlflowHook
-from tests.conftest import BIN, conn_env, free_port
+from tests.conftest import conn_env, free_port
 from tests.prometheus_stack import prometheus_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("batch_dag")]
@@ -80,7 +79,7 @@ def drift_events(db) -> list[dict]:
 
 
 def test_normal_day_scores_every_row_and_emits_no_drift(mlops_home, run_dag, airflow_db):
-    source = generate(12_000, seed=21).drop(columns=[TARGET])
+    source = generate(12_000, seed=21).drop(columns=[TARGET])  # also day 1 of the late-labels test
     incoming("2026-11-10", source)
     before = len(drift_events(airflow_db))
     # Monitoring is down (nothing listens on the gateway's port): the run stays green, one warning.
@@ -208,18 +207,24 @@ def test_late_labels_degraded_day_emits_performance_degraded_once_and_queues_a_r
     from airflow_mlops_provider.core import ledger
 
     asset = f"mlops_performance_degraded__{MODEL}"
-    day1 = generate(4000, seed=31)
+    # Day 1 is the normal day test_normal_day_scores... scored (the same seeded rows), when it ran.
+    day1 = generate(12_000, seed=21)
     day2 = generate(4000, seed=32, kind="noisy")
-    for day, frame in (("2026-11-20", day1), ("2026-11-21", day2)):
+    to_score = [("2026-11-21", day2)]
+    if not output("2026-11-10").exists():
+        to_score.insert(0, ("2026-11-10", day1))
+    for day, frame in to_score:
         incoming(day, frame.drop(columns=[TARGET]))
         scored = run_dag("mlops_batch_inference", day)
         assert scored.returncode == 0, scored
         assert scored.states["signal_drift"] == "skipped", scored.states  # no feature drift either day
     champion = str(MlflowHook().client.get_model_version_by_alias(MODEL, "champion").version)
     # mlops_retrain is scheduled on the asset only when unpaused (as in production).
-    unpause = subprocess.run([str(BIN / "airflow"), "dags", "unpause", "mlops_retrain"], capture_output=True,
-                             text=True, timeout=300)
-    assert unpause.returncode == 0, unpause.stdout + unpause.stderr
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:  # what `airflow dags unpause` does, without a CLI process
+        session.get(DagModel, "mlops_retrain").is_paused = False
 
     labels_dir = home_settings().data_dir / "labels"
     labels_dir.mkdir(parents=True, exist_ok=True)
@@ -228,9 +233,9 @@ def test_late_labels_degraded_day_emits_performance_degraded_once_and_queues_a_r
     extra_rows = pd.DataFrame({"transaction_id": [f"tx-unknown-{i}" for i in range(5)]
                                + [first.iloc[0, 0], first.iloc[1, 0], first.iloc[2, 0]],
                                TARGET: [1, 0, 1, 0, 1, first.iloc[0, 1], None, first.iloc[2, 1]]})
-    pd.concat([first.iloc[1:], extra_rows], ignore_index=True).to_parquet(labels_dir / "2026-11-22.parquet")
+    pd.concat([first.iloc[1:], extra_rows], ignore_index=True).to_parquet(labels_dir / "2026-11-12.parquet")
     conf = {"lookback_days": 3}
-    ok = run_dag("mlops_performance_monitoring", "2026-11-22", conf=conf)
+    ok = run_dag("mlops_performance_monitoring", "2026-11-12", conf=conf)
     assert ok.returncode == 0, ok
     assert ok.states["check_performance"] == "success" and ok.states["signal_degradation"] == "skipped", ok.states
     assert "unmatched=5" in ok.output and "duplicated=1" in ok.output and "null_labels=1" in ok.output
@@ -262,9 +267,9 @@ def test_late_labels_degraded_day_emits_performance_degraded_once_and_queues_a_r
     assert queued == [("mlops_retrain",)]  # what the scheduler turns into an asset-triggered retrain run
 
     records = [r for r in ledger.read(home_settings().ledger_path) if r.get("event") == "performance_checked"
-               and r["labels_day"] in ("2026-11-22", "2026-11-23")]
+               and r["labels_day"] in ("2026-11-12", "2026-11-23")]
     assert [(r["labels_day"], r["version"], r["degraded"]) for r in records] == [
-        ("2026-11-22", champion, False), ("2026-11-23", champion, True)]
+        ("2026-11-12", champion, False), ("2026-11-23", champion, True)]
     assert records[0]["label_counts"]["unmatched"] == 5 and records[0]["label_counts"]["null_labels"] == 1
     assert records[0]["figures"]["roc_auc"]["degradation"] < 0.05
     client = MlflowHook().client
@@ -282,7 +287,7 @@ def test_late_labels_degraded_day_emits_performance_degraded_once_and_queues_a_r
     assert "was already signalled" in again.output
     assert len(asset_events(airflow_db, asset)) == 1
     assert len([r for r in ledger.read(home_settings().ledger_path) if r.get("event") == "performance_checked"
-                and r["labels_day"] in ("2026-11-22", "2026-11-23")]) == 2
+                and r["labels_day"] in ("2026-11-12", "2026-11-23")]) == 2
     after = performance_runs()
     assert len(after) == len(before)  # the rerun replaced its own run
     (latest,) = [r for r in after if r.data.tags["mlops.labels_day"] == "2026-11-23"]
@@ -295,5 +300,5 @@ def test_late_labels_degraded_day_emits_performance_degraded_once_and_queues_a_r
 
     facts = collect(client, home=home_settings(), tracking_uri=None, model=MODEL)
     points = {p["labels_day"]: p for p in facts["models"][0]["performance"][champion]}
-    assert points["2026-11-22"]["degraded"] is False and points["2026-11-23"]["degraded"] is True
-    assert points["2026-11-23"]["live"] == pytest.approx(figures["live"]) and points["2026-11-22"]["unmatched"] == 5
+    assert points["2026-11-12"]["degraded"] is False and points["2026-11-23"]["degraded"] is True
+    assert points["2026-11-23"]["live"] == pytest.approx(figures["live"]) and points["2026-11-12"]["unmatched"] == 5
