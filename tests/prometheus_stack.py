@@ -32,6 +32,15 @@ def _wait(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> N
             time.sleep(0.3)
 
 
+def scraped(query, promql: str, what: str, timeout: float = 30) -> list[dict]:
+    """The result of ``promql`` once Prometheus has scraped it (it scrapes every second)."""
+    deadline = time.time() + timeout
+    while not (series := query(promql)):
+        assert time.time() < deadline, f"Prometheus never scraped the pushed {what}"
+        time.sleep(1)
+    return series
+
+
 @contextlib.contextmanager
 def prometheus_stack(root: Path):
     """Yields ``(pushgateway_url, query)``; ``query(promql)`` returns the result vector."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -15,7 +14,7 @@ from airflow_mlops_provider.core.settings import mlops_home as home_settings
 from airflow_mlops_provider.hooks.dvc import DvcHook, init_local_repo
 from airflow_mlops_provider.hooks.mlflow import MlflowHook
 from tests.conftest import conn_env, free_port
-from tests.prometheus_stack import prometheus_stack
+from tests.prometheus_stack import prometheus_stack, scraped
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("batch_dag")]
 
@@ -118,10 +117,7 @@ def test_drifted_day_emits_drift_detected_and_prometheus_has_its_drift_share(mlo
         result = run_dag("mlops_batch_inference", "2026-11-11",
                          env=conn_env("pushgateway_default", conn_type="pushgateway", host=gateway))
         assert result.returncode == 0, result
-        deadline = time.time() + 30
-        while not (series := query(f'mlops_drift_share{{model="{MODEL}",dag_id="mlops_batch_inference"}}')):
-            assert time.time() < deadline, "Prometheus never scraped the pushed drift share"
-            time.sleep(1)
+        series = scraped(query, f'mlops_drift_share{{model="{MODEL}",dag_id="mlops_batch_inference"}}', "drift share")
         rows = query(f'sum(mlops_rows_scored{{model="{MODEL}",task_id="score"}})')
         mean = query(f'mlops_prediction_mean{{model="{MODEL}",dag_id="mlops_batch_inference"}}')
     (point,) = series
@@ -247,10 +243,7 @@ def test_late_labels_degraded_day_emits_performance_degraded_once_and_queues_a_r
         bad = run_dag("mlops_performance_monitoring", "2026-11-23", conf=conf,
                       env=conn_env("pushgateway_default", conn_type="pushgateway", host=gateway))
         assert bad.returncode == 0, bad
-        deadline = time.time() + 30
-        while not (fired := query(f'mlops_performance_degraded{{model="{MODEL}"}}')):
-            assert time.time() < deadline, "Prometheus never scraped the pushed decay figures"
-            time.sleep(1)
+        fired = scraped(query, f'mlops_performance_degraded{{model="{MODEL}"}}', "decay figures")
         decay = query(f'mlops_performance_degradation_roc_auc{{model="{MODEL}"}}')
     assert bad.states["signal_degradation"] == "success", bad.states
     (event,) = asset_events(airflow_db, asset)

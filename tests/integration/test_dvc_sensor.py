@@ -13,6 +13,7 @@ from airflow_mlops_provider.exceptions import DataVersionError
 from airflow_mlops_provider.hooks.dvc import DvcHook
 from airflow_mlops_provider.sensors.dvc import DvcNewDataVersionSensor
 from airflow_mlops_provider.triggers.dvc import DvcNewDataVersionTrigger
+from tests.trigger_runs import first_event
 
 DATA = "data/tx.csv"
 V_A, V_B = b"id,amount\n1,10.5\n", b"id,amount\n1,10.5\n2,3.25\n"
@@ -21,14 +22,6 @@ V_A, V_B = b"id,amount\n1,10.5\n", b"id,amount\n1,10.5\n2,3.25\n"
 pytestmark = [pytest.mark.integration]
 
 
-async def first_event(trigger) -> dict:
-    """The payload of the first event ``trigger.run()`` yields."""
-    async for event in trigger.run():
-        return event.payload
-    raise AssertionError("the trigger returned without an event")
-
-
-# -- DvcNewDataVersionSensor -----------------------------------------------------------------
 @pytest.fixture
 def dvc_conn(dvc_repo, monkeypatch):
     def set_conn(**fields):

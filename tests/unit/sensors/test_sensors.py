@@ -16,14 +16,9 @@ from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
 from airflow_mlops_provider.exceptions import DataFileError
 from airflow_mlops_provider.sensors.object_storage import ObjectStoragePartitionSensor
 from airflow_mlops_provider.triggers.object_storage import ObjectStoragePathTrigger
-
+from tests.trigger_runs import first_event
 
 # -- ObjectStoragePartitionSensor ------------------------------------------------------------
-async def first_event(trigger) -> dict:
-    """The payload of the first event ``trigger.run()`` yields."""
-    async for event in trigger.run():
-        return event.payload
-    raise AssertionError("the trigger returned without an event")
 
 
 def test_partition_poke_is_done_once_the_file_exists(mlops_home):
