@@ -28,6 +28,10 @@ from typing import Any
 from airflow_mlops_provider.core.tasks import METRICS, compute_metrics, parse_task_type, proba_column
 from airflow_mlops_provider.exceptions import DataFileError
 
+#: Where the batch pipeline writes a day's scored partition: ``{date}`` is the scoring day
+#: (YYYY-MM-DD), ``{home}`` is MLOPS_HOME.
+DEFAULT_SCORES_PATH = "{home}/outputs/scores/date={date}.parquet"
+
 #: Defaults per task type: a drop in the ranking metric, a relative rise in the error.
 DEFAULT_DECAY_POLICIES: dict[str, dict[str, Any]] = {
     "binary": {"metrics": [{"name": "roc_auc", "max_degradation": 0.05}], "min_rows": 200,

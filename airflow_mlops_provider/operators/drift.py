@@ -97,8 +97,9 @@ class EvidentlyCheckDriftOperator(BaseOperator):
             values = pq.read_table(self.data_path, columns=[name], pre_buffer=False).column(0).to_pandas()
             columns.append(column_drift(name, profile["columns"][name], values,
                                         sample[name] if name in sample.columns else None))
-        result = apply_policy(columns, policy, self._prediction_drift(column_drift, baseline), rows=rows)
-        summary_of_outputs = self._prediction_summary(baseline)
+        outputs = self._read_outputs(baseline)  # the scored partition's primary output, read once
+        result = apply_policy(columns, policy, self._prediction_drift(column_drift, baseline, outputs), rows=rows)
+        summary_of_outputs = self._prediction_summary(outputs)
         for c in columns:
             self.log.info("%-20s %-14s %10.5f  threshold %.3f  %s", c.column, c.method,
                           c.statistic if c.statistic is not None else float("nan"), c.threshold,
@@ -148,16 +149,12 @@ class EvidentlyCheckDriftOperator(BaseOperator):
             inputs.append(storage_dataset(str(self.predictions_path)))
         return operator_lineage(inputs=inputs, outputs=[storage_dataset(state["report"])])
 
-    def _prediction_summary(self, baseline: Any) -> dict[str, float]:
-        """The distribution of the model's primary output on the scored partition.
-
-        Numbers (binary ``score``, regression ``prediction``): mean, std and the 5/50/95th
-        percentiles (binary adds the share scored >= 0.5). Class labels (multiclass
-        ``prediction``): the most frequent class's share and how many classes were predicted.
-        """
+    def _read_outputs(self, baseline: Any) -> tuple[str, Any, list[str]] | None:
+        """``(column, values, partition columns)`` of the model's primary output on the scored
+        partition: the column its prediction baseline profiles, else ``score`` or ``prediction``.
+        None without ``predictions_path`` or without such a column."""
         if self.predictions_path in (None, "", "None"):
-            return {}
-        import numpy as np
+            return None
         import pyarrow.parquet as pq
 
         from airflow_mlops_provider.core.scoring import open_parquet
@@ -166,8 +163,23 @@ class EvidentlyCheckDriftOperator(BaseOperator):
         profile = baseline.predictions
         column = profile["features"][0] if profile else next((c for c in ("score", "prediction") if c in names), None)
         if column is None or column not in names:
-            return {}
+            return None
         values = pq.read_table(self.predictions_path, columns=[column], pre_buffer=False).column(0).to_pandas()
+        return column, values, names
+
+    @staticmethod
+    def _prediction_summary(outputs: tuple[str, Any, list[str]] | None) -> dict[str, float]:
+        """The distribution of the model's primary output on the scored partition.
+
+        Numbers (binary ``score``, regression ``prediction``): mean, std and the 5/50/95th
+        percentiles (binary adds the share scored >= 0.5). Class labels (multiclass
+        ``prediction``): the most frequent class's share and how many classes were predicted.
+        """
+        if outputs is None:
+            return {}
+        import numpy as np
+
+        column, values, names = outputs
         values = values.dropna()
         if not len(values):
             return {}
@@ -183,27 +195,22 @@ class EvidentlyCheckDriftOperator(BaseOperator):
             out["positive_share"] = float((arr >= 0.5).mean())
         return out
 
-    def _prediction_drift(self, column_drift: Any, baseline: Any) -> Any:
+    def _prediction_drift(self, column_drift: Any, baseline: Any, outputs: tuple[str, Any, list[str]] | None) -> Any:
         """The model's primary output on this partition against its outputs on the training holdout."""
         if self.predictions_path in (None, "", "None"):
             return None
-        import pyarrow.parquet as pq
-
-        from airflow_mlops_provider.core.scoring import open_parquet
-
         profile, sample = baseline.predictions, baseline.predictions_sample
         if profile is None:
             self.log.warning("%s v%s was trained without a prediction baseline: prediction drift not checked",
                              self.model_name, self.model_version)
             return None
         column = profile["features"][0]
-        if column not in open_parquet(self.predictions_path).schema_arrow.names:
+        if outputs is None:
             # Feature drift stands on its own: report the gap, do not lose the verdicts.
             self.log.warning("scored partition %s has no output column %r: prediction drift not checked",
                              self.predictions_path, column)
             return None
-        values = pq.read_table(self.predictions_path, columns=[column], pre_buffer=False).column(0).to_pandas()
-        drift = column_drift(column, profile["columns"][column], values,
+        drift = column_drift(column, profile["columns"][column], outputs[1],
                              sample[column] if column in sample.columns else None)
         self.log.info("prediction %-10s %-14s %10.5f  threshold %.3f  %s", drift.column, drift.method,
                       drift.statistic if drift.statistic is not None else float("nan"), drift.threshold,

@@ -14,9 +14,6 @@ from typing import Any
 from airflow_mlops_provider.hooks.mlflow import MlflowHook
 from airflow_mlops_provider.version_compat import BaseOperator
 
-#: Where the batch pipeline writes a day's scored partition (``{date}``: the scoring day).
-DEFAULT_SCORES_PATH = "{home}/outputs/scores/date={date}.parquet"
-
 
 class MlflowCheckPerformanceDecayOperator(BaseOperator):
     """Join a day's labels to the scored partitions, evaluate every version that scored them, apply a decay policy.
@@ -69,6 +66,7 @@ class MlflowCheckPerformanceDecayOperator(BaseOperator):
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     def _scored_partitions(self, day: date, lookback: int) -> list[tuple[date, str]]:
+        from airflow_mlops_provider.core.decay import DEFAULT_SCORES_PATH
         from airflow_mlops_provider.core.settings import mlops_home
         from airflow_mlops_provider.paths import require_allowed
         from airflow_mlops_provider.triggers.object_storage import path_status
@@ -141,11 +139,13 @@ class MlflowCheckPerformanceDecayOperator(BaseOperator):
         champion = self.hook.get_version_by_alias(self.model_name, "champion", required=False)
         champion_version = str(champion.version) if champion is not None else None
         versions = {}
-        evaluated = evaluate_versions(task_type, joined, self.target, {
-            v: classes_from_tags(self.hook.client.get_model_version(self.model_name, v).tags)
-            for v in sorted({str(v) for v in joined["model_version"]})} if len(joined) else {})
+        # Each version that scored labelled rows, read once: its classes and its training run.
+        model_versions = {v: self.hook.client.get_model_version(self.model_name, v)
+                          for v in sorted({str(v) for v in joined["model_version"]})} if len(joined) else {}
+        evaluated = evaluate_versions(task_type, joined, self.target,
+                                      {v: classes_from_tags(mv.tags) for v, mv in model_versions.items()})
         for version, result in evaluated.items():
-            holdout = self._holdout_metrics(version)
+            holdout = self._holdout_metrics(model_versions[version])
             verdict = judge(policy, version, result["rows"], result["metrics"], holdout)
             verdict_dict = verdict.to_dict()
             verdict_dict["champion"] = version == champion_version
@@ -175,8 +175,8 @@ class MlflowCheckPerformanceDecayOperator(BaseOperator):
         self._push(context, result)
         return result
 
-    def _holdout_metrics(self, version: str) -> dict[str, float]:
-        mv = self.hook.client.get_model_version(self.model_name, version)
+    def _holdout_metrics(self, mv: Any) -> dict[str, float]:
+        """The version's holdout metrics: the metrics of the run it was registered from."""
         if not mv.run_id:
             return {}
         return {k: float(v) for k, v in self.hook.client.get_run(mv.run_id).data.metrics.items()}

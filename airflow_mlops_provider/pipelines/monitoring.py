@@ -24,20 +24,18 @@ from airflow_mlops_provider.pipelines.batch import PATH_MAX_LENGTH, daily_dag
 from airflow_mlops_provider.pipelines.config import ModelConfig
 
 LABELS_PATH = "{{ params.labels_path or (mlops_home() ~ '/data/labels/' ~ ds ~ '.parquet') }}"
-#: ``{date}`` is filled per scoring day of the lookback window, ``{home}`` with MLOPS_HOME.
-SCORES_PATH = "{home}/outputs/scores/date={date}.parquet"
 
 
 def performance_monitoring_params(model: ModelConfig) -> dict[str, Any]:
     from airflow.sdk import Param
 
-    from airflow_mlops_provider.core.decay import DECAY_POLICY_SCHEMA
+    from airflow_mlops_provider.core.decay import DECAY_POLICY_SCHEMA, DEFAULT_SCORES_PATH
 
     return {
         "labels_path": Param("", type="string", maxLength=PATH_MAX_LENGTH,
                              description="The day's labels partition (id columns + target; inside the allowed "
                                          "roots); empty: MLOPS_HOME/data/labels/<ds>.parquet"),
-        "scores_path": Param(SCORES_PATH, type="string", minLength=1, maxLength=PATH_MAX_LENGTH,
+        "scores_path": Param(DEFAULT_SCORES_PATH, type="string", minLength=1, maxLength=PATH_MAX_LENGTH,
                              pattern=r".*\{date\}.*",
                              description="Scored partitions to match labels to; {date}: the scoring day "
                                          "(YYYY-MM-DD), {home}: MLOPS_HOME"),
