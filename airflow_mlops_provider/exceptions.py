@@ -63,6 +63,13 @@ class DataFileError(MlopsProviderError, ValueError):
     """A data file cannot be read or written in the expected format; names the path."""
 
 
+class OutputSpaceError(MlopsProviderError, OSError):
+    """The disk (or quota) filled up while an output was written; names the output path.
+
+    Nothing partial is left: the temporary file is removed and a previous output stays as it was.
+    """
+
+
 class KServeError(MlopsProviderError):
     """A KServe InferenceService could not be applied, read, served or verified.
 

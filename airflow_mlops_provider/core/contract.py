@@ -10,10 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-_NUMERIC_TYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-                  "float16", "float32", "float64", "Int64", "Float64"]
+_INTEGER_TYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "Int64"]
+_NUMERIC_TYPES = [*_INTEGER_TYPES, "float16", "float32", "float64", "Float64"]
+# A ``long``/``integer`` column must hold whole numbers: a float column (fractions, or NaN-widened
+# integers) is refused here, as MLflow's schema enforcement would refuse it (or a raw estimator
+# would truncate it) at scoring time.
 _TYPE_LISTS = {
-    "long": _NUMERIC_TYPES, "integer": _NUMERIC_TYPES, "double": _NUMERIC_TYPES, "float": _NUMERIC_TYPES,
+    "long": _INTEGER_TYPES, "integer": _INTEGER_TYPES, "double": _NUMERIC_TYPES, "float": _NUMERIC_TYPES,
     "string": ["object", "str", "string", "category", "large_string"],
     "boolean": ["bool", "boolean", *_NUMERIC_TYPES],
 }
@@ -52,8 +55,12 @@ def contract_suite(name: str, inputs: Sequence[tuple[str, str]], profile: dict[s
     for column, mlflow_type in inputs:
         types = _TYPE_LISTS.get(mlflow_type)
         if types:
-            expectations.append({"type": "expect_column_values_to_be_in_type_list",
-                                 "kwargs": {"column": column, "type_list": types}, "severity": "critical"})
+            expectation = {"type": "expect_column_values_to_be_in_type_list",
+                           "kwargs": {"column": column, "type_list": types}, "severity": "critical"}
+            if types is _INTEGER_TYPES:
+                expectation["description"] = (f"column {column!r} must hold whole numbers in an integer type "
+                                              f"(the model's signature says {mlflow_type!r})")
+            expectations.append(expectation)
         base = (profile or {}).get("columns", {}).get(column, {})
         bounds = _BOUNDS.get(mlflow_type)
         if bounds:

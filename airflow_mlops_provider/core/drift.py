@@ -190,8 +190,10 @@ def column_drift(name: str, ref: dict[str, Any], current: Any, ref_sample: Any =
     cur = _clean(current, numeric)
     ref_n = int(ref["count"])
     if len(cur) == 0 or ref_n == 0:
+        side = "the current data" if len(cur) == 0 else "the training baseline"
         return ColumnDrift(name, ref["kind"], "none", None, 0.0, False, len(cur),
-                           note="no non-null values on one side; not tested")
+                           note=f"column {name!r} has no non-null{' finite' if numeric else ''} value in {side}; "
+                                "not tested")
     if ref_n <= SMALL_REFERENCE:
         if ref_sample is None or len(_clean(ref_sample, numeric)) != ref_n:
             raise ValueError(f"feature {name!r}: a reference of {ref_n} rows needs the full sample")
@@ -227,6 +229,31 @@ def column_drift(name: str, ref: dict[str, Any], current: Any, ref_sample: Any =
     value = _js_distance(ref_counts, cur_counts)
     return ColumnDrift(name, ref["kind"], "jensenshannon", value, DISTANCE_THRESHOLD,
                        value >= DISTANCE_THRESHOLD, len(cur))
+
+
+def report_columns(current: Any, reference: Any, columns: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The columns a drift report can compare, and why each other one is left out.
+
+    Evidently's preset raises on a column with no value on one side ("An empty column ... was
+    provided"); such a column has its own verdict (``column_drift``'s note) instead.
+    """
+    import numpy as np
+    import pandas as pd
+
+    kept, skipped = [], {}
+    for column in columns:
+        for side, frame in (("current data", current), ("training sample", reference)):
+            values = frame[column]
+            if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+                empty = not np.isfinite(pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)).any()
+            else:
+                empty = not values.notna().any()
+            if empty:
+                skipped[column] = f"column {column!r} has no non-null value in the {side}"
+                break
+        else:
+            kept.append(column)
+    return kept, skipped
 
 
 def check_key_features(policy: DriftPolicy, profile: dict[str, Any]) -> None:

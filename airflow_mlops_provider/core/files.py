@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from airflow_mlops_provider.exceptions import OutputSpaceError
 
 
 def _read_umask() -> int:
@@ -85,9 +88,23 @@ def atomic_path(final: Path) -> Iterator[Path]:
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, final)
+    except OSError as err:
+        if not is_out_of_space(err):
+            raise
+        raise OutputSpaceError(
+            f"no space left on the device while writing {str(final)!r} (temporary file {tmp_path.name!r}, "
+            f"removed); {'the previous file there is unchanged' if final.exists() else 'nothing was published'}",
+            path=str(final), errno=errno.ENOSPC, cause=str(err)) from err
     finally:
         tmp_path.unlink(missing_ok=True)
         os.close(fd)
+
+
+def is_out_of_space(err: BaseException) -> bool:
+    """True for a full disk or quota, also when a library (pyarrow) re-raised it without an errno."""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return "No space left on device" in str(err) or "Disk quota exceeded" in str(err)
 
 
 def write_bytes_atomic(final: Path, data: bytes) -> Path:

@@ -102,6 +102,54 @@ def check_columns(schema: Any, features: Sequence[str], expected_types: dict[str
                                     f"the model expects {expected}", path=path, column=column)
 
 
+def check_values(batch: Any, expected_types: dict[str, str] | None, path: str, first_row: int) -> None:
+    """Refuse a chunk whose values the model's signature cannot hold, naming the column, never a row.
+
+    ±inf in a numeric feature is no measurement (NaN, a missing value, is left to the model), and a
+    fractional value in a ``long``/``integer`` column would be truncated or refused by the model.
+    The check runs on every chunk: after the first, scikit-learn chunks skip MLflow's enforcement.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for column, expected in (expected_types or {}).items():
+        if column not in batch.schema.names:
+            continue
+        values = batch.column(column)
+        if not pa.types.is_floating(values.type):
+            continue
+        infinite = pc.sum(pc.is_inf(values)).as_py() or 0
+        if infinite:
+            raise ScoringInputError(
+                f"input partition {path!r}: column {column!r} holds {infinite} infinite value(s) (+inf/-inf) in "
+                f"rows {first_row}..{first_row + batch.num_rows - 1}; the model needs finite numbers",
+                path=path, column=column, reason="non_finite", count=infinite)
+        if expected in ("long", "integer"):
+            valid = pc.drop_null(values)
+            fractional = pc.sum(pc.not_equal(valid, pc.floor(valid))).as_py() or 0
+            if fractional:
+                raise ScoringInputError(
+                    f"input partition {path!r}: column {column!r} holds {fractional} fractional value(s) in rows "
+                    f"{first_row}..{first_row + batch.num_rows - 1}; the model's signature says {expected!r} "
+                    "(whole numbers)", path=path, column=column, reason="fractional", count=fractional)
+
+
+def model_error_summary(err: BaseException, limit: int = 300) -> str:
+    """What a model's failure says, without the rows it may quote.
+
+    MLflow's schema enforcement wraps the real cause ("Incompatible input types for column amount.
+    Can not safely convert float64 to int64.") in a message that begins with the whole input frame;
+    its first line is a table header. The cause is the exception it was raised from (or follows
+    ``Error:``); other errors keep their first line.
+    """
+    text = str(err)
+    if "Failed to enforce schema" in text:
+        cause = err.__cause__ or err.__context__
+        reason = str(cause) if cause is not None else text.rsplit("Error: ", 1)[-1]
+        return f"the input does not match the model's signature: {(reason.splitlines() or [''])[0][:limit]}"
+    return f"{type(err).__name__}: {(text.splitlines() or [''])[0][:limit]}"
+
+
 def _producer(batches: Iterator[Any], out: queue.Queue, stop: threading.Event) -> None:
     try:
         for batch in batches:
@@ -195,16 +243,16 @@ def score_file(
                     raise ScoringInputError(f"cannot read {str(input_path)!r}: {item}", path=str(input_path)) from item
                 if writer_error:
                     break
+                check_values(item, expected_types, str(input_path), stats.rows)
                 frame = item.select(list(features)).to_pandas()
                 t0 = time.monotonic()
                 try:
                     outputs = as_columns(predict(frame))
                 except Exception as err:  # noqa: BLE001 - re-raised, named, without the rows
                     # Schema enforcement messages can quote the rows; the task log must not.
-                    first = (str(err).splitlines() or [""])[0][:200]
                     raise ScoringInputError(
                         f"the model could not score rows {stats.rows}..{stats.rows + item.num_rows - 1} of "
-                        f"{str(input_path)!r}: {type(err).__name__}: {first}", path=str(input_path)) from None
+                        f"{str(input_path)!r}: {model_error_summary(err)}", path=str(input_path)) from None
                 stats.predict_seconds += time.monotonic() - t0
                 out_cols = {c: item.column(c) for c in key_columns}
                 for name, values in outputs.items():

@@ -154,13 +154,46 @@ class DvcHook(BaseHook):
     @contextlib.contextmanager
     def open(self, path: str, rev: str | None = None, mode: str = "rb") -> Iterator[IO]:
         """Open ``path`` as it was at ``rev`` (streams from the cache or the remote)."""
-        self.data_version(path, rev)  # clear errors for unknown revs and untracked paths
+        version = self.data_version(path, rev)  # clear errors for unknown revs and untracked paths
         import dvc.api
+        from dvc.exceptions import FileMissingError, PathMissingError
 
-        with dvc.api.open(path, repo=self.repo, rev=self._rev(rev), mode=mode,
-                          remote=self.settings["remote"],
-                          remote_config=self.settings["remote_config"]) as fh:
-            yield fh
+        try:
+            with dvc.api.open(path, repo=self.repo, rev=self._rev(rev), mode=mode,
+                              remote=self.settings["remote"],
+                              remote_config=self.settings["remote_config"]) as fh:
+                yield fh
+        except (PathMissingError, FileMissingError) as err:
+            # DVC says "does not exist ... neither as a DVC output nor as a Git-tracked file", but the
+            # path was just resolved to its md5: what is missing is the data, in cache and remote.
+            raise self._missing_data_error(version, err) from err
+
+    def _missing_data_error(self, version: DataVersion, err: Exception) -> DataVersionError:
+        """Name what is really missing: the object ``version.md5`` in the cache and in which remote."""
+        remote, where = self.settings["remote"], "the remote"
+        try:
+            fs = self._fs(version.rev)
+            cloud = fs.repo.cloud.get_remote(remote)
+            name, remote = cloud.name, cloud.fs.unstrip_protocol(cloud.path)
+            try:
+                reachable = cloud.fs.exists(cloud.path)
+                present = reachable and cloud.odb.exists(version.md5)
+            except Exception as probe:  # noqa: BLE001 - an unreachable remote is what we report
+                reachable, present = False, False
+                where = f"remote {name!r} ({remote}), which cannot be reached: {probe}"
+            else:
+                if not reachable:
+                    where = f"remote {name!r} ({remote}), which does not exist or cannot be reached"
+                elif present:
+                    where = f"remote {name!r} ({remote}), which holds it but could not be read"
+                else:
+                    where = f"remote {name!r} ({remote}), which does not hold it (was `dvc push` run?)"
+        except Exception as probe:  # noqa: BLE001 - no remote configured, or DVC cannot build it
+            where = f"any remote: {probe}"
+        return DataVersionError(
+            f"the data of {version.path!r} at rev {version.rev!r} of DVC repo {self.repo!r} (md5 {version.md5}) "
+            f"is not in the local DVC cache nor in {where}", repo=self.repo, rev=version.rev, path=version.path,
+            md5=version.md5, remote=str(remote) if remote else None, reason="data_missing", cause=str(err))
 
     def read_bytes(self, path: str, rev: str | None = None) -> bytes:
         with self.open(path, rev, mode="rb") as fh:

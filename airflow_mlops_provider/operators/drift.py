@@ -103,7 +103,7 @@ class EvidentlyCheckDriftOperator(BaseOperator):
         for c in columns:
             self.log.info("%-20s %-14s %10.5f  threshold %.3f  %s", c.column, c.method,
                           c.statistic if c.statistic is not None else float("nan"), c.threshold,
-                          "DRIFT" if c.drifted else "ok")
+                          "DRIFT" if c.drifted else (c.note or "ok"))
         report = self._report(context, pf, features, sample)
         EvidentlyDriftReportLink.persist(context, report.as_uri())
         run_id = self._log_mlflow(context, result, report, summary_of_outputs) if self.log_to_mlflow else None
@@ -127,6 +127,7 @@ class EvidentlyCheckDriftOperator(BaseOperator):
             "model_name": self.model_name, "model_version": str(self.model_version), "data_path": self.data_path,
             "drifted": result.drifted, "drift_share": result.drift_share, "n_drifted": result.n_drifted,
             "n_columns": len(columns), "drifted_features": drifted, "reasons": result.reasons,
+            "not_tested": {c.column: c.note for c in columns if c.method == "none"},
             "report_path": str(report), "mlflow_run_id": run_id,
             "rows": rows, "too_few_rows": result.too_few_rows,
             "prediction_drift": summary["prediction"], "prediction_summary": summary_of_outputs,
@@ -221,15 +222,24 @@ class EvidentlyCheckDriftOperator(BaseOperator):
         from evidently import Report
         from evidently.presets import DataDriftPreset
 
+        from airflow_mlops_provider.core.drift import report_columns
         from airflow_mlops_provider.core.files import atomic_path
 
         current = pf.read(columns=features).to_pandas() if pf.metadata.num_rows <= self.report_sample_rows \
             else _sample_rows(pf, features, self.report_sample_rows)
-        snapshot = Report([DataDriftPreset()]).run(current, sample[features])
+        columns, skipped = report_columns(current, sample, features)
+        for reason in skipped.values():
+            self.log.warning("drift report: %s; left out of the report (its verdict says so)", reason)
         name = self.report_name or f"{self.model_name}-v{self.model_version}-{context['ti'].run_id}"
         target = mlops_home().reports_dir / "drift" / f"{_safe(name)}.html"
         with atomic_path(target) as tmp:
-            snapshot.save_html(str(tmp))
+            if columns:
+                Report([DataDriftPreset()]).run(current[columns], sample[columns]).save_html(str(tmp))
+            else:
+                import html
+
+                tmp.write_text("<!doctype html><title>Drift report</title><p>No column could be compared:</p><ul>"
+                               + "".join(f"<li>{html.escape(r)}</li>" for r in skipped.values()) + "</ul>")
         return target
 
     def _log_mlflow(self, context: Any, result: Any, report: Path, outputs: dict[str, float] | None = None) -> str:

@@ -160,3 +160,19 @@ def incoming(home, name: str, frame) -> Path:
 def tree(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` with its bytes: "nothing was lost or half-done" is an equality."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def previous(env):
+    """Yesterday's published output, which no failure today may touch."""
+    out = env.outputs_dir / "scores" / "date=2026-11-20.parquet"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(b"yesterday's complete partition")
+    before = tree(env.outputs_dir)
+    yield out
+    assert tree(env.outputs_dir) == before, "a failed run changed or left files under outputs/"
+
+
+@pytest.fixture
+def suite(env, champion):
+    return champion["contract"]

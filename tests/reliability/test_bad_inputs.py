@@ -15,29 +15,13 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from airflow_mlops_provider.core.demo_data import TARGET, generate
 from airflow_mlops_provider.exceptions import DataFileError
-from tests.reliability.conftest import MODEL, context, incoming, tree
+from tests.reliability.conftest import MODEL, context, incoming
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("reliability")]
 
 
 def partition(n: int = 400, seed: int = 11) -> pd.DataFrame:
     return generate(n, seed=seed).drop(columns=[TARGET])
-
-
-@pytest.fixture
-def previous(env):
-    """Yesterday's published output, which no failure today may touch."""
-    out = env.outputs_dir / "scores" / "date=2026-11-20.parquet"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(b"yesterday's complete partition")
-    before = tree(env.outputs_dir)
-    yield out
-    assert tree(env.outputs_dir) == before, "a failed run changed or left files under outputs/"
-
-
-@pytest.fixture
-def suite(env, champion):
-    return champion["contract"]
 
 
 def validate(path, suite):
