@@ -12,6 +12,7 @@ from __future__ import annotations
 import configparser
 import os
 import secrets
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,29 @@ def _fernet_key() -> str:
     return base64.urlsafe_b64encode(os.urandom(32)).decode()
 
 
+def parallelism() -> int:
+    """Task slots (and LocalExecutor worker processes) for this machine: two per core, at least 4."""
+    return max(4, 2 * (os.cpu_count() or 1))
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(preferred: int | None = None) -> int:
+    """``preferred`` when nothing listens on it on 127.0.0.1, else a port the OS hands out."""
+    if preferred and port_free(preferred):
+        return preferred
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def write_config(home: Path, *, port: int = 8080) -> Path:
     """Create or update ``airflow.cfg``: the keys this project relies on; other keys are kept."""
     cfg_path = airflow_home(home) / "airflow.cfg"
@@ -49,6 +73,16 @@ def write_config(home: Path, *, port: int = 8080) -> Path:
         "api": {"host": "127.0.0.1", "port": str(port), "base_url": f"http://127.0.0.1:{port}"},
         "logging": {"base_log_folder": str(airflow_home(home) / "logs")},
     }
+    # Sized for this machine, set only when absent (an edit in airflow.cfg or an AIRFLOW__* export wins):
+    # Airflow's default parallelism (32) starts 32 LocalExecutor worker processes, idle on 2 cores.
+    sized = {("core", "parallelism"): str(parallelism()),
+             ("dag_processor", "parsing_processes"): str(min(2, os.cpu_count() or 1)),
+             ("api", "workers"): "1"}
+    for (section, key), value in sized.items():
+        if not parser.has_section(section):
+            parser.add_section(section)
+        if not parser.get(section, key, fallback=""):
+            parser.set(section, key, value)
     generated = {("api_auth", "jwt_secret"): lambda: secrets.token_urlsafe(32),
                  ("api", "secret_key"): lambda: secrets.token_urlsafe(32),
                  ("core", "fernet_key"): _fernet_key}
