@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -127,3 +128,76 @@ def prepare(env: dict[str, str]) -> None:
     """Migrate the metadata DB and create the 1-slot promotion pool (idempotent)."""
     airflow_cli(env, "db", "migrate")
     airflow_cli(env, "pools", "set", PROMOTION_POOL, "1", "champion promotions, one at a time (mlops)")
+
+
+# -- `airflow dags test` runs as the UI shows them ---------------------------------------------------
+# `airflow dags test` runs every task in its own process and prints their logs there; it writes no
+# task log file (the UI would show every task's log empty) and stamps the run's start_date with
+# the logical date (the UI would show weeks-long runs). `record_dags_test` fixes both afterwards.
+_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z) \[(\w+)\s*\] (.*)$")
+_TASK_START = re.compile(r"\[DAG TEST\] starting task_id=(\S+) map_index=(-?\d+)")
+
+
+def split_task_logs(output: str) -> dict[tuple[str, int], list[dict[str, str]]]:
+    """The console output of ``airflow dags test``, cut per task instance ``(task_id, map_index)``
+    into Airflow's structured log lines (``timestamp``, ``level``, ``event``).
+
+    ``dags test`` runs one task at a time and announces each with ``[DAG TEST] starting task_id=…
+    map_index=…``; a line without a timestamp (a traceback, a multi-line message) continues the
+    line before it. Output before the first task belongs to no task.
+    """
+    tasks: dict[tuple[str, int], list[dict[str, str]]] = {}
+    current: list[dict[str, str]] | None = None
+    for raw in output.splitlines():
+        line = _ANSI.sub("", raw)
+        match = _LINE.match(line)
+        if match:
+            started = _TASK_START.search(match.group(3))
+            if started:
+                current = tasks.setdefault((started.group(1), int(started.group(2))), [])
+            if current is not None:
+                current.append({"timestamp": match.group(1), "level": match.group(2).lower(),
+                                "event": match.group(3)})
+        elif current is not None and current and line.strip():
+            current[-1]["event"] += "\n" + line
+    return tasks
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def record_dags_test(dag_id: str, output: str) -> dict[str, object]:
+    """After ``airflow dags test <dag_id>``: write each task's log where the UI reads it and give
+    the run its real start (its first task's start). Returns what was written, for the caller's log."""
+    import json
+
+    from airflow.configuration import conf
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.log.file_task_handler import FileTaskHandler
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    segments = split_task_logs(output)
+    base = Path(conf.get("logging", "base_log_folder"))
+    handler = FileTaskHandler(str(base))
+    written = []
+    with create_session() as session:
+        run = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).limit(1)).first()
+        if run is None:
+            return {"run_id": None, "logs": []}
+        tis = session.scalars(select(TaskInstance).where(TaskInstance.dag_id == dag_id,
+                                                         TaskInstance.run_id == run.run_id)).all()
+        starts = [ti.start_date for ti in tis if ti.start_date]
+        if starts:
+            run.start_date = min(starts)
+            run.queued_at = run.queued_at or run.start_date
+        for ti in tis:
+            lines = segments.get((ti.task_id, ti.map_index))
+            if not lines or not ti.try_number:
+                continue
+            path = base / handler._render_filename(ti, ti.try_number, session=session)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+            written.append(str(path.relative_to(base)))
+    return {"run_id": run.run_id, "logs": written}
