@@ -24,7 +24,8 @@ def airflow_deprecations_silenced() -> Iterator[None]:
     on every module in ``sys.modules``; on Airflow's deprecation shims each probe emits (and logs)
     a ``DeprecatedImportWarning``: about a thousand log lines and a second per task process. Only
     that category is silenced, only around the probe; every other warning (e.g. scikit-learn's
-    ``InconsistentVersionWarning`` on load) still shows.
+    ``InconsistentVersionWarning`` on load) still shows. skops probes at its first import too
+    (for scipy's ufuncs), so ``import skops.io`` belongs inside the block.
     """
     with warnings.catch_warnings():
         try:

@@ -1,10 +1,17 @@
 """`make ui`: Airflow (api-server, scheduler, dag-processor, triggerer) and the MLflow UI on MLOPS_HOME.
 
-Only the project's DAGs and plugins, bound to 127.0.0.1, on the same MLOPS_HOME, Airflow DB
-and MLflow store as `make demo`, so the demo's runs, the champion and the Models view are
-there. Runs until Ctrl-C (or SIGTERM) and then stops every process it started.
+Only the project's DAGs and plugins, on the same MLOPS_HOME, Airflow DB and MLflow store as
+`make demo`, so the demo's runs, the champion and the Models view are there. Runs until Ctrl-C
+(or SIGTERM) and then stops every process it started.
 
     python scripts/ui.py [--port 8080] [--mlflow-port 5000] [--no-mlflow] [--celery-workers N]
+
+Every listener is on 127.0.0.1: the api-server and the MLflow UI on the given ports (default
+8080 and 5000, or a free port when those are taken; a port given explicitly must be free). The
+scheduler, triggerer and Celery workers run without their log servers (which would bind every
+interface on fixed ports 8793/8794): on one host the api-server reads task logs from the shared
+log folder. Ready is printed only when every component runs and reports healthy, and the
+Models view answers.
 
 The metadata DB and executor follow the usual Airflow settings: with
 ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` pointing at PostgreSQL and
@@ -21,6 +28,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -64,14 +72,65 @@ def _wait_url(url: str, procs: dict[str, subprocess.Popen], timeout: float) -> N
     raise SystemExit(f"{url} did not answer within {timeout:.0f}s")
 
 
+def _port(explicit: int | None, preferred: int, what: str) -> int:
+    """An explicit port must be free (another Airflow there would answer our health checks); the
+    default is used when free, else a free port."""
+    if explicit is not None:
+        if not local_airflow.port_free(explicit):
+            raise SystemExit(f"{what} port {explicit} on 127.0.0.1 is in use: choose another (--port/--mlflow-port, "
+                             "MLOPS_UI_PORT/MLOPS_MLFLOW_UI_PORT) or leave it unset to get a free one")
+        return explicit
+    port = local_airflow.free_port(preferred)
+    if port != preferred:
+        print(f"note: port {preferred} is in use; the {what} uses {port}", flush=True)
+    return port
+
+
+def _env_port(name: str) -> int | None:
+    return int(os.environ[name]) if os.environ.get(name) else None
+
+
+def _models_view_answers(port: int, procs: dict[str, subprocess.Popen], timeout: float) -> None:
+    """The plugin is loaded and sends a browser without login to the login page. This first
+    request also builds the view and warms MLflow up in the api-server, before anyone clicks."""
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: object, **kwargs: object) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    deadline = time.time() + timeout
+    status: object = None
+    while time.time() < deadline:
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                raise SystemExit(f"{name} exited with {proc.returncode} while starting; see its log")
+        try:
+            status = opener.open(f"http://127.0.0.1:{port}/mlops/models", timeout=30).status
+        except urllib.error.HTTPError as err:
+            status = err.code
+            if 300 <= err.code < 400:
+                return
+        except OSError as err:
+            status = err
+        time.sleep(1)
+    raise SystemExit(f"the Models view (/mlops/models) did not redirect to the login page within {timeout:.0f}s "
+                     f"(last answer: {status}): is the mlops_models plugin loaded? see the api-server log")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=int(os.environ.get("MLOPS_UI_PORT", 8080)))
-    parser.add_argument("--mlflow-port", type=int, default=int(os.environ.get("MLOPS_MLFLOW_UI_PORT", 5000)))
+    parser.add_argument("--port", type=int, default=_env_port("MLOPS_UI_PORT"),
+                        help="api-server port (default 8080, or a free one when 8080 is taken)")
+    parser.add_argument("--mlflow-port", type=int, default=_env_port("MLOPS_MLFLOW_UI_PORT"),
+                        help="MLflow UI port (default 5000, or a free one when 5000 is taken)")
     parser.add_argument("--no-mlflow", action="store_true", help="do not start the MLflow UI")
     parser.add_argument("--celery-workers", type=int, default=0, help="Celery workers to start (CeleryExecutor)")
     parser.add_argument("--ready-timeout", type=float, default=300)
     args = parser.parse_args(argv)
+    args.port = _port(args.port, 8080, "Airflow api-server")
+    if not args.no_mlflow:
+        args.mlflow_port = _port(args.mlflow_port, 5000, "MLflow UI")
 
     home = local_airflow.home_dir()
     local_airflow.write_config(home, port=args.port)
@@ -110,13 +169,14 @@ def main(argv: list[str] | None = None) -> None:
             cmd = [airflow, component]
             if component == "api-server":
                 cmd += ["--host", "127.0.0.1", "--port", str(args.port)]
+            elif component in ("scheduler", "triggerer"):
+                cmd += ["--skip-serve-logs"]
             start(component, cmd, env)
         for i in range(1, args.celery_workers + 1):
-            # Each worker on this host needs its own log-server port and Celery node name.
+            # Each worker on this host needs its own Celery node name; no log server (shared log folder).
             start(f"celery-worker-{i}", [airflow, "celery", "worker", "--celery-hostname", f"worker{i}@%h",
-                                         "--concurrency", "2"],
-                  {**env, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(8793 + 10 * i),
-                   "MLOPS_CELERY_WORKER": f"worker{i}"})
+                                         "--concurrency", "2", "--skip-serve-logs"],
+                  {**env, "MLOPS_CELERY_WORKER": f"worker{i}"})
         if not args.no_mlflow:
             from airflow_mlops_provider.core.settings import mlops_home
 
@@ -128,6 +188,10 @@ def main(argv: list[str] | None = None) -> None:
         _wait_healthy(args.port, procs, args.ready_timeout)
         if not args.no_mlflow:
             _wait_url(f"{mlflow_url}/health", procs, args.ready_timeout)
+        _models_view_answers(args.port, procs, args.ready_timeout)
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                raise SystemExit(f"{name} exited with {proc.returncode} while starting; see {logs / (name + '.log')}")
         passwords = env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE") or \
             Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
         print(f"Airflow UI : http://127.0.0.1:{args.port}  (user admin; its password is in {passwords})", flush=True)

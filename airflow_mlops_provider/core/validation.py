@@ -245,6 +245,7 @@ def run_suite(df: pd.DataFrame, suite: Any, *, result_format: str = "SUMMARY",
         name="mlops", validation_definitions=[definition], actions=[], result_format=result_format))
     outcome = checkpoint.run(batch_parameters={"dataframe": df}, run_id=RunIdentifier(run_name=run_name))
     ((identifier, result),) = outcome.run_results.items()
+    result_json = json_safe(result.to_json_dict())
     docs_uri = None
     if sites:
         # Only this result's pages, no index: GE's index builder deletes every page whose result
@@ -254,8 +255,45 @@ def run_suite(df: pd.DataFrame, suite: Any, *, result_format: str = "SUMMARY",
             identifier, ExpectationSuiteIdentifier(name=suite.name)])
         urls = context.get_docs_sites_urls(resource_identifier=identifier, site_names=[DATA_DOCS_SITE])
         docs_uri = urls[0]["site_url"] if urls else None
+        if docs_uri:
+            _write_verdict(data_docs_path(docs_uri), summarize(result_json))
         write_data_docs_index(data_docs_dir)
-    return ValidationRun(result=json_safe(result.to_json_dict()), data_docs_uri=docs_uri)
+    return ValidationRun(result=result_json, data_docs_uri=docs_uri)
+
+
+VERDICT_SUFFIX = ".verdict.json"
+"""Beside each data docs page: the gate's verdict on it (``<page>.html.verdict.json``), for the index."""
+
+
+def data_docs_path(uri: str) -> Path:
+    """The local file of a ``file://`` data docs URI (as GE returns it, percent-encoded)."""
+    from urllib.parse import urlsplit
+    from urllib.request import url2pathname
+
+    parts = urlsplit(uri)
+    if parts.scheme not in ("", "file"):
+        raise ValueError(f"data docs URI {uri!r} is not a local file")
+    return Path(url2pathname(parts.path))
+
+
+def _write_verdict(page: Path, summary: Mapping[str, Any]) -> None:
+    verdict = {"success": summary["success"], "evaluated": summary["evaluated"],
+               "successful": summary["successful"], "failed": len(summary["failed"]),
+               "warnings": len(summary["warnings"])}
+    write_bytes_atomic(page.with_name(page.name + VERDICT_SUFFIX), json.dumps(verdict).encode())
+
+
+def _verdict_cell(page: Path) -> str:
+    try:
+        verdict = json.loads(page.with_name(page.name + VERDICT_SUFFIX).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "<td class='unknown'>?</td>"
+    counts = f"{verdict.get('successful')}/{verdict.get('evaluated')} passed"
+    if not verdict.get("success"):
+        return f"<td class='fail'>fail: {verdict.get('failed')} critical; {counts}</td>"
+    if verdict.get("warnings"):
+        return f"<td class='warn'>pass with {verdict.get('warnings')} warning(s); {counts}</td>"
+    return f"<td class='pass'>pass; {counts}</td>"
 
 
 def write_data_docs_index(data_docs_dir: str | os.PathLike[str]) -> Path:
@@ -275,11 +313,15 @@ def write_data_docs_index(data_docs_dir: str | os.PathLike[str]) -> Path:
         parts = page.relative_to(root / "validations").parts
         suite, run = (parts[0], parts[1]) if len(parts) >= 3 else (parts[0], "")
         rel = page.relative_to(root).as_posix()
-        rows.append(f"<tr><td>{_html.escape(suite)}</td><td>{_html.escape(run)}</td>"
+        rows.append(f"<tr><td>{_html.escape(suite)}</td><td>{_html.escape(run)}</td>{_verdict_cell(page)}"
                     f"<td><a href=\"{_html.escape(rel, quote=True)}\">{_html.escape(page.stem)}</a></td></tr>")
-    body = ("<!doctype html><html><head><meta charset='utf-8'><title>Data docs</title></head><body>"
+    style = ("body{font-family:system-ui,sans-serif;margin:16px;color-scheme:light dark}"
+             "table{border-collapse:collapse}td,th{border:1px solid #8884;padding:3px 8px;text-align:left}"
+             ".pass{color:#1a7f37}.fail{color:#cf222e;font-weight:600}.warn{color:#9a6700}")
+    body = ("<!doctype html><html><head><meta charset='utf-8'><title>Data docs</title>"
+            f"<style>{style}</style></head><body>"
             f"<h1>Great Expectations data docs</h1><p>{len(pages)} validation result(s), newest first.</p>"
-            "<table border='1' cellpadding='4'><tr><th>suite</th><th>run</th><th>result</th></tr>"
+            "<table><tr><th>suite</th><th>run</th><th>verdict</th><th>result</th></tr>"
             + "".join(rows) + "</table></body></html>")
     index = root / "index.html"
     tmp = root / f".index.html.{os.getpid()}.tmp"

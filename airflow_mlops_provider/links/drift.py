@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from airflow_mlops_provider.links.base import XComUriLink
+from airflow_mlops_provider.links.base import ReportLink
 
 
-class EvidentlyDriftReportLink(XComUriLink):
-    """"Drift Report": the Evidently data drift report rendered for this partition."""
+class EvidentlyDriftReportLink(ReportLink):
+    """"Drift Report": the Evidently data drift report rendered for this partition, served by the
+    Models view plugin from ``MLOPS_HOME/reports/drift``."""
 
     name: ClassVar[str] = "Drift Report"
-    key: ClassVar[str] = "drift_report_uri"
+    key: ClassVar[str] = "drift_report"
+    folder: ClassVar[str] = "drift"

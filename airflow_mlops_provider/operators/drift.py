@@ -105,7 +105,7 @@ class EvidentlyCheckDriftOperator(BaseOperator):
                           c.statistic if c.statistic is not None else float("nan"), c.threshold,
                           "DRIFT" if c.drifted else (c.note or "ok"))
         report = self._report(context, pf, features, sample)
-        EvidentlyDriftReportLink.persist(context, report.as_uri())
+        EvidentlyDriftReportLink.persist(context, report, mlops_home().reports_dir)
         run_id = self._log_mlflow(context, result, report, summary_of_outputs) if self.log_to_mlflow else None
         summary = result.to_dict()
         drifted = [c.column for c in columns if c.drifted]

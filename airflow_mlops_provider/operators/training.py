@@ -61,11 +61,12 @@ def resolve_trusted_types(model: Any, explicit: Sequence[str] | None,
     module starts with one of ``prefixes`` (scikit-learn, numpy and scipy by default); anything
     else (e.g. a user class) is refused with its name, rather than being trusted silently.
     """
-    import skops.io
-
     from airflow_mlops_provider.version_compat import airflow_deprecations_silenced
 
     with airflow_deprecations_silenced():
+        # skops probes every loaded module for scipy's ufuncs when it is first imported, too.
+        import skops.io
+
         untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
     explicit = list(explicit or [])
     refused = [t for t in untrusted if t not in explicit and not t.startswith(tuple(prefixes))]

@@ -120,7 +120,7 @@ class GreatExpectationsValidateDataOperator(BaseOperator):
         # The gate's record goes out before the gate decides.
         context["ti"].xcom_push(key="validation_result", value=summary)
         if run.data_docs_uri:
-            GreatExpectationsDataDocsLink.persist(context, run.data_docs_uri)
+            GreatExpectationsDataDocsLink.persist(context, v.data_docs_path(run.data_docs_uri), home.reports_dir)
         self.log.info("Validated %d rows of %s against suite %r: %d/%d expectations passed; result %s",
                       len(df), path, summary["suite_name"], summary["successful"], summary["evaluated"],
                       summary["result_uri"])

@@ -130,6 +130,30 @@ def _performance_history(client: Any, name: str) -> dict[str, list[dict[str, Any
     return history
 
 
+def gate_evidence(events: list[dict[str, Any]], *, limit: int = 5) -> list[dict[str, Any]]:
+    """The promotion gate's figures, newest decision first: challenger and champion scored on the
+    SAME holdout (the challenger's), as the ledger recorded them when the gate decided."""
+    out = []
+    for record in reversed(events):
+        if record.get("event") != "decision":
+            continue
+        challenger = record.get("challenger_metrics") or {}
+        champion = record.get("champion_metrics") or {}
+        out.append({
+            "challenger_version": str(record.get("challenger_version")),
+            "champion_version": str(record["champion_version"]) if record.get("champion_version") else None,
+            "verdict": record.get("verdict"), "reasons": list(record.get("reasons") or []),
+            "holdout": {"of_version": str(record.get("challenger_version")), "rows": record.get("eval_rows"),
+                        "data_version": record.get("data_version")},
+            "metrics": sorted(set(challenger) | set(champion)),
+            "challenger_metrics": challenger, "champion_metrics": champion,
+            "recorded_at": record.get("recorded_at"), "dag_id": record.get("dag_id"), "run_id": record.get("run_id"),
+        })
+        if len(out) >= limit:
+            break
+    return out
+
+
 def _partition_label(data_path: str | None, airflow_run: str) -> str:
     if data_path:
         return Path(data_path.rstrip("/")).name.split(".")[0] or data_path
@@ -162,6 +186,7 @@ def collect(client: Any, *, home: Any, tracking_uri: str | None, model: str | No
                    for alias in ALIASES if alias in aliases}
         events = [r for r in records if r.get("model") == registered.name and r.get("event") in LEDGER_EVENTS]
         models.append({
+            "gate": gate_evidence(events),
             "name": registered.name, "aliases": aliases, "holders": holders,
             "metric_names": sorted({m for h in holders.values() for m in h["metrics"]}),
             "ledger": list(reversed(events))[:100],
@@ -199,8 +224,9 @@ def _bar_chart(bars: list[dict[str, Any]], *, css: str, title: str, ticks: list[
              f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg"><title>{title}</title>']
     for tick, text in ticks:
         y = pad_t + inner_h * (1 - tick)
-        parts.append(f'<line x1="{pad_l}" x2="{width - 8}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
-                     f'<text x="{pad_l - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end">{text}</text>')
+        parts.append(f'<line x1="{pad_l}" x2="{width - 8}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
+                     f'<text class="tick" x="{pad_l - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end" '
+                     f'fill="currentColor">{text}</text>')
     if reference is not None:
         fraction, cls, tip = reference
         y = pad_t + inner_h * (1 - min(max(fraction, 0.0), 1.0))
@@ -213,7 +239,7 @@ def _bar_chart(bars: list[dict[str, Any]], *, css: str, title: str, ticks: list[
         parts.append(f'<rect class="{css}-bar" {attrs} x="{x:.1f}" y="{pad_t + inner_h - h:.1f}" width="{bar:.1f}" '
                      f'height="{h:.1f}" fill="{"#d9534f" if b["fired"] else "#5b8def"}"><title>{b["tooltip"]}</title>'
                      f'</rect><text x="{x + bar / 2:.1f}" y="{height - pad_b + 14}" font-size="10" '
-                     f'text-anchor="middle">{b["label"]}</text>')
+                     f'text-anchor="middle" fill="currentColor">{b["label"]}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -234,12 +260,26 @@ def drift_chart(points: list[dict[str, Any]], *, threshold: float | None = None,
                       ticks=[(t, f"{t:.0%}") for t in (0, 0.5, 1)], reference=reference, width=width, height=height)
 
 
+def nice_ticks(high: float, *, target: int = 4) -> list[float]:
+    """Axis ticks from 0 to a round top at or above ``high``, in 1/2/2.5/5 x 10^k steps
+    (0.833 -> 0, 0.25, 0.5, 0.75, 1; 25000 -> 0, 1e4, 2e4, 3e4)."""
+    import math
+
+    if not high > 0 or not math.isfinite(high):
+        return [0.0, 0.5, 1.0]
+    raw = high / target
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw * (1 - 1e-9))
+    count = math.ceil(high / step - 1e-9)
+    return [round(i * step, 12) for i in range(count + 1)]
+
+
 def performance_chart(points: list[dict[str, Any]], *, width: int = 560, height: int = 160) -> str:
     """An inline SVG bar chart: the watched metric on late labels per labels day, the holdout's value
     as a dashed line (red bars: the decay policy fired)."""
     values = [p["live"] for p in points] + [p["holdout"] for p in points if p.get("holdout") is not None]
-    top = max(values, default=1.0)
-    top = top * 1.1 if top > 0 else 1.0
+    ticks = nice_ticks(max(values, default=1.0))
+    top = ticks[-1]
     metric = _e(points[0]["metric"]) if points else "metric"
     bars = []
     for point in points:
@@ -251,28 +291,108 @@ def performance_chart(points: list[dict[str, Any]], *, width: int = 560, height:
     holdout = next((p["holdout"] for p in reversed(points) if p.get("holdout") is not None), None)
     reference = (holdout / top, "holdout", f"holdout {metric} {holdout:.4g}") if holdout is not None else None
     return _bar_chart(bars, css="performance", title=f"{metric} on late labels per labels day, against the holdout",
-                      ticks=[(t, f"{top * t:.3g}") for t in (0, 0.5, 1)], reference=reference, width=width,
+                      ticks=[(t / top, f"{t:g}") for t in ticks], reference=reference, width=width,
                       height=height, pad_l=44)
 
 
 _STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:16px;color:#1f2328}
-h1{font-size:20px} h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}
-h3{font-size:14px;margin:14px 0 6px} table{border-collapse:collapse;margin:6px 0;font-size:13px}
-td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top} th{background:#f6f8fa}
-.promote{color:#1a7f37;font-weight:600} .reject,.rolled_back{color:#cf222e;font-weight:600}
-.muted{color:#666} .links a{margin-right:12px}
+:root{color-scheme:light;--fg:#1a202c;--muted:#4a5568;--bg:#ffffff;--line:#e2e8f0;--head:#f7fafc;
+--link:#2b6cb0;--ok:#1a7f37;--bad:#c53030;--grid:#e2e8f0}
+:root.dark{color-scheme:dark;--fg:#e2e8f0;--muted:#a0aec0;--bg:#111111;--line:#2d3748;--head:#1a202c;
+--link:#90cdf4;--ok:#68d391;--bad:#fc8181;--grid:#2d3748}
+@media (prefers-color-scheme:dark){:root:not(.light){color-scheme:dark;--fg:#e2e8f0;--muted:#a0aec0;
+--bg:#111111;--line:#2d3748;--head:#1a202c;--link:#90cdf4;--ok:#68d391;--bad:#fc8181;--grid:#2d3748}}
+body{font-family:Inter,system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:16px 20px;color:var(--fg);
+background:var(--bg);font-size:14px;line-height:1.45}
+a{color:var(--link);text-decoration:none} a:hover{text-decoration:underline}
+h1{font-size:20px;font-weight:600} h2{font-size:17px;font-weight:600;margin-top:28px;
+border-bottom:1px solid var(--line);padding-bottom:4px} h3{font-size:14px;font-weight:600;margin:16px 0 6px}
+table{border-collapse:collapse;margin:6px 0;font-size:13px}
+td,th{border:1px solid var(--line);padding:4px 10px;text-align:left;vertical-align:top}
+th{background:var(--head);font-weight:600} td.num{font-variant-numeric:tabular-nums;text-align:right}
+caption{caption-side:top;text-align:left;color:var(--muted);padding:2px 0 4px}
+.promote,.promoted,.better{color:var(--ok);font-weight:600}
+.reject,.rejected,.rolled_back,.worse{color:var(--bad);font-weight:600}
+.muted{color:var(--muted)} .links a{margin-right:12px} line.grid{stroke:var(--grid)}
 """
 
+_THEME_SCRIPT = """<script>
+(function(){  // follow the Airflow UI's light/dark choice (next-themes keeps it in localStorage "theme")
+  function apply(){var t=null;try{t=localStorage.getItem("theme")}catch(e){}
+    var c=document.documentElement.classList;c.remove("light","dark");if(t==="light"||t==="dark")c.add(t);}
+  apply();window.addEventListener("storage",apply);
+})();
+</script>"""
 
-def _link(href: str | None, text: str) -> str:
-    return f'<a href="{_e(href)}" target="_blank" rel="noopener">{_e(text)}</a>' if href else ""
+
+def _link(href: str | None, text: str, *, top: bool = False) -> str:
+    """A link: MLflow pages open in a new tab; Airflow pages (``top``) replace the whole UI, not the frame."""
+    if not href:
+        return ""
+    target = "_top" if top else "_blank"
+    return f'<a href="{_e(href)}" target="{target}" rel="noopener">{_e(text)}</a>'
 
 
-def render(facts: dict[str, Any], *, base: str = "/mlops") -> str:
+def _verdict_class(verdict: Any) -> str:
+    text = str(verdict or "")
+    return "reject" if text.startswith("reject") else ("promote" if text.startswith("promot") else _e(text))
+
+
+def _mlflow_run(ui: str | None, experiment_id: Any, run_id: Any) -> str:
+    if not run_id:
+        return ""
+    if not ui or not experiment_id:
+        return f"<code>{_e(run_id)}</code>"
+    return _link(f"{ui}/#/experiments/{experiment_id}/runs/{run_id}", str(run_id))
+
+
+def _airflow_run(airflow: str, dag_id: Any, run_id: Any) -> str:
+    if not run_id:
+        return ""
+    if not dag_id:
+        return _e(run_id)
+    return _link(f"{airflow}/dags/{quote(str(dag_id), safe='')}/runs/{quote(str(run_id), safe='')}", str(run_id),
+                 top=True)
+
+
+def _gate_table(gate: dict[str, Any], airflow: str) -> str:
+    challenger, champion = gate["challenger_version"], gate["champion_version"]
+    holdout = gate["holdout"]
+    data = f", data version {_e(holdout['data_version'])}" if holdout.get("data_version") else ""
+    rows = f"{holdout['rows']} rows" if holdout.get("rows") is not None else "rows unknown"
+    out = [f"<table class='gate' data-challenger='{_e(challenger)}' data-champion='{_e(champion or '')}' "
+           f"data-holdout='{_e(holdout['of_version'])}'><caption>"
+           f"<span class='{_verdict_class(gate['verdict'])}'>{_e(gate['verdict'])}</span>: v{_e(challenger)} "
+           + (f"against champion v{_e(champion)}" if champion else "with no champion (floors only)")
+           + f", both scored on <b>v{_e(holdout['of_version'])}'s holdout</b> ({rows}{data}); "
+           f"{_e((gate.get('recorded_at') or '')[:16].replace('T', ' '))} "
+           f"{_airflow_run(airflow, gate.get('dag_id'), gate.get('run_id'))}</caption>"
+           f"<tr><th>metric (v{_e(holdout['of_version'])}'s holdout)</th><th>challenger v{_e(challenger)}</th>"]
+    if champion:
+        out.append(f"<th>champion v{_e(champion)}</th><th>challenger − champion</th>")
+    out.append("</tr>")
+    for metric in gate["metrics"]:
+        mine, theirs = gate["challenger_metrics"].get(metric), gate["champion_metrics"].get(metric)
+        out.append(f"<tr><th>{_e(metric)}</th><td class='num'>{_fmt(mine)}</td>")
+        if champion:
+            delta = mine - theirs if isinstance(mine, (int, float)) and isinstance(theirs, (int, float)) else None
+            out.append(f"<td class='num'>{_fmt(theirs)}</td>"
+                       f"<td class='num'>{'' if delta is None else f'{delta:+.4g}'}</td>")
+        out.append("</tr>")
+    if gate["reasons"]:
+        span = 4 if champion else 2
+        out.append(f"<tr><th>reasons</th><td colspan='{span - 1}'>{_e('; '.join(map(str, gate['reasons'])))}</td></tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def render(facts: dict[str, Any], *, base: str = "/mlops", airflow: str = "") -> str:
+    """The page. ``base``: where the plugin is mounted; ``airflow``: the Airflow UI's base URL
+    (empty: same origin), for links to DAG runs."""
     ui = facts.get("mlflow_ui")
     out = ["<!doctype html><html><head><meta charset='utf-8'><title>MLOps models</title>",
-           f"<style>{_STYLE}</style></head><body><h1>Models</h1>",
+           f"<meta name='color-scheme' content='light dark'>{_THEME_SCRIPT}<style>{_STYLE}</style></head>"
+           "<body><h1>Models</h1>",
            f"<p class='muted'>Read-only. Registry from MLflow, decisions from the audit ledger; "
            f"generated {facts['generated']}.</p>"]
     top = [_link(f"{base}/reports/data_docs/index.html", "Great Expectations data docs") if facts.get("data_docs")
@@ -286,23 +406,35 @@ def render(facts: dict[str, Any], *, base: str = "/mlops") -> str:
         holders = model["holders"]
         alias_line = ", ".join(f"@{_e(a)} → v{_e(v)}" for a, v in sorted(model["aliases"].items()))
         out.append(f"<p>Aliases: {alias_line or 'none'}</p>")
+        gates = model.get("gate") or []
+        if gates:
+            out.append("<h3>The promotion gate's evidence (challenger and champion on the same holdout)</h3>")
+            out.append("".join(_gate_table(g, airflow) for g in gates[:1]))
+            if len(gates) > 1:
+                out.append(f"<details><summary>{len(gates) - 1} earlier decision(s)</summary>"
+                           + "".join(_gate_table(g, airflow) for g in gates[1:]) + "</details>")
         if holders:
-            out.append("<h3>Champion, challenger and previous</h3><table class='holders'><tr><th>metric</th>")
+            out.append("<h3>Champion, challenger and previous</h3><table class='holders'><caption>Each version on "
+                       "<b>its own</b> holdout (from its training run): figures from different holdouts are not "
+                       "comparable; the gate's evidence above is.</caption><tr><th>metric</th>")
             for alias, facts_v in holders.items():
-                run_link = _link(f"{ui}/#/experiments/{facts_v['experiment_id']}/runs/{facts_v['run_id']}", "run") \
-                    if ui and facts_v["run_id"] else ""
                 mv_link = _link(f"{ui}/#/models/{quote(name)}/versions/{facts_v['version']}", "version") if ui else ""
                 out.append(f"<th data-alias='{alias}'>@{alias}: v{_e(facts_v['version'])} "
-                           f"<span class='links'>{run_link} {mv_link}</span></th>")
+                           f"<span class='muted'>(v{_e(facts_v['version'])}'s holdout)</span> "
+                           f"<span class='links'>{mv_link}</span></th>")
             out.append("</tr>")
             for metric in model["metric_names"]:
-                cells = "".join(f"<td>{_fmt(h['metrics'].get(metric))}</td>" for h in holders.values())
+                cells = "".join(f"<td class='num'>{_fmt(h['metrics'].get(metric))}</td>" for h in holders.values())
                 out.append(f"<tr><th>{_e(metric)}</th>{cells}</tr>")
-            for label, key in (("registered", "created"), ("data version", "data_version"),
-                               ("decision", "decision")):
+            for label, key in (("registered", "created"), ("data version", "data_version")):
                 cells = "".join(f"<td>{_e(h.get(key))}</td>" for h in holders.values())
                 out.append(f"<tr><th>{label}</th>{cells}</tr>")
-            out.append("</table>")
+            cells = "".join(f"<td class='{_verdict_class(h.get('decision'))}'>{_e(h.get('decision'))}</td>"
+                            for h in holders.values())
+            out.append(f"<tr><th>decision</th>{cells}</tr>")
+            cells = "".join(f"<td>{_mlflow_run(ui, h.get('experiment_id'), h.get('run_id'))}</td>"
+                            for h in holders.values())
+            out.append(f"<tr><th>MLflow run</th>{cells}</tr></table>")
         if model["serving"]:
             out.append("<h3>Serving</h3><ul>")
             for s in model["serving"]:
@@ -321,9 +453,10 @@ def render(facts: dict[str, Any], *, base: str = "/mlops") -> str:
                     else ""
                 run = _link(f"{ui}/#/experiments/{p['experiment_id']}/runs/{p['run_id']}", "MLflow run") if ui \
                     else ""
-                out.append(f"<tr><td>{_e(p['partition'])}</td><td>{p['drift_share']:.0%}</td>"
-                           f"<td>{p['n_drifted']}</td><td>{p['rows']}</td>"
-                           f"<td>{'yes' if p['drifted'] else 'no'}</td><td class='links'>{report}{run}</td></tr>")
+                out.append(f"<tr><td>{_e(p['partition'])}</td><td class='num'>{p['drift_share']:.0%}</td>"
+                           f"<td class='num'>{p['n_drifted']}</td><td class='num'>{p['rows']}</td>"
+                           f"<td class='{'reject' if p['drifted'] else ''}'>{'yes' if p['drifted'] else 'no'}</td>"
+                           f"<td class='links'>{report}{run}</td></tr>")
             out.append("</table></div>")
         out.append("<h3>Performance on late labels (per labels day, against the version's holdout)</h3>")
         if not model.get("performance"):
@@ -337,9 +470,11 @@ def render(facts: dict[str, Any], *, base: str = "/mlops") -> str:
                 run = _link(f"{ui}/#/experiments/{p['experiment_id']}/runs/{p['run_id']}", "MLflow run") if ui \
                     else ""
                 fired = "yes" if p["degraded"] else ("not decided" if p["too_few_rows"] else "no")
-                out.append(f"<tr><td>{_e(p['labels_day'])}</td><td>{_e(p['metric'])}</td><td>{_fmt(p['live'])}</td>"
-                           f"<td>{_fmt(p['holdout'])}</td><td>{_fmt(p['degradation'])}</td><td>{p['rows']}</td>"
-                           f"<td>{p['unmatched']} / {p['late']}</td><td title='{_e(p['reasons'])}'>{fired}</td>"
+                out.append(f"<tr><td>{_e(p['labels_day'])}</td><td>{_e(p['metric'])}</td>"
+                           f"<td class='num'>{_fmt(p['live'])}</td><td class='num'>{_fmt(p['holdout'])}</td>"
+                           f"<td class='num'>{_fmt(p['degradation'])}</td><td class='num'>{p['rows']}</td>"
+                           f"<td>{p['unmatched']} / {p['late']}</td>"
+                           f"<td title='{_e(p['reasons'])}' class='{'reject' if p['degraded'] else ''}'>{fired}</td>"
                            f"<td class='links'>{run}</td></tr>")
             out.append("</table></div>")
         out.append("<h3>Decisions, promotions and rollbacks (newest first)</h3>")
@@ -347,15 +482,18 @@ def render(facts: dict[str, Any], *, base: str = "/mlops") -> str:
             out.append("<p class='muted'>The ledger holds nothing for this model yet.</p>")
         else:
             out.append("<table class='ledger'><tr><th>when</th><th>event</th><th>version</th><th>against</th>"
-                       "<th>reasons</th><th>run</th></tr>")
+                       "<th>reasons</th><th>Airflow run</th></tr>")
             for r in model["ledger"]:
                 kind = r.get("verdict") if r["event"] == "decision" else r["event"]
                 reasons = r.get("reasons") or r.get("failed_tasks") or []
                 against = r.get("champion_version") or r.get("previous_champion") or r.get("expected_champion")
                 out.append(f"<tr><td>{_e((r.get('recorded_at') or '')[:19].replace('T', ' '))}</td>"
-                           f"<td class='{_e(kind)}'>{_e(r['event'])}{': ' + _e(kind) if r['event'] == 'decision' else ''}"
-                           f"</td><td>v{_e(r.get('challenger_version'))}</td><td>{_e(against)}</td>"
-                           f"<td>{_e('; '.join(map(str, reasons)))}</td><td>{_e(r.get('run_id'))}</td></tr>")
+                           f"<td class='{_verdict_class(kind)}'>{_e(r['event'])}"
+                           f"{': ' + _e(kind) if r['event'] == 'decision' else ''}</td>"
+                           f"<td>v{_e(r.get('challenger_version'))}</td>"
+                           f"<td>{'v' + _e(against) if against else '—'}</td>"
+                           f"<td>{_e('; '.join(map(str, reasons)))}</td>"
+                           f"<td>{_airflow_run(airflow, r.get('dag_id'), r.get('run_id'))}</td></tr>")
             out.append("</table>")
         out.append("</section>")
     out.append("</body></html>")
@@ -363,17 +501,54 @@ def render(facts: dict[str, Any], *, base: str = "/mlops") -> str:
 
 
 # -- app --------------------------------------------------------------------------------------------
+def warm_up() -> None:
+    """Pay the first request's costs ahead of it: import MLflow (seconds on a small machine) and open
+    the registry store once. Started in a background thread when the app is built; failures only log."""
+    import logging
+
+    try:
+        from airflow_mlops_provider.hooks.mlflow import MlflowHook
+
+        MlflowHook().client.search_registered_models(max_results=1)
+    except Exception:  # the first request reports the same problem properly
+        logging.getLogger(__name__).warning("Models view warm-up failed", exc_info=True)
+
+
+_LOGIN_DETAILS = ("Not authenticated", "Token Expired", "Invalid JWT token")
+
+
+def login_redirect(request: Any, status_code: int, detail: Any) -> Any:
+    """A browser (no ``Authorization`` header, not the JSON API) without a valid login goes to the
+    auth manager's login page and comes back here after it; API clients keep the 401/403."""
+    from fastapi.responses import RedirectResponse
+
+    if status_code not in (401, 403) or detail not in _LOGIN_DETAILS:
+        return None  # logged in but not allowed: a redirect to the login page would loop
+    if request.headers.get("authorization") or "/api/" in request.url.path:
+        return None
+    from airflow.api_fastapi.app import get_auth_manager
+
+    return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)), status_code=307)
+
+
 def create_app() -> Any:
     """The FastAPI sub-application the plugin mounts at ``/mlops``."""
     from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
     from airflow.api_fastapi.core_api.security import requires_access_view
-    from fastapi import Depends, FastAPI, HTTPException
+    from fastapi import Depends, FastAPI, HTTPException, Request
+    from fastapi.exception_handlers import http_exception_handler
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+
+    from airflow_mlops_provider.links.base import REPORTS_URL_PREFIX, api_base_path
 
     # Every route: a logged-in Airflow user allowed to view plugins (cookie or bearer token).
     guard = [Depends(requires_access_view(AccessView.PLUGINS))]
     app = FastAPI(title="airflow-mlops-provider Models view", dependencies=guard, docs_url=None,
                   redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(HTTPException)
+    async def to_login(request: Request, exc: HTTPException) -> Any:
+        return login_redirect(request, exc.status_code, exc.detail) or await http_exception_handler(request, exc)
 
     def facts(model: str | None) -> dict[str, Any]:
         from airflow_mlops_provider.core.settings import mlops_home
@@ -389,19 +564,24 @@ def create_app() -> Any:
 
     @app.get("/models", response_class=HTMLResponse)
     def models_page(model: str | None = None) -> HTMLResponse:
-        return HTMLResponse(render(facts(model)))
+        return HTMLResponse(render(facts(model), airflow=api_base_path()))
 
     @app.get("/api/models")
     def models_json(model: str | None = None) -> JSONResponse:
         return JSONResponse(facts(model))
 
     def _report(root: Path, relative: str) -> FileResponse:
-        target = (root / relative).resolve()
-        if not relative or not target.is_relative_to(root.resolve()) or not target.is_file():
+        from airflow_mlops_provider.links.base import safe_relative
+
+        resolved_root = root.resolve()
+        target = (root / relative).resolve() if safe_relative(relative) else None
+        if target is None or not target.is_relative_to(resolved_root) or not target.is_file():
             raise HTTPException(status_code=404, detail="no such report")
         return FileResponse(target)
 
-    @app.get("/reports/drift/{name}")
+    reports = REPORTS_URL_PREFIX.removeprefix("/mlops")
+
+    @app.get(reports + "/drift/{name}")
     def drift_report(name: str) -> FileResponse:
         from airflow_mlops_provider.core.settings import mlops_home
 
@@ -409,7 +589,7 @@ def create_app() -> Any:
             raise HTTPException(status_code=404, detail="no such report")
         return _report(mlops_home().reports_dir / "drift", name)
 
-    @app.get("/reports/data_docs/{path:path}")
+    @app.get(reports + "/data_docs/{path:path}")
     def data_docs(path: str) -> FileResponse:
         from airflow_mlops_provider.core.settings import mlops_home
 

@@ -285,8 +285,9 @@ def test_drift_event_from_the_batch_dag_makes_the_scheduler_retrain(stack):
 def test_models_view_in_headless_chromium(stack):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "Debian's chromium is not installed: `make test` installs it (scripts/install_system_packages.sh)"
-    # Anonymous requests are refused by Airflow's auth in front of the view.
-    status, _ = stack.api("GET", "/mlops/models", auth=False)
+    # Anonymous requests are refused by Airflow's auth in front of the view (a browser is sent to
+    # the login page instead: tests/integration/test_ui_demo.py).
+    status, _ = stack.api("GET", "/mlops/api/models", auth=False)
     assert status in (401, 403)
     facts = stack.ok("GET", "/mlops/api/models")
     (model,) = facts["models"]

@@ -11,7 +11,7 @@ import json
 import os
 from pathlib import Path
 from unittest.mock import MagicMock, call
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pandas as pd
 import pytest
@@ -96,7 +96,7 @@ def test_clean_file_passes_and_records_everything(mlops_home, tmp_path, suffix):
     json.dumps(result, allow_nan=False)
 
     # XCom: the summary first, then the data docs link.
-    assert [c.kwargs["key"] for c in ti.xcom_push.call_args_list] == ["validation_result", "data_docs_uri"]
+    assert [c.kwargs["key"] for c in ti.xcom_push.call_args_list] == ["validation_result", "data_docs_page"]
     summary = pushed(ti)["validation_result"]
     assert summary["result_id"] == result["result_id"] and summary["rows"] == 12
     assert (summary["evaluated"], summary["successful"], summary["unsuccessful"]) == (6, 6, 0)
@@ -115,7 +115,11 @@ def test_clean_file_passes_and_records_everything(mlops_home, tmp_path, suffix):
     html = page.read_text()
     assert result["result_id"] in str(page) and result["result_id"] in html
     assert "values must be unique" in html and "values must never be null" in html
-    assert pushed(ti)["data_docs_uri"] == result["data_docs_uri"]
+    # The link's XCom holds the page relative to the data docs folder (the plugin serves it over http).
+    assert pushed(ti)["data_docs_page"] == page.relative_to(mlops_home / "reports" / "data_docs").as_posix()
+    verdict = json.loads(page.with_name(page.name + ".verdict.json").read_text())
+    assert verdict == {"success": True, "evaluated": 6, "successful": 6, "failed": 0, "warnings": 0}
+    assert "pass; 6/6 passed" in (mlops_home / "reports" / "data_docs" / "index.html").read_text()
     no_temp_files(mlops_home)
 
 
@@ -175,7 +179,7 @@ def test_warning_only_failure_passes_and_is_recorded(mlops_home, tmp_path):
     assert [(w["expectation_type"], w["severity"], w["column"], w["unexpected_count"]) for w in result["warnings"]] == [
         ("expect_column_values_to_be_in_set", "warning", "cat", 2)]
     assert pushed(ti)["validation_result"]["warnings"] == result["warnings"]
-    assert "data_docs_uri" not in pushed(ti)  # no docs, no link
+    assert "data_docs_page" not in pushed(ti)  # no docs, no link
     assert not (mlops_home / "reports" / "data_docs").exists()
     full = json.loads(local(result["result_uri"]).read_text())
     assert full["success"] is False  # GE's own verdict counts warnings...
@@ -398,8 +402,11 @@ def test_airflow_run_stores_summary_link_and_fails_without_retry(mlops_home, tmp
     for task in ("clean", "failing"):
         summary = xcoms[(task, "validation_result")]
         # Airflow asked the link in the worker and stored what it returned for the UI.
-        assert xcoms[(task, link_key)] == xcoms[(task, "data_docs_uri")] == summary["data_docs_uri"]
-        assert local(summary["data_docs_uri"]).is_file()
+        page = local(summary["data_docs_uri"])
+        relative = page.relative_to(mlops_home / "reports" / "data_docs").as_posix()
+        assert xcoms[(task, "data_docs_page")] == relative
+        assert xcoms[(task, link_key)].endswith(f"/mlops/reports/data_docs/{quote(relative)}")
+        assert page.is_file()
     assert xcoms[("clean", "return_value")]["success"] is True
     assert xcoms[("clean", "return_value")]["result_id"] == xcoms[("clean", "validation_result")]["result_id"]
     assert ("failing", "return_value") not in xcoms

@@ -6,7 +6,14 @@ import os
 import time
 
 from airflow_mlops_provider.core.validation import write_data_docs_index
-from airflow_mlops_provider.ui.models_view import drift_chart, mlflow_ui_url, performance_chart, render
+from airflow_mlops_provider.ui.models_view import (
+    drift_chart,
+    gate_evidence,
+    mlflow_ui_url,
+    nice_ticks,
+    performance_chart,
+    render,
+)
 
 
 def facts(**overrides):
@@ -46,7 +53,7 @@ def facts(**overrides):
 def test_page_shows_aliases_side_by_side_ledger_reasons_drift_bars_and_links():
     page = render(facts())
     assert "@champion: v2" in page and "@previous: v1" in page
-    assert "<td>0.91</td><td>0.88</td>" in page  # metrics side by side, champion first
+    assert "<td class='num'>0.91</td><td class='num'>0.88</td>" in page  # side by side, champion first
     assert "roc_auc 0.519 &lt; floor 0.7" in page  # reasons escaped, shown
     assert "kserve.verify" in page  # a rollback names its failed step
     assert page.count('class="drift-bar"') == 2
@@ -63,12 +70,16 @@ def test_performance_history_charts_live_metric_against_holdout_per_labels_day()
     assert 'data-day="2026-11-23" data-value="0.6200"' in page
     assert "(decay fired)" in page and 'class="holdout"' in page
     assert "<td>5 / 0</td>" in page  # unmatched / late labels of the first day
+    for tick in ("0.25", "0.5", "0.75", ">1<"):  # round ticks (0..1 in quarters), not 0.458/0.916
+        assert tick in page
+    assert "0.458" not in page and "0.916" not in page
     assert 'href="http://mlflow.example:5000/#/experiments/9/runs/p2"' in page
     assert "No labels checked yet" in render(facts(performance={}))
     # RMSE-like values: the axis follows the values, the bar stays inside the chart.
     svg = performance_chart([{"labels_day": "2026-11-01", "metric": "rmse", "live": 25000.0, "holdout": 20000.0,
                               "rows": 300, "degraded": True}])
     assert 'data-value="25000.0000"' in svg and "holdout rmse 2e+04" in svg
+    assert ">30000</text>" in svg and ">10000</text>" in svg
 
 
 def test_names_from_the_registry_are_escaped():
@@ -123,3 +134,56 @@ def test_mlflow_down_is_a_502_naming_the_server_without_credentials(monkeypatch,
     assert answer.status_code == 502
     detail = answer.json()["detail"]
     assert "127.0.0.1:9" in detail and "refused the connection" in detail and "s3cret" not in detail
+
+
+DECISIONS = [
+    {"event": "decision", "model": "fraud-detector", "challenger_version": "2", "champion_version": "1",
+     "verdict": "promote", "reasons": [], "challenger_metrics": {"roc_auc": 0.861, "f1": 0.5},
+     "champion_metrics": {"roc_auc": 0.84, "f1": 0.45}, "eval_rows": 1200, "data_version": "d2",
+     "recorded_at": "2026-11-08T10:00:00+00:00", "dag_id": "mlops_retrain", "run_id": "manual__2026-11-08"},
+    {"event": "promoted", "model": "fraud-detector", "challenger_version": "2", "previous_champion": "1"},
+    {"event": "decision", "model": "fraud-detector", "challenger_version": "3", "champion_version": "2",
+     "verdict": "rejected", "reasons": ["roc_auc 0.52 < floor 0.7"], "challenger_metrics": {"roc_auc": 0.52},
+     "champion_metrics": {"roc_auc": 0.83}, "eval_rows": 1200, "data_version": "d3",
+     "recorded_at": "2026-11-15T10:00:00+00:00", "dag_id": "mlops_retrain", "run_id": "manual__2026-11-15"},
+]
+
+
+def test_gate_evidence_shows_both_models_on_the_challengers_holdout_newest_first():
+    gates = gate_evidence(DECISIONS)
+    assert [g["challenger_version"] for g in gates] == ["3", "2"]
+    assert gates[0]["holdout"] == {"of_version": "3", "rows": 1200, "data_version": "d3"}
+    page = render(facts(gate=gates, ledger=list(reversed(DECISIONS))))
+    newest = page[page.index("<table class='gate'"):]
+    newest = newest[:newest.index("</table>")]
+    assert "data-challenger='3' data-champion='2' data-holdout='3'" in newest
+    assert "both scored on <b>v3's holdout</b> (1200 rows, data version d3)" in newest
+    # The champion's figure is the one the gate computed on v3's holdout (0.83), not its own (0.91).
+    assert "<td class='num'>0.52</td><td class='num'>0.83</td><td class='num'>-0.31</td>" in newest
+    assert "<span class='reject'>rejected</span>" in newest
+    assert "1 earlier decision(s)" in page
+    assert "its own</b> holdout" in page  # the holders table says its figures are not comparable
+
+
+def test_ledger_styles_rejections_names_versions_and_links_airflow_runs():
+    page = render(facts(ledger=list(reversed(DECISIONS))), airflow="http://127.0.0.1:8080")
+    ledger = page[page.index("<table class='ledger'"):]
+    assert "<td class='reject'>decision: rejected</td><td>v3</td><td>v2</td>" in ledger
+    assert "<td class='promote'>promoted</td><td>v2</td><td>v1</td>" in ledger
+    assert ('href="http://127.0.0.1:8080/dags/mlops_retrain/runs/manual__2026-11-15" target="_top"' in ledger)
+    assert ".reject,.rejected" in page  # the class the page emits is styled
+
+
+def test_holders_link_their_mlflow_runs_by_id_and_the_page_follows_the_ui_theme():
+    page = render(facts())
+    assert '<a href="http://mlflow.example:5000/#/experiments/7/runs/r2" target="_blank" rel="noopener">r2</a>' \
+        in page
+    assert 'localStorage.getItem("theme")' in page and ":root.dark{" in page
+    assert "<code>r2</code>" in render({**facts(), "mlflow_ui": None})  # no MLflow UI: the id, unlinked
+
+
+def test_nice_ticks_are_round():
+    assert nice_ticks(0.916) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert nice_ticks(25000) == [0, 10000, 20000, 30000]
+    assert nice_ticks(0.05) == [0.0, 0.02, 0.04, 0.06]
+    assert nice_ticks(0) == [0.0, 0.5, 1.0]

@@ -1,0 +1,231 @@
+"""After a demo-shaped run, the Airflow UI tells the truth (headless Chromium, Debian's ``chromium``).
+
+``scripts/demo.py`` (what `make demo` runs; scored days of 4,000 rows instead of 200,000) on a
+fresh ``MLOPS_HOME``, then ``scripts/ui.py`` (what `make ui` runs) on it, on a free port, without
+the MLflow UI. Then, as a user would see it:
+
+- a browser without a login opening the Models view lands on Airflow's login page;
+- the demo's runs have real durations (minutes, not the weeks between logical date and now);
+- task logs are not empty, over the REST API and on the task's page in the UI;
+- the Data Docs link on ``validate_data``'s page and the Drift Report link on ``check_drift``'s
+  page render, and answer 200 behind the login with the report itself (and 307 to the login
+  without it);
+- the Models view shows the gate's evidence: challenger and champion on the same holdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BIN, REPO_ROOT, free_port
+
+pytestmark = [pytest.mark.integration]
+
+PASSWORD = "ui-demo-test-password"
+ARTIFACTS = Path(os.environ.get("MLOPS_TEST_ARTIFACTS", REPO_ROOT / ".mlops" / "test-artifacts"))
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def _get(url: str, token: str | None = None, *, redirect: bool = True) -> tuple[int, dict, str]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    opener = urllib.request.build_opener(*(() if redirect else (_NoRedirect,)))
+    try:
+        with opener.open(urllib.request.Request(url, headers=headers), timeout=60) as resp:
+            return resp.status, dict(resp.headers), resp.read().decode(errors="replace")
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read().decode(errors="replace")
+
+
+def _run_logged(cmd: list[str], env: dict[str, str], log: Path, timeout: float) -> None:
+    with open(log, "w") as out:
+        proc = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, cwd=REPO_ROOT)
+    assert proc.returncode == 0, f"{cmd[1]} failed:\n{log.read_text()[-6000:]}"
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Debian's chromium is not installed: `make test` installs it (scripts/install_system_packages.sh)"
+    root = tmp_path_factory.mktemp("ui-demo")
+    home = root / "mlops"
+    passwords = root / "passwords.json"
+    passwords.write_text(json.dumps({"admin": PASSWORD}))
+    env = {**os.environ, "MLOPS_HOME": str(home), "PYTHONPATH": str(REPO_ROOT), "MLOPS_DEMO_BATCH_ROWS": "4000",
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+           "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5"}
+    for key in ("AIRFLOW_HOME", "AIRFLOW_CONFIG", "AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__CORE__LOAD_EXAMPLES",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CORE__EXECUTOR", "AIRFLOW_CONN_MLFLOW_DEFAULT",
+                "AIRFLOW__API__BASE_URL"):
+        env.pop(key, None)  # the demo's own configuration, as `make demo` has it
+    _run_logged([str(BIN / "python"), str(REPO_ROOT / "scripts" / "demo.py")], env, root / "demo.log", 1800)
+
+    port = free_port()
+    log = open(root / "ui.log", "w")
+    proc = subprocess.Popen([str(BIN / "python"), str(REPO_ROOT / "scripts" / "ui.py"), "--port", str(port),
+                             "--no-mlflow", "--ready-timeout", "300"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 360
+        while "ready; Ctrl-C" not in (root / "ui.log").read_text():
+            if proc.poll() is not None or time.time() > deadline:
+                logs = "".join(f"--- {p}\n{p.read_text(errors='replace')[-2500:]}\n"
+                               for p in sorted((home / "logs" / "ui").glob("*.log")))
+                raise AssertionError(f"scripts/ui.py did not get ready:\n{(root / 'ui.log').read_text()}\n{logs}")
+            time.sleep(1)
+        req = urllib.request.Request(f"{base}/auth/token", method="POST", headers={"Content-Type": "application/json"},
+                                     data=json.dumps({"username": "admin", "password": PASSWORD}).encode())
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            token = json.load(resp)["access_token"]
+        yield {"base": base, "token": token, "home": home, "root": root, "chromium": chromium}
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=60)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        log.close()
+
+
+def _api(ui, path: str) -> dict:
+    status, _, body = _get(f"{ui['base']}{path}", ui["token"])
+    assert status == 200, f"{path} -> {status}: {body[:500]}"
+    return json.loads(body)
+
+
+def _runs(ui, dag_id: str) -> list[dict]:
+    return _api(ui, f"/api/v2/dags/{dag_id}/dagRuns?order_by=logical_date")["dag_runs"]
+
+
+def _browser(pw, ui):
+    browser = pw.chromium.launch(executable_path=ui["chromium"], headless=True, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"])
+    return browser
+
+
+def test_a_browser_without_login_is_sent_to_the_login_page(ui):
+    status, headers, _ = _get(f"{ui['base']}/mlops/models", redirect=False)
+    assert status == 307 and "/auth/login" in headers["location"] and "next=" in headers["location"]
+    status, _, _ = _get(f"{ui['base']}/mlops/api/models", redirect=False)
+    assert status == 401  # scripts keep a plain answer
+
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = _browser(pw, ui)
+        try:
+            page = browser.new_page()
+            page.goto(f"{ui['base']}/mlops/models", wait_until="load")
+            assert "/auth/login" in page.url, page.url
+        finally:
+            browser.close()
+
+
+def test_demo_runs_have_real_durations_and_task_logs(ui):
+    runs = _runs(ui, "mlops_retrain")
+    assert len(runs) == 3 and all(r["state"] == "success" for r in runs)
+    for run in runs + _runs(ui, "mlops_batch_inference"):
+        start, end = (datetime.fromisoformat(run[k].replace("Z", "+00:00")) for k in ("start_date", "end_date"))
+        assert 0 < (end - start).total_seconds() < 3600, (run["dag_run_id"], start, end)
+    first = runs[0]["dag_run_id"]
+    tis = _api(ui, f"/api/v2/dags/mlops_retrain/dagRuns/{first}/taskInstances")["task_instances"]
+    ran = [t for t in tis if t["state"] == "success"]
+    assert ran
+    for ti in ran:
+        status, _, body = _get(f"{ui['base']}/api/v2/dags/mlops_retrain/dagRuns/{first}/taskInstances/"
+                               f"{ti['task_id']}/logs/{ti['try_number']}", ui["token"])
+        assert status == 200 and f"starting task_id={ti['task_id']}" in body, (ti["task_id"], body[:300])
+    train = next(t for t in ran if t["task_id"] == "train")
+    _, _, body = _get(f"{ui['base']}/api/v2/dags/mlops_retrain/dagRuns/{first}/taskInstances/train/logs/"
+                      f"{train['try_number']}", ui["token"])
+    assert "Training a binary model" in body
+    assert "DeprecatedImportWarning" not in body  # no skops warning flood
+
+
+def _open_task(page, ui, dag_id: str, run_id: str, task_id: str) -> None:
+    from urllib.parse import quote
+
+    page.goto(f"{ui['base']}/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/{task_id}", wait_until="load")
+
+
+def test_report_links_render_on_task_pages_and_open_behind_the_login(ui):
+    from playwright.sync_api import sync_playwright
+
+    retrain = _runs(ui, "mlops_retrain")[0]["dag_run_id"]
+    batch = _runs(ui, "mlops_batch_inference")[-1]["dag_run_id"]  # the drifted day
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = _browser(pw, ui)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            context.add_cookies([{"name": "_token", "value": ui["token"], "url": ui["base"]}])
+            page = context.new_page()
+            for dag_id, run_id, task_id, name, expected in (
+                    ("mlops_retrain", retrain, "validate_data", "Data Docs", "Validation"),
+                    ("mlops_batch_inference", batch, "check_drift", "Drift Report", "evidently")):
+                _open_task(page, ui, dag_id, run_id, task_id)
+                link = page.get_by_role("link", name=name)
+                link.first.wait_for(timeout=90_000)
+                href = link.first.get_attribute("href")
+                assert href and "/mlops/reports/" in href, href
+                url = href if href.startswith("http") else f"{ui['base']}{href}"
+                answer = context.request.get(url)
+                assert answer.status == 200, (name, url, answer.status)
+                assert expected.lower() in answer.text().lower()
+                page.screenshot(path=str(ARTIFACTS / f"task-{task_id}.png"))
+                status, headers, _ = _get(url, redirect=False)  # the same URL without a login
+                assert status == 307 and "/auth/login" in headers["location"]
+            # The task's log, in the UI.
+            _open_task(page, ui, "mlops_retrain", retrain, "validate_data")
+            page.get_by_text("Validated", exact=False).first.wait_for(timeout=90_000)
+            page.screenshot(path=str(ARTIFACTS / "task-log.png"))
+        finally:
+            browser.close()
+
+
+def test_models_view_shows_the_gate_on_one_holdout(ui):
+    from playwright.sync_api import sync_playwright
+
+    facts = _api(ui, "/mlops/api/models")
+    (model,) = facts["models"]
+    newest = model["gate"][0]
+    assert newest["challenger_version"] == "3" and newest["champion_version"] == "2"
+    assert newest["holdout"]["of_version"] == "3" and newest["holdout"]["rows"] > 0
+    with sync_playwright() as pw:
+        browser = _browser(pw, ui)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 1400}, color_scheme="dark")
+            context.add_cookies([{"name": "_token", "value": ui["token"], "url": ui["base"]}])
+            page = context.new_page()
+            started = time.time()
+            page.goto(f"{ui['base']}/mlops/models", wait_until="load")
+            elapsed = time.time() - started
+            gate = page.locator("table.gate").first
+            assert gate.get_attribute("data-challenger") == "3" and gate.get_attribute("data-champion") == "2"
+            assert gate.get_attribute("data-holdout") == "3"
+            caption = gate.locator("caption").inner_text()
+            assert "v3's holdout" in caption and "rejected" in caption
+            assert page.locator("table.ledger td.reject").count() >= 1
+            page.screenshot(path=str(ARTIFACTS / "models-view-dark.png"), full_page=True)
+            print(f"Models view answered in {elapsed:.1f}s")
+        finally:
+            browser.close()
