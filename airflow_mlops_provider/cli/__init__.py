@@ -29,8 +29,9 @@ DOCTOR_ARGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--pool",), INIT_ARGS[0][1]),
     (("--mlflow-conn-id",), {"default": "mlflow_default", "help": "MLflow connection to check"}),
     (("--dvc-conn-id",), {"default": "dvc_default", "help": "DVC connection to check"}),
-    (("--storage-conn-id",), {"default": None, "help": "connection used to reach object-store allowed roots "
-                                                      "(default: the store's default, e.g. aws_default for s3)"}),
+    (("--storage-conn-id",), {"default": None, "help": "connection used to reach object-store allowed roots, "
+                                                      "as the operators' conn_id (default: none, the store's "
+                                                      "credentials from the environment)"}),
 ]
 
 

@@ -181,6 +181,8 @@ def check_object_store(conn_id: str | None) -> list[Check]:
                             "pip install 'airflow-mlops-provider[s3]'"))
     for root in uri_roots:
         uri = str(root)
+        if problem and root.scheme in ("s3", "s3a", "s3n"):
+            continue  # cannot work before the [s3] extra is installed: said above
         try:
             from airflow.sdk import ObjectStoragePath
 
@@ -188,8 +190,9 @@ def check_object_store(conn_id: str | None) -> list[Check]:
             exists = path.exists()
         except Exception as err:  # noqa: BLE001 - reported with the connection to fix
             checks.append(Check(f"object store {uri}", FAIL, f"not reachable: {str(err).splitlines()[0][:300]}",
-                                f"check the connection {conn_id or '(store default, e.g. aws_default)'} "
-                                "(credentials, endpoint_url) and the bucket"))
+                                (f"check the connection {conn_id!r} (credentials, endpoint_url)" if conn_id else
+                                 "pass --storage-conn-id (the conn_id your tasks use) or fix the environment's "
+                                 "credentials") + ", and the bucket"))
             continue
         checks.append(Check(f"object store {uri}", OK if exists else WARN,
                             "reachable" + ("" if exists else ", the prefix holds nothing yet"),

@@ -4,6 +4,8 @@ Registered through the ``airflow.plugins`` entry point (and listed in the provid
 ``pip install airflow-mlops-provider`` is enough: no file to copy into ``plugins_folder``. It
 mounts the Models view (:mod:`airflow_mlops_provider.ui.models_view`) at ``/mlops`` and adds
 "Models" to the UI's navigation (an external view shown inside the Airflow UI). Read-only.
+It also registers the scheduler-side check that fails a run at its start when the promotion pool
+is missing (:mod:`airflow_mlops_provider.listeners.promotion_pool`).
 
 Airflow imports this module in every process that loads plugins, task processes included:
 it stays cheap (the FastAPI app is built on its first request, see :mod:`airflow_mlops_provider.ui`).
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
+from airflow_mlops_provider.listeners import promotion_pool
 from airflow_mlops_provider.ui import models_app
 
 #: The plugin's name: Airflow registers one plugin per name (the first one found wins).
@@ -29,3 +32,4 @@ class MlopsModelsPlugin(AirflowPlugin):
         "destination": "nav",
         "nav_top_level": True,
     }]
+    listeners = [promotion_pool]
