@@ -28,6 +28,40 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "DVC", "python-modules": ["airflow_mlops_provider.hooks.dvc"]},
             {"integration-name": "Prometheus", "python-modules": ["airflow_mlops_provider.hooks.prometheus"]},
         ],
+        # Also registered through the `airflow.plugins` entry point (pyproject.toml), as the
+        # openlineage provider does: Airflow registers one plugin per name.
+        "plugins": [
+            {"name": "mlops_models", "plugin-class": "airflow_mlops_provider.ui.plugin.MlopsModelsPlugin"},
+        ],
+        # `airflow mlops init` / `airflow mlops doctor` (the same as the `airflow-mlops` script).
+        "cli": ["airflow_mlops_provider.cli.get_cli_commands"],
+        "config": {
+            "mlops": {
+                "description": "Where the provider keeps local state and where its tasks may read and write.\n",
+                "options": {
+                    "home": {
+                        "description": "MLOPS_HOME: the folder of the embedded MLflow store, the DVC data repo, "
+                                       "partitions, reports and the audit ledger. Empty: .mlops/ in a source "
+                                       "checkout of the provider, else $AIRFLOW_HOME/mlops. The MLOPS_HOME "
+                                       "environment variable overrides it. Give every Airflow component the "
+                                       "same value (a shared volume when they run on several hosts).\n",
+                        "version_added": None,
+                        "type": "string",
+                        "example": "/data/mlops",
+                        "default": "",
+                    },
+                    "allowed_roots": {
+                        "description": "Comma-separated local folders and object-store URIs the provider's "
+                                       "tasks may read and write besides MLOPS_HOME (MLOPS_ALLOWED_ROOTS "
+                                       "overrides it).\n",
+                        "version_added": None,
+                        "type": "string",
+                        "example": "/data/ml, s3://ml-bucket/scores",
+                        "default": "",
+                    },
+                },
+            },
+        },
         "extra-links": [
             "airflow_mlops_provider.links.validation.GreatExpectationsDataDocsLink",
             "airflow_mlops_provider.links.drift.EvidentlyDriftReportLink",

@@ -1,24 +1,16 @@
-"""Airflow 3 plugin: the MLOps Models view, served by the api-server under Airflow's login.
+"""Shim for a ``plugins_folder`` that holds this repository's ``plugins/`` (``make ui``, docker-compose.yaml).
 
-Mounts the Models view (:mod:`airflow_mlops_provider.ui.models_view`) at ``/mlops`` and adds
-"Models" to the UI's navigation (an external view shown inside the Airflow UI). Read-only.
-Put this folder on ``[core] plugins_folder`` (``make ui`` and docker-compose.yaml do).
+The Models view plugin ships with the package: :class:`airflow_mlops_provider.ui.plugin.MlopsModelsPlugin`,
+registered through the ``airflow.plugins`` entry point of the installed distribution (a plain
+``pip install`` or this repository's editable install). Airflow loads the plugins folder first
+and then skips an entry-point plugin of the same name with an "already registered" import error,
+so this file exposes the class only where the package is importable but not installed as a
+distribution (e.g. the source tree on ``PYTHONPATH``).
 """
 
 from __future__ import annotations
 
-from airflow.plugins_manager import AirflowPlugin
+from importlib.metadata import entry_points
 
-from airflow_mlops_provider.ui import models_app  # cheap: the app is built on its first request
-
-
-class MlopsModelsPlugin(AirflowPlugin):
-    name = "mlops_models"
-    fastapi_apps = [{"app": models_app, "url_prefix": "/mlops", "name": "MLOps Models view"}]
-    external_views = [{
-        "name": "Models",
-        "href": "/mlops/models",
-        "url_route": "mlops-models",
-        "destination": "nav",
-        "nav_top_level": True,
-    }]
+if not any(ep.value.startswith("airflow_mlops_provider.") for ep in entry_points(group="airflow.plugins")):
+    from airflow_mlops_provider.ui.plugin import MlopsModelsPlugin  # noqa: F401

@@ -56,6 +56,11 @@ def airflow_db() -> Path:
     home = Path(os.environ["AIRFLOW_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     subprocess.run([str(BIN / "airflow"), "db", "migrate"], check=True, capture_output=True, timeout=300)
+    # What `airflow-mlops init` creates for a deployment: the 1-slot promotion pool.
+    from airflow_mlops_provider.cli.commands import ensure_pool
+    from airflow_mlops_provider.pipelines.config import PROMOTION_POOL
+
+    ensure_pool(PROMOTION_POOL)
     return home / "airflow.db"
 
 
