@@ -174,3 +174,26 @@ def test_monitoring_judges_each_version_as_its_own_type_and_counts_late_labels_p
     assert count_late(joined, labels_day, {"1": 7, "2": 0}) == 5
     assert count_late(joined, labels_day, {"1": 10, "2": 1}) == 0
     assert count_late(joined, labels_day, 7) == 3
+
+
+def test_a_model_config_takes_a_registered_type_by_name_and_lists_the_known_ones_otherwise():
+    from airflow_mlops_provider.pipelines import ModelConfig, batch_scoring_dag, retraining_dag
+
+    def train(X, y):  # never called here
+        raise AssertionError
+
+    visits = ModelConfig(name="visits", task_type=" Count ", target="visits", train=train, data_path="v.parquet",
+                         id_columns=["store_day_id"])
+    assert visits.task_type == "count"
+    assert visits.effective_policy["metrics"][0]["name"] == "d2_poisson"
+    assert visits.effective_decay_policy["metrics"] == [{"name": "poisson_deviance", "max_relative_degradation": 0.1}]
+    dag = retraining_dag(visits, dag_id="visits")
+    assert [m["name"] for m in dag.params["policy"]["metrics"]] == ["d2_poisson", "poisson_deviance"]
+    assert dag.task_dict["train"].model_task_type == "count"
+    assert "score" in batch_scoring_dag(visits, dag_id="visits_scoring").task_dict
+    with pytest.raises(TaskTypeError, match=r"ModelConfig\('visits'\).task_type: task_type 'ranking' is not one of "
+                                            r"\[.*'count'.*'regression'\]"):
+        ModelConfig(name="visits", task_type="ranking", target="visits", train=train, data_path="v.parquet")
+    with pytest.raises(TaskTypeError, match="names metric 'rmse', which a count model does not produce"):
+        ModelConfig(name="visits", task_type="count", target="visits", train=train, data_path="v.parquet",
+                    policy={"metrics": [{"name": "rmse"}]})
