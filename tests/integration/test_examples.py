@@ -26,6 +26,7 @@ from tests.conftest import REPO_ROOT
 
 EXAMPLES = REPO_ROOT / "examples"
 sys.path.insert(0, str(EXAMPLES))
+import count_task_type  # noqa: E402,F401 - registers "count" here too, as the DAG file does where tasks run
 from example_data import house_frame, species_frame, visits_frame  # noqa: E402
 
 pytestmark = [pytest.mark.integration]
