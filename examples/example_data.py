@@ -1,4 +1,4 @@
-"""Seeded data for the examples: a multiclass and a regression table, normal or drifted.
+"""Seeded data for the examples: a multiclass, a regression and a count table, normal or drifted.
 
 Not a DAG file; the examples' DAG files and the tests import it (Airflow puts the DAG folder on
 ``sys.path``).
@@ -10,6 +10,7 @@ from typing import Any
 
 SPECIES = ["adelie", "chinstrap", "gentoo"]
 ISLANDS = ["biscoe", "dream", "torgersen"]
+REGIONS = ["north", "south", "east"]
 
 
 def species_frame(n_rows: int = 1500, seed: int = 0, drifted: bool = False) -> Any:
@@ -46,3 +47,20 @@ def house_frame(n_rows: int = 3000, seed: int = 0, drifted: bool = False) -> Any
     price = 40 + 2.1 * area + 9 * rooms - 0.8 * age - 3.5 * np.sqrt(distance) + rng.normal(0, 18, n_rows)
     return pd.DataFrame({"house_id": np.arange(n_rows, dtype="int64") + seed * 1_000_000, "area_m2": area,
                          "rooms": rooms, "age_years": age, "distance_km": distance, "price": price})
+
+
+def visits_frame(n_rows: int = 2000, seed: int = 0, drifted: bool = False) -> Any:
+    """Store-day features -> ``visits`` (a count, Poisson); id ``store_day_id``. Drift: busier streets."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    footfall = rng.gamma(4.0, 250.0 * (1.8 if drifted else 1.0), n_rows)
+    weekend = rng.integers(0, 2, n_rows)
+    promo = (rng.random(n_rows) < 0.2).astype("int64")
+    region = rng.choice(REGIONS, size=n_rows)
+    effect = np.select([region == "north", region == "south"], [0.3, -0.2], 0.0)
+    rate = np.exp(0.4 + 0.6 * weekend + 0.5 * promo + effect + 0.0006 * np.minimum(footfall, 3000))
+    return pd.DataFrame({"store_day_id": np.arange(n_rows, dtype="int64") + seed * 1_000_000,
+                         "footfall": footfall, "weekend": weekend, "promo": promo, "region": region,
+                         "visits": rng.poisson(rate).astype("int64")})

@@ -4,7 +4,7 @@ Ground truth arrives days after scoring, as a labels partition per day keyed by 
 columns. :func:`join_labels` finds each label's scored row in the scored partitions of a
 lookback window and keeps the model version recorded on that row; :func:`evaluate_versions`
 scores each version on the rows **it** scored with the same per-task-type metric code as the
-training holdout (:func:`airflow_mlops_provider.core.tasks.compute_metrics`); a
+training holdout (the task type's ``compute_metrics``); a
 :class:`DecayPolicy` compares them with that version's holdout metrics.
 
 Nothing is dropped silently. :class:`LabelCounts` counts every label row that was not used and
@@ -25,22 +25,17 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
-from airflow_mlops_provider.core.tasks import METRICS, compute_metrics, parse_task_type, proba_column
+from airflow_mlops_provider.core.task_types import TaskType, get_task_type, task_types
+from airflow_mlops_provider.core.tasks import RegistryView, TaskTypeError
 from airflow_mlops_provider.exceptions import DataFileError
 
 #: Where the batch pipeline writes a day's scored partition: ``{date}`` is the scoring day
 #: (YYYY-MM-DD), ``{home}`` is MLOPS_HOME.
 DEFAULT_SCORES_PATH = "{home}/outputs/scores/date={date}.parquet"
 
-#: Defaults per task type: a drop in the ranking metric, a relative rise in the error.
-DEFAULT_DECAY_POLICIES: dict[str, dict[str, Any]] = {
-    "binary": {"metrics": [{"name": "roc_auc", "max_degradation": 0.05}], "min_rows": 200,
-               "max_label_delay_days": 7},
-    "multiclass": {"metrics": [{"name": "f1_macro", "max_degradation": 0.05}], "min_rows": 200,
-                   "max_label_delay_days": 7},
-    "regression": {"metrics": [{"name": "rmse", "max_relative_degradation": 0.10}], "min_rows": 200,
-                   "max_label_delay_days": 7},
-}
+#: Defaults per task type (each type's ``default_decay_policy``): for the built-ins a drop in the
+#: ranking metric, a relative rise in the error.
+DEFAULT_DECAY_POLICIES: Mapping[str, Mapping[str, Any]] = RegistryView("default_decay_policy")
 
 #: JSON schema of a decay policy (the monitoring DAG's ``decay_policy`` Param).
 DECAY_POLICY_SCHEMA: dict[str, Any] = {
@@ -61,10 +56,10 @@ class LabelsError(DataFileError):
     """A labels partition cannot be used: missing key or target column, unreadable file."""
 
 
-def default_decay_policy(task_type: str) -> dict[str, Any]:
+def default_decay_policy(task_type: str | TaskType) -> dict[str, Any]:
     import json
 
-    return json.loads(json.dumps(DEFAULT_DECAY_POLICIES[parse_task_type(task_type)]))
+    return json.loads(json.dumps(dict(get_task_type(task_type).default_decay_policy)))
 
 
 @dataclass(frozen=True)
@@ -91,15 +86,17 @@ class DecayPolicy:
     max_label_delay_days: int = 7
 
     @classmethod
-    def from_dict(cls, task_type: str, data: Mapping[str, Any] | None, where: str = "decay_policy") -> DecayPolicy:
-        task_type = parse_task_type(task_type)
-        data = dict(data) if data is not None else default_decay_policy(task_type)
+    def from_dict(cls, task_type: str | TaskType, data: Mapping[str, Any] | None,
+                  where: str = "decay_policy") -> DecayPolicy:
+        task = get_task_type(task_type)
+        task_type = task.name
+        data = dict(data) if data is not None else default_decay_policy(task)
         unknown = set(data) - {"metrics", "min_rows", "max_label_delay_days"}
         if unknown:
             raise ValueError(f"{where} has unknown fields {sorted(unknown)}; known: metrics, min_rows, "
                              "max_label_delay_days")
         rules = []
-        known = {k: v for k, v in METRICS[task_type].items() if v}
+        known = {k: v for k, v in task.metrics.items() if v}
         for i, raw in enumerate(data.get("metrics") or []):
             if not isinstance(raw, Mapping):
                 raise ValueError(f"{where}.metrics[{i}] must be an object, got {raw!r}")
@@ -231,13 +228,15 @@ def read_labels(path: str, key_columns: Sequence[str], target: str) -> Any:
 
 
 def join_labels(labels: Any, scored: Sequence[tuple[date, str]], key_columns: Sequence[str], target: str,
-                output_columns: Sequence[str], *, labels_day: date, max_label_delay_days: int,
-                examples: int = 5) -> tuple[Any, LabelCounts]:
+                output_columns: Sequence[str] | None = None, *, labels_day: date,
+                max_label_delay_days: int | None, examples: int = 5) -> tuple[Any, LabelCounts]:
     """Labels joined to their scored rows: ``(frame, counts)``.
 
     ``scored`` lists ``(scoring day, path)`` of the scored partitions in the window. The frame
     holds the keys, ``target``, ``model_version``, ``scored_day`` and the scoring outputs among
-    ``output_columns`` that the partition has.
+    ``output_columns`` that the partition has (None: the columns any registered task type writes,
+    :func:`scored_output_columns`). ``max_label_delay_days`` None: lateness is not counted here
+    (:func:`count_late` counts it once each version's policy is known).
     """
     import pandas as pd
 
@@ -264,7 +263,8 @@ def join_labels(labels: Any, scored: Sequence[tuple[date, str]], key_columns: Se
         import pyarrow.parquet as pq
 
         names = pq.read_schema(path).names
-        wanted = [c for c in [*keys, "model_version", *output_columns] if c in names]
+        outputs = scored_output_columns(names) if output_columns is None else output_columns
+        wanted = [c for c in [*keys, "model_version", *outputs] if c in names]
         missing = [c for c in [*keys, "model_version"] if c not in names]
         if missing:
             raise LabelsError(f"scored partition {path!r} lacks columns {missing}: labels cannot be matched to it",
@@ -303,8 +303,7 @@ def join_labels(labels: Any, scored: Sequence[tuple[date, str]], key_columns: Se
         rest = rest[rest["_m"].isna()]
         counts.unmatched_examples = ["/".join(str(v) for v in row) for row in rest[keys].head(examples).to_numpy()]
     if len(joined):
-        delay = (pd.Timestamp(labels_day) - pd.to_datetime(joined["scored_day"])).dt.days
-        counts.late = int((delay > max_label_delay_days).sum())
+        counts.late = count_late(joined, labels_day, max_label_delay_days) if max_label_delay_days is not None else 0
         for day, n in joined["scored_day"].value_counts().items():
             counts.coverage[str(day)]["labelled"] = int(n)
     return joined, counts
@@ -320,38 +319,58 @@ def _kind(series: Any) -> str:
     return "text"
 
 
-def version_outputs(task_type: str, frame: Any, classes: Sequence[Any] | None) -> Any:
-    """The scored rows' outputs back as a raw model output for :func:`compute_metrics`."""
-    task_type = parse_task_type(task_type)
-    if task_type == "binary":
-        column = "score"
-    elif task_type == "regression":
-        column = "prediction"
-    else:
-        if not classes:
-            raise LabelsError("a multiclass version needs its class labels (tag mlops.classes) to be evaluated")
-        columns = [proba_column(c) for c in classes]
-        missing = [c for c in columns if c not in frame.columns]
-        if missing:
-            raise LabelsError(f"the scored rows lack the probability columns {missing}")
+def scored_output_columns(names: Sequence[str]) -> list[str]:
+    """The columns of a scored partition (``names``) that any registered task type writes as its outputs."""
+    wanted = {c for task in task_types().values() for c in task.scored_columns(names)}
+    return [c for c in names if c in wanted]
+
+
+def version_outputs(task_type: str | TaskType, frame: Any, classes: Sequence[Any] | None) -> Any:
+    """The scored rows' outputs back as a raw model output for the task type's ``compute_metrics``."""
+    task = get_task_type(task_type)
+    try:
+        columns = task.metric_input_columns(classes)
+    except TaskTypeError as err:
+        raise LabelsError(str(err)) from err
+    missing = [c for c in columns if c not in frame.columns]
+    if missing and len(columns) > 1:
+        raise LabelsError(f"the scored rows lack the probability columns {missing}")
+    if missing:
+        raise LabelsError(f"the scored rows lack the {task.name} output column {columns[0]!r}")
+    if len(columns) > 1:
         return frame[columns].to_numpy(dtype=float)
-    if column not in frame.columns:
-        raise LabelsError(f"the scored rows lack the {task_type} output column {column!r}")
-    return frame[column].to_numpy(dtype=float)
+    return frame[columns[0]].to_numpy(dtype=float)
 
 
-def evaluate_versions(task_type: str, joined: Any, target: str,
+def count_late(joined: Any, labels_day: date, max_label_delay_days: Mapping[str, int] | int) -> int:
+    """Matched labels that came more than ``max_label_delay_days`` (per model version, or one
+    figure for all) after their row was scored."""
+    import pandas as pd
+
+    if not len(joined):
+        return 0
+    delay = (pd.Timestamp(labels_day) - pd.to_datetime(joined["scored_day"])).dt.days
+    if isinstance(max_label_delay_days, Mapping):
+        limit = joined["model_version"].astype(str).map(dict(max_label_delay_days))
+        return int((delay > limit).sum())
+    return int((delay > max_label_delay_days).sum())
+
+
+def evaluate_versions(task_type: str | TaskType | Mapping[str, TaskType], joined: Any, target: str,
                       classes_by_version: Mapping[str, Sequence[Any] | None]) -> dict[str, dict[str, Any]]:
-    """Per model version: ``{"rows", "metrics"}`` on the labelled rows it scored."""
+    """Per model version: ``{"rows", "metrics"}`` on the labelled rows it scored.
+
+    ``task_type``: one type for every version, or each version's (``{version: task type}``).
+    """
     out: dict[str, dict[str, Any]] = {}
     if not len(joined):
         return out
     for version, rows in joined.groupby("model_version", sort=True):
         version = str(version)
         classes = classes_by_version.get(version)
+        task = get_task_type(task_type[version] if isinstance(task_type, Mapping) else task_type)
         try:
-            metrics = compute_metrics(task_type, rows[target].to_numpy(),
-                                      version_outputs(task_type, rows, classes), classes)
+            metrics = task.compute_metrics(rows[target].to_numpy(), version_outputs(task, rows, classes), classes)
         except ValueError as err:  # TaskTypeError: labels of another type than the model's classes
             raise LabelsError(f"labels of v{version} cannot be evaluated: {err}", version=version) from err
         out[version] = {"rows": len(rows), "metrics": metrics}

@@ -21,12 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_mlops_provider.core.tasks import (
-    GROUP_METRICS,
-    class_probabilities,
-    parse_task_type,
-    regression_values,
-)
+from airflow_mlops_provider.core.task_types import get_task_type
 
 
 class FairnessError(ValueError):
@@ -34,25 +29,20 @@ class FairnessError(ValueError):
 
 
 def group_metric_names(task_type: str) -> tuple[str, ...]:
-    return tuple(GROUP_METRICS[parse_task_type(task_type)])
+    return tuple(get_task_type(task_type).group_metrics)
 
 
 def group_metrics(task_type: str, y_true: Any, raw_output: Any, sensitive: Any,
                   classes: Sequence[Any] | None = None, threshold: float = 0.5) -> dict[str, Any]:
     """``{"metrics": {name: value}, "groups": {metric: {group: value}}, "sizes": {group: rows}}``.
 
-    ``sensitive`` is a DataFrame of the sensitive columns, aligned with ``y_true``.
+    ``sensitive`` is a DataFrame of the sensitive columns, aligned with ``y_true``. The figures
+    are the task type's (:meth:`~airflow_mlops_provider.core.task_types.TaskType.group_frame`).
     """
     import numpy as np
     import pandas as pd
-    from fairlearn.metrics import (
-        MetricFrame,
-        demographic_parity_difference,
-        equalized_odds_difference,
-    )
-    from sklearn.metrics import accuracy_score, mean_squared_error
 
-    task_type = parse_task_type(task_type)
+    task = get_task_type(task_type)
     if sensitive is None or sensitive.shape[1] == 0:
         raise FairnessError("no sensitive columns to group by")
     blank = [c for c in sensitive.columns if sensitive[c].isna().all()]
@@ -60,44 +50,66 @@ def group_metrics(task_type: str, y_true: Any, raw_output: Any, sensitive: Any,
         raise FairnessError(f"sensitive column(s) {blank} hold no values on the holdout")
     groups = sensitive.astype(str).reset_index(drop=True)
     y = pd.Series(np.asarray(y_true)).reset_index(drop=True)
-
-    if task_type == "regression":
-        pred = pd.Series(np.asarray(regression_values(raw_output), dtype=float))
-        frame = MetricFrame(metrics={"rmse": lambda t, p: float(np.sqrt(mean_squared_error(t, p)))},
-                            y_true=y, y_pred=pred, sensitive_features=groups)
-        rmse = frame.by_group["rmse"]
-        metrics = {"rmse_group_difference": float(rmse.max() - rmse.min()), "rmse_group_max": float(rmse.max())}
-        by_group = {"rmse": _flat(rmse)}
-    else:
-        if classes is None:
-            classes = sorted(np.unique(y).tolist())
-        classes = list(classes)
-        proba = class_probabilities(task_type, raw_output, len(classes))
-        if task_type == "binary":
-            positive = classes[1]
-            truth = (y == positive).astype(int)
-            pred = pd.Series((np.asarray(proba[:, 1]) >= threshold).astype(int))
-        else:
-            truth = y
-            pred = pd.Series(np.asarray(classes, dtype=object)[np.asarray(proba).argmax(axis=1)])
-        frame = MetricFrame(metrics={"accuracy": accuracy_score}, y_true=truth, y_pred=pred,
-                            sensitive_features=groups)
-        accuracy = frame.by_group["accuracy"]
-        metrics = {"accuracy_group_min": float(accuracy.min())}
-        by_group = {"accuracy": _flat(accuracy)}
-        if task_type == "binary":
-            metrics["demographic_parity_difference"] = float(
-                demographic_parity_difference(truth, pred, sensitive_features=groups))
-            metrics["equalized_odds_difference"] = float(
-                equalized_odds_difference(truth, pred, sensitive_features=groups))
-            selection = MetricFrame(metrics={"selection_rate": lambda t, p: float(np.mean(p))},
-                                    y_true=truth, y_pred=pred, sensitive_features=groups)
-            by_group["selection_rate"] = _flat(selection.by_group["selection_rate"])
-        else:
-            metrics["accuracy_group_difference"] = float(accuracy.max() - accuracy.min())
+    metrics, by_group = task.group_frame(y, raw_output, groups, classes, threshold)
     sizes = groups.value_counts().to_dict()
     return {"metrics": metrics, "groups": by_group,
             "sizes": {_key(k): int(v) for k, v in sizes.items()}}
+
+
+def regression_groups(y: Any, prediction: Any, groups: Any) -> tuple[dict[str, float], dict[str, Any]]:
+    """``rmse_group_difference`` and ``rmse_group_max`` (per-group error)."""
+    import numpy as np
+    import pandas as pd
+    from fairlearn.metrics import MetricFrame
+    from sklearn.metrics import mean_squared_error
+
+    pred = pd.Series(np.asarray(prediction, dtype=float))
+    frame = MetricFrame(metrics={"rmse": lambda t, p: float(np.sqrt(mean_squared_error(t, p)))},
+                        y_true=y, y_pred=pred, sensitive_features=groups)
+    rmse = frame.by_group["rmse"]
+    return ({"rmse_group_difference": float(rmse.max() - rmse.min()), "rmse_group_max": float(rmse.max())},
+            {"rmse": _flat(rmse)})
+
+
+def binary_groups(y: Any, proba: Any, groups: Any, classes: Sequence[Any],
+                  threshold: float) -> tuple[dict[str, float], dict[str, Any]]:
+    """Selection-rate and error-rate gaps between groups, and the worst group's accuracy."""
+    import numpy as np
+    import pandas as pd
+    from fairlearn.metrics import MetricFrame, demographic_parity_difference, equalized_odds_difference
+
+    truth = (y == classes[1]).astype(int)
+    pred = pd.Series((np.asarray(proba[:, 1]) >= threshold).astype(int))
+    metrics, by_group = _accuracy_groups(truth, pred, groups)
+    metrics["demographic_parity_difference"] = float(
+        demographic_parity_difference(truth, pred, sensitive_features=groups))
+    metrics["equalized_odds_difference"] = float(equalized_odds_difference(truth, pred, sensitive_features=groups))
+    selection = MetricFrame(metrics={"selection_rate": lambda t, p: float(np.mean(p))},
+                            y_true=truth, y_pred=pred, sensitive_features=groups)
+    by_group["selection_rate"] = _flat(selection.by_group["selection_rate"])
+    return metrics, by_group
+
+
+def multiclass_groups(y: Any, proba: Any, groups: Any,
+                      classes: Sequence[Any]) -> tuple[dict[str, float], dict[str, Any]]:
+    """The largest accuracy gap between groups and the worst group's accuracy."""
+    import numpy as np
+    import pandas as pd
+
+    pred = pd.Series(np.asarray(classes, dtype=object)[np.asarray(proba).argmax(axis=1)])
+    metrics, by_group = _accuracy_groups(y, pred, groups)
+    accuracy = by_group["accuracy"].values()
+    metrics["accuracy_group_difference"] = float(max(accuracy) - min(accuracy))
+    return metrics, by_group
+
+
+def _accuracy_groups(truth: Any, pred: Any, groups: Any) -> tuple[dict[str, float], dict[str, Any]]:
+    from fairlearn.metrics import MetricFrame
+    from sklearn.metrics import accuracy_score
+
+    frame = MetricFrame(metrics={"accuracy": accuracy_score}, y_true=truth, y_pred=pred, sensitive_features=groups)
+    accuracy = frame.by_group["accuracy"]
+    return {"accuracy_group_min": float(accuracy.min())}, {"accuracy": _flat(accuracy)}
 
 
 def _key(index: Any) -> str:

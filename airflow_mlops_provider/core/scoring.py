@@ -344,8 +344,9 @@ def _shadow_sums(live: Any, shadow: Any, threshold: float | None, labels: bool =
 class TaskScorer:
     """``frame -> {output column: values}`` for a pyfunc model of a task type.
 
-    Output columns per task type (:func:`airflow_mlops_provider.core.tasks.output_columns`):
-    binary ``score``; multiclass ``prediction`` + ``proba_<class>``; regression ``prediction``.
+    Output columns per task type (the task type object's ``output_columns``; ``task_type`` is a
+    registered name or a :class:`~airflow_mlops_provider.core.task_types.TaskType`): binary
+    ``score``; multiclass ``prediction`` + ``proba_<class>``; regression ``prediction``.
     ``columns`` maps each output column to its Arrow type name.
 
     Every chunk could go through pyfunc (schema enforcement each time). For scikit-learn
@@ -354,24 +355,15 @@ class TaskScorer:
     directly (about 25% faster), otherwise pyfunc is kept. Other flavors always use pyfunc.
     """
 
-    def __init__(self, model: Any, task_type: str = "binary", classes: Sequence[Any] | None = None) -> None:
-        from airflow_mlops_provider.core.tasks import parse_task_type, proba_column
+    def __init__(self, model: Any, task_type: Any = "binary", classes: Sequence[Any] | None = None) -> None:
+        from airflow_mlops_provider.core.task_types import get_task_type
 
         self.model = model
-        self.task_type = parse_task_type(task_type)
+        self.task = get_task_type(task_type)
+        self.task_type = self.task.name
         self.classes = list(classes) if classes else None
-        if self.task_type == "multiclass":
-            if not self.classes:
-                from airflow_mlops_provider.core.tasks import TaskTypeError
-
-                raise TaskTypeError("a multiclass model needs its class labels (tag mlops.classes) to be scored")
-            import pyarrow as pa
-
-            label_type = str(pa.array(self.classes).type)  # int64, string, double, bool
-            self.columns = {"prediction": label_type, **{proba_column(c): "float64" for c in self.classes}}
-        else:
-            self.columns = {"score" if self.task_type == "binary" else "prediction": "float64"}
-        self.raw, self.method = None, "predict" if self.task_type == "regression" else "predict_proba"
+        self.columns = self.task.output_types(self.classes)
+        self.raw, self.method = None, self.task.predict_method
         if getattr(model, "loader_module", None) == "mlflow.sklearn":
             candidate = model.get_raw_model()
             if hasattr(candidate, self.method):
@@ -394,10 +386,8 @@ class TaskScorer:
         return out
 
     def __call__(self, frame: Any) -> dict[str, Any]:
-        from airflow_mlops_provider.core.tasks import output_columns
-
-        return output_columns(self.task_type, self._raw_output(frame), self.classes)
+        return self.task.output_columns(self._raw_output(frame), self.classes)
 
 
-def task_scorer(model: Any, task_type: str = "binary", classes: Sequence[Any] | None = None) -> TaskScorer:
+def task_scorer(model: Any, task_type: Any = "binary", classes: Sequence[Any] | None = None) -> TaskScorer:
     return TaskScorer(model, task_type, classes)

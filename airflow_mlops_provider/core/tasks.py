@@ -19,6 +19,9 @@ task type      holdout metrics (scikit-learn's functions)                  scori
 Model outputs are read the same way for every MLflow flavor through pyfunc: a classifier's
 pyfunc returns class probabilities (one column per class; a binary model may return the
 positive class's probability alone), a regressor's returns one value per row.
+
+Each task type is an object in one registry (:mod:`airflow_mlops_provider.core.task_types`),
+which may hold more types than the three above; the functions and tables here read it.
 """
 
 from __future__ import annotations
@@ -26,43 +29,49 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
-from typing import Any, Literal
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
-TaskType = Literal["binary", "multiclass", "regression"]
-TASK_TYPES: tuple[str, ...] = ("binary", "multiclass", "regression")
 TASK_TYPE_TAG = "mlops.task_type"
 CLASSES_TAG = "mlops.classes"
 HOLDOUT_ARTIFACT = "holdout/holdout.parquet"
 
-# Metric -> direction ("higher" or "lower" is better); None: descriptive, not for a policy.
-METRICS: dict[str, dict[str, str | None]] = {
-    "binary": {"roc_auc": "higher", "average_precision": "higher", "log_loss": "lower", "brier": "lower",
-               "accuracy": "higher", "precision": "higher", "recall": "higher", "f1": "higher",
-               "positive_rate": None},
-    "multiclass": {"accuracy": "higher", "f1_macro": "higher", "f1_weighted": "higher", "log_loss": "lower",
-                   "roc_auc_ovr": "higher"},
-    "regression": {"rmse": "lower", "mae": "lower", "r2": "higher", "mape": "lower"},
-}
 
-# Defaults with the right directions per type. Floors only where the metric has a chance level
-# that does not depend on the data (AUC 0.5, R² 0); changes against the champion are judged in
-# absolute units for unit-free metrics and relative to the champion for unit-bearing ones.
-DEFAULT_POLICIES: dict[str, dict[str, Any]] = {
-    "binary": {"metrics": [{"name": "roc_auc", "direction": "higher", "floor": 0.7, "max_regression": 0.01},
-                           {"name": "log_loss", "direction": "lower", "max_regression": 0.02}],
-               "min_eval_rows": 100},
-    "multiclass": {"metrics": [{"name": "roc_auc_ovr", "direction": "higher", "floor": 0.6, "max_regression": 0.01},
-                               {"name": "f1_macro", "direction": "higher", "max_regression": 0.02},
-                               {"name": "log_loss", "direction": "lower", "max_regression": 0.05}],
-                   "min_eval_rows": 100},
-    "regression": {"metrics": [{"name": "r2", "direction": "higher", "floor": 0.0, "max_regression": 0.02},
-                               {"name": "rmse", "direction": "lower", "max_relative_regression": 0.05}],
-                   "min_eval_rows": 100},
-}
+class RegistryView(Mapping[str, Any]):
+    """``{task type name: one attribute of it}`` over the registry (:mod:`.task_types`), read on access."""
 
-# The primary output column per task type (the one shadow scoring and prediction drift compare).
-PRIMARY_OUTPUT = {"binary": "score", "multiclass": "prediction", "regression": "prediction"}
+    def __init__(self, attribute: str) -> None:
+        self.attribute = attribute
+
+    def __getitem__(self, name: str) -> Any:
+        from airflow_mlops_provider.core.task_types import get_task_type
+
+        try:
+            return getattr(get_task_type(name), self.attribute)
+        except TaskTypeError as err:
+            raise KeyError(name) from err
+
+    def __iter__(self) -> Iterator[str]:
+        from airflow_mlops_provider.core.task_types import task_types
+
+        return iter(task_types())
+
+    def __len__(self) -> int:
+        from airflow_mlops_provider.core.task_types import task_types
+
+        return len(task_types())
+
+
+# Each table is one attribute of the registered task types (core.task_types), built-in or plug-in.
+#: Metric -> direction ("higher" or "lower" is better); None: descriptive, not for a policy.
+METRICS: Mapping[str, Mapping[str, str | None]] = RegistryView("metrics")
+#: Default promotion policies, with the right directions per type. Floors only where the metric
+#: has a chance level that does not depend on the data (AUC 0.5, R² 0); changes against the
+#: champion are judged in absolute units for unit-free metrics and relative to the champion for
+#: unit-bearing ones.
+DEFAULT_POLICIES: Mapping[str, Mapping[str, Any]] = RegistryView("default_policy")
+#: The primary output column per task type (the one shadow scoring and prediction drift compare).
+PRIMARY_OUTPUT: Mapping[str, str] = RegistryView("primary_output")
 
 
 class TaskTypeError(ValueError):
@@ -70,10 +79,10 @@ class TaskTypeError(ValueError):
 
 
 def parse_task_type(value: Any) -> str:
-    text = str(value or "").strip().lower()
-    if text not in TASK_TYPES:
-        raise TaskTypeError(f"task_type {value!r} is not one of {list(TASK_TYPES)}")
-    return text
+    """The name of the registered task type ``value`` names; refused, listing the known ones, when unknown."""
+    from airflow_mlops_provider.core.task_types import get_task_type
+
+    return get_task_type(value).name
 
 
 def default_policy(task_type: str) -> dict[str, Any]:
@@ -83,12 +92,7 @@ def default_policy(task_type: str) -> dict[str, Any]:
 
 #: Group (bias) metrics per task type and which way is better (core.fairness computes them when a
 #: model names sensitive attributes).
-GROUP_METRICS: dict[str, dict[str, str]] = {
-    "binary": {"demographic_parity_difference": "lower", "equalized_odds_difference": "lower",
-               "accuracy_group_min": "higher"},
-    "multiclass": {"accuracy_group_difference": "lower", "accuracy_group_min": "higher"},
-    "regression": {"rmse_group_difference": "lower", "rmse_group_max": "lower"},
-}
+GROUP_METRICS: Mapping[str, Mapping[str, str]] = RegistryView("group_metrics")
 
 
 def check_policy_metrics(task_type: str, policy: dict[str, Any], where: str = "policy") -> None:
@@ -121,22 +125,9 @@ def complete_policy(task_type: str, policy: dict[str, Any]) -> dict[str, Any]:
 
 def check_classifier_output(task_type: str, raw: Any, n_classes: int, flavor: str) -> None:
     """Refuse a classifier whose pyfunc returns class labels where probabilities are needed."""
-    import numpy as np
+    from airflow_mlops_provider.core.task_types import get_task_type
 
-    if task_type == "regression":
-        return
-    arr = output_matrix(raw)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    if arr.ndim == 1:
-        if task_type == "multiclass" or np.isin(arr, (0.0, 1.0)).all() or arr.min() < 0 or arr.max() > 1:
-            raise TaskTypeError(
-                f"the {flavor} model's pyfunc returns one value per row that is not a probability of the positive "
-                f"class (values {np.unique(arr)[:5].tolist()}...): a {task_type} model must return class "
-                "probabilities; log a probabilistic model (e.g. a LightGBM Booster with a 'binary' or "
-                "'multiclass' objective) or use log_model with a pyfunc wrapper that calls predict_proba")
-    elif arr.shape[1] != n_classes:
-        raise TaskTypeError(f"the {flavor} model returns {arr.shape[1]} probability columns for {n_classes} classes")
+    get_task_type(task_type).check_output(raw, n_classes, flavor)
 
 
 def class_labels(classes: Sequence[Any]) -> list[Any]:
@@ -170,19 +161,9 @@ def class_probabilities(task_type: str, raw: Any, n_classes: int) -> Any:
 
     A binary model may return the positive class's probability alone (LightGBM, XGBoost).
     """
-    import numpy as np
+    from airflow_mlops_provider.core.task_types import get_task_type
 
-    arr = output_matrix(raw)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    if arr.ndim == 1:
-        if task_type == "binary":
-            return np.column_stack([1 - arr, arr])
-        raise TaskTypeError("a multiclass model must return one probability per class; it returned one value "
-                            "per row (log it with predict_proba as its pyfunc output)")
-    if arr.shape[1] != n_classes:
-        raise TaskTypeError(f"the model returned {arr.shape[1]} probability columns for {n_classes} classes")
-    return arr
+    return get_task_type(task_type).probabilities(raw, n_classes)
 
 
 def regression_values(raw: Any) -> Any:
@@ -197,25 +178,9 @@ def regression_values(raw: Any) -> Any:
 def compute_metrics(task_type: str, y_true: Any, raw_output: Any,
                     classes: Sequence[Any] | None = None) -> dict[str, float]:
     """Holdout metrics of ``task_type`` from a model's raw pyfunc output (the same for any model)."""
-    task_type = parse_task_type(task_type)
-    if task_type == "regression":
-        return regression_metrics(y_true, regression_values(raw_output))
-    import numpy as np
+    from airflow_mlops_provider.core.task_types import get_task_type
 
-    if classes is None:
-        classes = sorted(np.unique(np.asarray(y_true)).tolist())
-    classes = list(classes)
-    proba = class_probabilities(task_type, raw_output, len(classes))
-    if task_type == "binary":
-        if len(classes) != 2:
-            raise TaskTypeError(f"a binary model needs 2 classes, this one has {len(classes)}: {classes}")
-        y = np.asarray(y_true)
-        unknown = set(np.unique(y).tolist()) - set(classes)
-        if unknown:
-            raise TaskTypeError(f"the target holds values {sorted(unknown, key=str)} the model never saw "
-                                f"(classes {classes})")
-        return binary_metrics((y == classes[1]).astype(int), proba[:, 1])
-    return multiclass_metrics(y_true, proba, classes)
+    return get_task_type(task_type).compute_metrics(y_true, raw_output, classes)
 
 
 def binary_metrics(y_true: Any, proba: Any, threshold: float = 0.5) -> dict[str, float]:
@@ -298,22 +263,9 @@ def output_columns(task_type: str, raw_output: Any, classes: Sequence[Any] | Non
     binary → ``score``; multiclass → ``prediction`` plus ``proba_<class>`` per class;
     regression → ``prediction``.
     """
-    import numpy as np
+    from airflow_mlops_provider.core.task_types import get_task_type
 
-    task_type = parse_task_type(task_type)
-    if task_type == "regression":
-        return {"prediction": regression_values(raw_output)}
-    if task_type == "binary":
-        arr = output_matrix(raw_output)
-        return {"score": arr[:, -1] if arr.ndim == 2 else arr}
-    if not classes:
-        raise TaskTypeError("a multiclass model needs its class labels (tag mlops.classes) to name its outputs")
-    proba = class_probabilities(task_type, raw_output, len(classes))
-    labels = np.asarray(classes)
-    out: dict[str, Any] = {"prediction": labels[proba.argmax(axis=1)]}
-    for i, label in enumerate(classes):
-        out[proba_column(label)] = proba[:, i]
-    return out
+    return get_task_type(task_type).output_columns(raw_output, classes)
 
 
 def model_features(model: Any) -> list[str]:

@@ -81,7 +81,8 @@ class MlflowBatchScoreOperator(BaseOperator):
 
         from airflow_mlops_provider.core.contract import signature_inputs
         from airflow_mlops_provider.core.scoring import open_parquet, score_file, task_scorer
-        from airflow_mlops_provider.core.tasks import TASK_TYPE_TAG, classes_from_tags
+        from airflow_mlops_provider.core.task_types import task_type_of_version
+        from airflow_mlops_provider.core.tasks import classes_from_tags
         from airflow_mlops_provider.paths import require_allowed
 
         if self.chunk_rows < 1:
@@ -91,9 +92,10 @@ class MlflowBatchScoreOperator(BaseOperator):
         require_allowed(self.output_path, "output_path")
         version = self._resolve()
         self.log.info("Scoring with %s v%s (run %s)", self.model_name, version.version, version.run_id)
-        task_type = (version.tags or {}).get(TASK_TYPE_TAG) or "binary"
+        task = task_type_of_version(self.model_name, version)  # refused when the version lacks its tag
+        task_type = task.name
         model = self.hook.load_pyfunc(f"models:/{self.model_name}/{version.version}")
-        scorer = task_scorer(model, task_type, classes_from_tags(version.tags))
+        scorer = task_scorer(model, task, classes_from_tags(version.tags))
         features = model.metadata.get_input_schema().input_names()
         expected = dict(signature_inputs(model.metadata.get_input_schema()))
         shadow_predict, shadow_version = None, None
@@ -104,7 +106,7 @@ class MlflowBatchScoreOperator(BaseOperator):
             else:
                 shadow_version = str(shadow.version)
                 shadow_predict = task_scorer(self.hook.load_pyfunc(f"models:/{self.model_name}/{shadow_version}"),
-                                             task_type, classes_from_tags(shadow.tags))
+                                             task, classes_from_tags(shadow.tags))
 
         with tempfile.TemporaryDirectory(prefix="mlops-score-") as tmp:
             workdir = Path(tmp)
@@ -122,8 +124,8 @@ class MlflowBatchScoreOperator(BaseOperator):
                 constants={"model_version": str(version.version), "model_run_id": version.run_id},
                 chunk_rows=self.chunk_rows,
                 expected_types=expected, shadow_predict=shadow_predict,
-                shadow_threshold=0.5 if task_type == "binary" else None,
-                shadow_labels=task_type == "multiclass", row_groups=groups)
+                shadow_threshold=task.shadow_threshold,
+                shadow_labels=task.categorical_output, row_groups=groups)
             if remote_out:
                 from airflow.sdk import ObjectStoragePath
 

@@ -34,6 +34,11 @@ class MlflowCheckPerformanceDecayOperator(BaseOperator):
     experiment (a rerun replaces its own run), one ``performance_checked`` ledger record per
     (labels partition, version) (a rerun with the same figures adds nothing), and Prometheus
     gauges. Returns :class:`~airflow_mlops_provider.pipelines.results.PerformanceCheckResult`.
+
+    Each version is judged as the task type its own tag ``mlops.task_type`` names (a version
+    without it is refused, by name), with ``policy`` read for that type (None: the type's
+    default decay policy). ``model_task_type``, when given, is the type the DAG expects: a
+    judged version of another type is refused rather than judged by the wrong yardstick.
     """
 
     template_fields: Sequence[str] = ("model_name", "labels_path", "labels_day", "scores_path", "lookback_days",
@@ -41,7 +46,7 @@ class MlflowCheckPerformanceDecayOperator(BaseOperator):
     template_fields_renderers = {"policy": "json"}
     ui_color = "#f0a30a"
 
-    def __init__(self, *, model_name: str, model_task_type: str, target: str, key_columns: Sequence[str],
+    def __init__(self, *, model_name: str, target: str, key_columns: Sequence[str], model_task_type: str | None = None,
                  labels_path: str, labels_day: str = "{{ ds }}", scores_path: str | None = None,
                  lookback_days: int | str = 14, policy: dict | None = None, log_to_mlflow: bool = True,
                  conn_id: str | None = None, mlflow_conn_id: str = MlflowHook.default_conn_name,
@@ -86,17 +91,21 @@ class MlflowCheckPerformanceDecayOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow_mlops_provider.core.decay import (
             DecayPolicy,
+            count_late,
             evaluate_versions,
             join_labels,
             judge,
             read_labels,
         )
-        from airflow_mlops_provider.core.tasks import classes_from_tags, parse_task_type
+        from airflow_mlops_provider.core.task_types import get_task_type, task_type_of_version
+        from airflow_mlops_provider.core.tasks import TaskTypeError, classes_from_tags
         from airflow_mlops_provider.operators.batch import _local_input
         from airflow_mlops_provider.paths import require_allowed
 
-        task_type = parse_task_type(self.model_task_type)
-        policy = DecayPolicy.from_dict(task_type, self.policy if self.policy not in ("", "None") else None)
+        expected = get_task_type(self.model_task_type) if self.model_task_type not in (None, "", "None") else None
+        data = self.policy if self.policy not in ("", "None") else None
+        if expected is not None:
+            DecayPolicy.from_dict(expected, data)  # a bad policy fails before anything is read
         lookback = int(self.lookback_days)
         if not 0 <= lookback <= 366:
             raise ValueError(f"lookback_days must be between 0 and 366, got {lookback}")
@@ -108,7 +117,6 @@ class MlflowCheckPerformanceDecayOperator(BaseOperator):
         # Every path is checked against the allowed roots before anything is read.
         partitions = self._scored_partitions(day, lookback)
         self._lineage_inputs = [p for _, p in partitions]
-        outputs = ["score", "prediction"]  # + proba_<class> columns, added per version below
         with tempfile.TemporaryDirectory(prefix="mlops-labels-") as tmp:
             workdir = Path(tmp)
             labels = read_labels(str(_local_input(self.labels_path, self.conn_id, workdir)), self.key_columns,
@@ -118,12 +126,19 @@ class MlflowCheckPerformanceDecayOperator(BaseOperator):
                 # One folder per partition: Hive-style paths share a file name (date=.../part-0.parquet).
                 (workdir / str(i)).mkdir()
                 scored.append((scored_day, str(_local_input(path, self.conn_id, workdir / str(i)))))
-            if task_type == "multiclass":
-                import pyarrow.parquet as pq
-
-                outputs += sorted({c for _, p in scored for c in pq.read_schema(p).names if c.startswith("proba_")})
-            joined, counts = join_labels(labels, scored, self.key_columns, self.target, outputs, labels_day=day,
-                                         max_label_delay_days=policy.max_label_delay_days)
+            # The outputs of every registered task type are read; each version's type is known below.
+            joined, counts = join_labels(labels, scored, self.key_columns, self.target, labels_day=day,
+                                         max_label_delay_days=None)
+        # Each version that scored labelled rows, read once: its task type, classes and training run.
+        model_versions = {v: self.hook.client.get_model_version(self.model_name, v)
+                          for v in sorted({str(v) for v in joined["model_version"]})} if len(joined) else {}
+        types = {v: task_type_of_version(self.model_name, mv) for v, mv in model_versions.items()}
+        for v, task in types.items():
+            if expected is not None and task.name != expected.name:
+                raise TaskTypeError(f"model {self.model_name!r} version {v} is a {task.name} model, but this check "
+                                    f"expects {expected.name} models (model_task_type)")
+        policies = {v: DecayPolicy.from_dict(task, data) for v, task in types.items()}
+        counts.late = count_late(joined, day, {v: p.max_label_delay_days for v, p in policies.items()})
         self.log.info("labels %s: %d rows; %d matched to scored rows of %d partition(s) (%s .. %s)",
                       self.labels_path, counts.label_rows, counts.matched, len(scored),
                       (day - timedelta(days=lookback)).isoformat(), day.isoformat())
@@ -139,14 +154,11 @@ class MlflowCheckPerformanceDecayOperator(BaseOperator):
         champion = self.hook.get_version_by_alias(self.model_name, "champion", required=False)
         champion_version = str(champion.version) if champion is not None else None
         versions = {}
-        # Each version that scored labelled rows, read once: its classes and its training run.
-        model_versions = {v: self.hook.client.get_model_version(self.model_name, v)
-                          for v in sorted({str(v) for v in joined["model_version"]})} if len(joined) else {}
-        evaluated = evaluate_versions(task_type, joined, self.target,
+        evaluated = evaluate_versions(types, joined, self.target,
                                       {v: classes_from_tags(mv.tags) for v, mv in model_versions.items()})
         for version, result in evaluated.items():
             holdout = self._holdout_metrics(model_versions[version])
-            verdict = judge(policy, version, result["rows"], result["metrics"], holdout)
+            verdict = judge(policies[version], version, result["rows"], result["metrics"], holdout)
             verdict_dict = verdict.to_dict()
             verdict_dict["champion"] = version == champion_version
             versions[version] = verdict_dict
@@ -161,13 +173,22 @@ class MlflowCheckPerformanceDecayOperator(BaseOperator):
         for v in set(degraded) - set(firing):
             self.log.warning("v%s degraded but is not @champion (v%s) any more: no retrain for it", v,
                              champion_version)
+        # The figures of the champion's type and policy (else of the most-labelled version's).
+        shown = champion_version if champion_version in types else \
+            max(evaluated, key=lambda v: evaluated[v]["rows"], default=None)
+        task_type = types[shown].name if shown is not None else (expected.name if expected else None)
+        if shown is not None:
+            policy = policies[shown]
+        else:
+            policy = DecayPolicy.from_dict(expected, data) if expected is not None else None
         result = {
             "model_name": self.model_name, "task_type": task_type, "labels_path": str(self.labels_path),
             "labels_day": day.isoformat(), "scored_days": [d.isoformat() for d, _ in scored],
             "counts": counts.to_dict(), "versions": versions, "champion_version": champion_version,
             "degraded": bool(firing), "degraded_versions": degraded,
             "reasons": [r for v in firing for r in versions[v]["reasons"] if "degraded by" in r],
-            "policy": policy.to_dict(),
+            "policy": policy.to_dict() if policy is not None else data,
+            "policies": {v: p.to_dict() for v, p in policies.items()},
         }
         # One check per DAG, labels partition and labels day (a fixed, overwritten path is still one per day).
         check = {"dag_id": context["ti"].dag_id, "labels_path": str(self.labels_path), "labels_day": day.isoformat()}
@@ -202,7 +223,7 @@ class MlflowCheckPerformanceDecayOperator(BaseOperator):
                       "reasons": verdict["reasons"], "too_few_rows": verdict["too_few_rows"],
                       "label_counts": {k: v for k, v in result["counts"].items()
                                        if k not in ("coverage", "unmatched_examples")},
-                      "policy": result["policy"]}
+                      "policy": result["policies"].get(version, result["policy"])}
             with ledger.file_lock(home.root / "locks" / f"ledger-{self.model_name}.lock"):
                 same = [r for r in ledger.read(home.ledger_path) if r.get("check_key") == key]
                 if same and _comparable(same[-1]) == _comparable(record):

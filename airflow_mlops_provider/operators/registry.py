@@ -186,12 +186,11 @@ class MlflowCompareChallengerOperator(_MlflowRegistryOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow_mlops_provider.core import ledger
         from airflow_mlops_provider.core.policy import PromotionPolicy
+        from airflow_mlops_provider.core.task_types import task_type_of_tags, task_type_of_version
         from airflow_mlops_provider.core.tasks import (
-            TASK_TYPE_TAG,
             TaskTypeError,
             classes_from_tags,
             complete_policy,
-            parse_task_type,
             score_holdout,
         )
 
@@ -199,7 +198,8 @@ class MlflowCompareChallengerOperator(_MlflowRegistryOperator):
         version = str(self.challenger["version"])
         run_id = self.challenger["run_id"]
         tags = self.challenger.get("tags") or self.hook.client.get_model_version(self.name, version).tags or {}
-        task_type = parse_task_type(tags.get(TASK_TYPE_TAG) or "binary")
+        # The type is the version's own (tag mlops.task_type); a version without it is refused.
+        task_type = task_type_of_tags(tags, f"model {self.name!r} version {version}").name
         policy = PromotionPolicy.from_dict(complete_policy(task_type, self.policy))
         holdout = self.hook.load_holdout(run_id)
 
@@ -236,7 +236,7 @@ class MlflowCompareChallengerOperator(_MlflowRegistryOperator):
         if champion is not None and str(champion.version) == version:
             champion = None  # re-deciding an already promoted version: judge on floors only
         if champion is not None:
-            champion_type = parse_task_type((champion.tags or {}).get(TASK_TYPE_TAG) or "binary")
+            champion_type = task_type_of_version(self.name, champion).name
             if champion_type != task_type:
                 raise TaskTypeError(f"{self.name}: the challenger v{version} is a {task_type} model but the champion "
                                     f"v{champion.version} is a {champion_type} model; they cannot be compared")

@@ -107,8 +107,8 @@ class MlflowTrainModelOperator(BaseOperator):
         ``fit``/``predict`` (and ``predict_proba`` for ``binary`` and ``multiclass``), logged
         with MLflow's sklearn flavor (skops format); or a model of another MLflow flavor with
         ``flavor`` (``"lightgbm"``, ``"xgboost"``, ...) or your own ``log_model``.
-    :param model_task_type: ``binary``, ``multiclass`` or ``regression``
-        (see :mod:`airflow_mlops_provider.core.tasks`); ``task_type`` is taken by BaseOperator.
+    :param model_task_type: ``binary``, ``multiclass``, ``regression`` or another registered task
+        type (see :mod:`airflow_mlops_provider.core.task_types`); ``task_type`` is taken by BaseOperator.
     :param data_path: local file (CSV/Parquet) to train on, usually the validated copy.
     :param target: label column.
     :param experiment_name: MLflow experiment (created when missing).
@@ -185,10 +185,8 @@ class MlflowTrainModelOperator(BaseOperator):
     def hook(self) -> MlflowHook:
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
-    def _split(self, frame: Any, task_type: str) -> tuple[list[str], Any, Any]:
+    def _split(self, frame: Any, task: Any) -> tuple[list[str], Any, Any]:
         from sklearn.model_selection import train_test_split
-
-        from airflow_mlops_provider.core.tasks import TaskTypeError
 
         if self.target not in frame.columns:
             raise KeyError(f"target column {self.target!r} is not in {self.data_path!r} "
@@ -216,38 +214,18 @@ class MlflowTrainModelOperator(BaseOperator):
                                 column=self.target)
         if not 0 < self.holdout_fraction < 1:
             raise ValueError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
-        stratify = None
-        if task_type != "regression":
-            counts = frame[self.target].value_counts()
-            if task_type == "binary" and len(counts) != 2:
-                raise TaskTypeError(f"task_type 'binary' needs exactly 2 classes in target column {self.target!r} "
-                                    f"of {self.data_path!r}, found {len(counts)}: {sorted(counts.index.tolist(), key=str)[:10]}")
-            if task_type == "multiclass" and len(counts) < 3:
-                raise TaskTypeError(f"task_type 'multiclass' needs at least 3 classes in target column "
-                                    f"{self.target!r} of {self.data_path!r}, found {len(counts)}")
-            stratify = frame[self.target] if counts.min() >= 2 else None
-        elif not _is_numeric(frame[self.target]):
-            raise TaskTypeError(f"task_type 'regression' needs a numeric target; column {self.target!r} of "
-                                f"{self.data_path!r} has dtype {frame[self.target].dtype}")
+        # The task type refuses a target it cannot learn and says what to stratify the split on.
+        stratify = task.check_target(frame[self.target], self.target, str(self.data_path))
         train, holdout = train_test_split(frame, test_size=self.holdout_fraction,
                                           random_state=self.split_seed, stratify=stratify)
         return features, train, holdout
 
-    def _check_model(self, model: Any, task_type: str) -> None:
-        from airflow_mlops_provider.core.tasks import TaskTypeError
-
+    def _check_model(self, model: Any, task: Any) -> None:
         if self.flavor or self.log_model:
             return  # another flavor: its pyfunc wrapper decides how it predicts
-        name = type(model).__name__
-        if not hasattr(model, "predict"):
-            raise TaskTypeError(f"train_callable returned a {name}, which has no predict(); return a fitted "
-                                "estimator, or set flavor/log_model for another kind of model")
-        if task_type != "regression" and not hasattr(model, "predict_proba"):
-            raise TaskTypeError(f"task_type {task_type!r} scores class probabilities, but the {name} returned by "
-                                "train_callable has no predict_proba(); use a probabilistic classifier "
-                                "(e.g. wrap it in CalibratedClassifierCV) or task_type='regression'")
+        task.check_model(model)
 
-    def _log(self, model: Any, task_type: str, example: Any, trusted: list[str] | None) -> Any:
+    def _log(self, model: Any, task: Any, example: Any, trusted: list[str] | None) -> Any:
         import importlib
 
         import mlflow
@@ -256,7 +234,7 @@ class MlflowTrainModelOperator(BaseOperator):
         requirements = pin_requirements(self.pip_requirements) if self.pip_requirements else None
         sklearn_path = not (self.flavor or self.log_model)
         if sklearn_path:
-            method = "predict" if task_type == "regression" else "predict_proba"
+            method = task.predict_method
             signature = infer_signature(example, getattr(model, method)(example))
             return mlflow.sklearn.log_model(
                 model, name="model", signature=signature, input_example=example, pyfunc_predict_fn=method,
@@ -279,24 +257,17 @@ class MlflowTrainModelOperator(BaseOperator):
         from airflow_mlops_provider.core import baseline as files
         from airflow_mlops_provider.core.baseline import compute_profile, sample_rows
         from airflow_mlops_provider.core.tables import read_table
-        from airflow_mlops_provider.core.tasks import (
-            CLASSES_TAG,
-            PRIMARY_OUTPUT,
-            TASK_TYPE_TAG,
-            check_classifier_output,
-            check_policy_metrics,
-            class_labels,
-            output_columns,
-        )
-        from airflow_mlops_provider.core.tasks import parse_task_type as parse
+        from airflow_mlops_provider.core.task_types import get_task_type
+        from airflow_mlops_provider.core.tasks import CLASSES_TAG, TASK_TYPE_TAG, check_policy_metrics
         from airflow_mlops_provider.paths import require_allowed
 
         require_allowed(self.data_path, "data_path")
-        task_type = parse(self.model_task_type)
+        task = get_task_type(self.model_task_type)
+        task_type = task.name
         if self.policy:
             check_policy_metrics(task_type, self.policy)
         frame = read_table(self.data_path)
-        features, train, holdout = self._split(frame, task_type)
+        features, train, holdout = self._split(frame, task)
         params = dict(self.train_params or {})
         self.hook.activate()
         experiment_id = self.hook.get_or_create_experiment(self.experiment_name)
@@ -312,11 +283,9 @@ class MlflowTrainModelOperator(BaseOperator):
                                "holdout_fraction": self.holdout_fraction, "split_seed": self.split_seed,
                                "train_rows": len(train), "holdout_rows": len(holdout)})
             model = self.train_callable(train[features], train[self.target], **params)
-            self._check_model(model, task_type)
-            classes = None
-            if task_type != "regression":
-                fitted = getattr(model, "classes_", None)
-                classes = class_labels(fitted if fitted is not None else sorted(train[self.target].unique()))
+            self._check_model(model, task)
+            classes = task.classes(model, train[self.target])
+            if classes is not None:
                 mlflow.set_tag(CLASSES_TAG, json.dumps(classes))
             trusted = None
             if not (self.flavor or self.log_model):
@@ -325,15 +294,15 @@ class MlflowTrainModelOperator(BaseOperator):
             from airflow_mlops_provider.version_compat import airflow_deprecations_silenced
 
             with airflow_deprecations_silenced():
-                info = self._log(model, task_type, train[features].head(5), trusted)
+                info = self._log(model, task, train[features].head(5), trusted)
             # The model's outputs on the holdout, read back through pyfunc as scoring will: the
             # reference for prediction drift (and a check that the logged model loads and predicts).
             with airflow_deprecations_silenced():
                 loaded = mlflow.pyfunc.load_model(info.model_uri)
             raw = loaded.predict(holdout[features])
-            check_classifier_output(task_type, raw, len(classes or ()), self.flavor or "logged")
-            outputs = output_columns(task_type, raw, classes)
-            primary = PRIMARY_OUTPUT[task_type]
+            task.check_output(raw, len(classes or ()), self.flavor or "logged")
+            outputs = task.output_columns(raw, classes)
+            primary = task.primary_output
             import pandas as pd
 
             predicted = pd.DataFrame({primary: outputs[primary]})
@@ -348,7 +317,7 @@ class MlflowTrainModelOperator(BaseOperator):
                 (folder / files.PROFILE_FILE).write_text(json.dumps(profile))
                 sample_rows(train[features]).to_parquet(folder / files.SAMPLE_FILE, index=False)
                 prediction_profile = compute_profile(predicted, [primary],
-                                                     [primary] if task_type == "multiclass" else [])
+                                                     [primary] if task.categorical_output else [])
                 (folder / files.PREDICTIONS_FILE).write_text(json.dumps(prediction_profile))
                 sample_rows(predicted).to_parquet(folder / files.PREDICTIONS_SAMPLE_FILE, index=False)
                 mlflow.log_artifacts(str(folder), artifact_path="baseline")
@@ -376,12 +345,6 @@ class MlflowTrainModelOperator(BaseOperator):
                                 outputs=[logged_model_dataset(**state)] if state else [])
 
 
-def _is_numeric(series: Any) -> bool:
-    import pandas as pd
-
-    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
-
-
 class MlflowEvaluateModelOperator(BaseOperator):
     """Score a run's model on the holdout from the same data version and log the metrics.
 
@@ -407,15 +370,12 @@ class MlflowEvaluateModelOperator(BaseOperator):
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from airflow_mlops_provider.core.tasks import (
-            TASK_TYPE_TAG,
-            classes_from_tags,
-            parse_task_type,
-            score_holdout,
-        )
+        from airflow_mlops_provider.core.task_types import task_type_of_tags
+        from airflow_mlops_provider.core.tasks import classes_from_tags, score_holdout
 
         tags = self.hook.client.get_run(self.run_id).data.tags
-        task_type = parse_task_type(tags.get(TASK_TYPE_TAG) or "binary")
+        # Refused when the run lacks its mlops.task_type tag: no silent default.
+        task_type = task_type_of_tags(tags, f"MLflow run {self.run_id}").name
         holdout = self.hook.load_holdout(self.run_id)
         uri = self.model_uri or self.hook.logged_model_uri(self.run_id)
         metrics = score_holdout(self.hook.load_pyfunc(uri), holdout, self.target, task_type,

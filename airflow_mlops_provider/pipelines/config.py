@@ -9,6 +9,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from airflow_mlops_provider.core.tasks import (
+    TaskTypeError,
     check_policy_metrics,
     complete_policy,
     default_policy,
@@ -29,7 +30,8 @@ class ModelConfig:
     """One model's pipeline configuration; checked when the DAG file is parsed.
 
     :param name: registered model name in MLflow (also names the Assets and the experiment).
-    :param task_type: ``binary``, ``multiclass`` or ``regression``.
+    :param task_type: ``binary``, ``multiclass``, ``regression`` or another registered task type
+        (:mod:`airflow_mlops_provider.core.task_types`).
     :param target: label column of the training data.
     :param train: ``train(X, y, **train_params)`` returning a fitted model (see
         :class:`~airflow_mlops_provider.operators.training.MlflowTrainModelOperator`).
@@ -100,7 +102,10 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if not _NAME.match(self.name or ""):
             raise ValueError(f"ModelConfig.name {self.name!r} must match {_NAME.pattern}")
-        object.__setattr__(self, "task_type", parse_task_type(self.task_type))
+        try:  # any registered task type, by name
+            object.__setattr__(self, "task_type", parse_task_type(self.task_type))
+        except TaskTypeError as err:
+            raise TaskTypeError(f"ModelConfig({self.name!r}).task_type: {err}") from None
         if not callable(self.train):
             raise TypeError(f"ModelConfig.train of {self.name!r} must be a callable train(X, y, **params)")
         if not self.target:

@@ -41,7 +41,7 @@ class TrainResult(TypedDict):
     run_id: str
     experiment_id: str
     model_uri: str
-    task_type: Literal["binary", "multiclass", "regression"]
+    task_type: str  # a registered task type: binary, multiclass, regression or a plug-in
     classes: list[Any] | None
     features: list[str]
     target: str

@@ -1,16 +1,18 @@
-"""The examples a team copies: a multiclass and a regression (LightGBM) model, end to end.
+"""The examples a team copies: a multiclass, a regression (LightGBM) and a count model, end to end.
 
 Each goes through real `airflow dags test` runs of the DAGs the builders make: the first run
 promotes, a deliberately weakened model (shuffled labels) is rejected naming the metric,
 nightly scoring writes the task type's columns, feature and prediction drift are reported, and
 (multiclass) the local deploy target — a real `mlflow models serve` process — promotes a good
-model and rolls back one that fails verification.
+model and rolls back one that fails verification. The count model's task type is not one the
+provider ships: its module registers it, and no operator knows its name.
 """
 
 from __future__ import annotations
 
 import re
 import sys
+import types
 
 import pyarrow.parquet as pq
 import pytest
@@ -24,7 +26,8 @@ from tests.conftest import REPO_ROOT
 
 EXAMPLES = REPO_ROOT / "examples"
 sys.path.insert(0, str(EXAMPLES))
-from example_data import house_frame, species_frame  # noqa: E402
+import count_task_type  # noqa: E402,F401 - registers "count" here too, as the DAG file does where tasks run
+from example_data import house_frame, species_frame, visits_frame  # noqa: E402
 
 pytestmark = [pytest.mark.integration]
 
@@ -150,3 +153,57 @@ def test_regression_example_with_lightgbm_native_api(mlops_home, run_dag):
     assert set(table.column("model_version").to_pylist()) == {str(champion.version)}
     (run,) = monitoring(model)
     assert run.data.tags["mlops.drifted"] == "True" and run.data.tags["mlops.prediction_drifted"] == "True"
+
+
+@pytest.mark.xdist_group("example_count")
+def test_a_fourth_task_type_registered_by_a_dag_file_import_runs_end_to_end(mlops_home, run_dag):
+    from airflow_mlops_provider.core.tasks import TaskTypeError
+    from airflow_mlops_provider.operators.batch import MlflowBatchScoreOperator
+    from airflow_mlops_provider.operators.registry import MlflowCompareChallengerOperator, version_dict
+
+    model = "store-visits"
+    commit("visits.parquet", visits_frame(3000, seed=1), "visits v1")
+    # train -> evaluate -> gate (the type's own default policy) -> promote, in a real `airflow dags test`
+    first = run_dag("visit_count_retrain", "2026-11-01", dags_folder=EXAMPLES)
+    assert first.returncode == 0, first
+    assert first.states["promote"] == "success", first.states
+    client = MlflowHook().client
+    champion = client.get_model_version_by_alias(model, "champion")
+    assert champion.tags["mlops.task_type"] == "count" and "mlops.classes" not in champion.tags
+    decision = ledger.read(home_settings().ledger_path)[0]
+    assert decision["task_type"] == "count" and decision["verdict"] == "promote"
+    assert set(decision["challenger_metrics"]) == {"poisson_deviance", "d2_poisson", "mae"}
+    assert decision["challenger_metrics"]["d2_poisson"] > 0.4
+    assert [c["metric"] for c in decision["checks"]] == ["d2_poisson", "poisson_deviance"], decision["checks"]
+
+    # Nightly scoring writes the type's output column, and prediction drift compares it.
+    incoming("2026-11-03", visits_frame(1500, seed=21, drifted=True).drop(columns=["visits"]))
+    scored = run_dag("visit_count_batch_inference", "2026-11-03", dags_folder=EXAMPLES)
+    assert scored.returncode == 0, scored
+    table = pq.read_table(home_settings().outputs_dir / "scores" / "date=2026-11-03.parquet")
+    assert table.column_names == ["store_day_id", "prediction", "model_version", "model_run_id"]
+    assert table.num_rows == 1500 and min(table.column("prediction").to_pylist()) > 0
+    (run,) = monitoring(model)
+    assert any(k.startswith("prediction_drift.prediction.") for k in run.data.metrics), run.data.metrics
+
+    # The gate judges with the type's metrics: a policy the champion cannot meet rejects it by name
+    # (the real operator, in-process; re-deciding the champion judges it on floors only).
+    decide = MlflowCompareChallengerOperator(
+        task_id="decide", name=model, target="visits",
+        challenger=version_dict(client.get_model_version(model, str(champion.version))),
+        policy={"metrics": [{"name": "d2_poisson", "floor": 0.99}, {"name": "poisson_deviance", "floor": 0.01}]})
+    ti = types.SimpleNamespace(dag_id="visit_count_retrain", run_id="manual", try_number=1)
+    verdict = decide.execute({"ti": ti})
+    assert verdict["verdict"] == "rejected" and verdict["task_type"] == "count", verdict
+    assert [r.split("=")[0] for r in verdict["reasons"]] == ["d2_poisson", "poisson_deviance"], verdict["reasons"]
+
+    # A version that lost its mlops.task_type tag is refused by name, never scored as "binary".
+    client.delete_model_version_tag(model, str(champion.version), "mlops.task_type")
+    op = MlflowBatchScoreOperator(task_id="score", model_name=model, input_path=str(incoming("2026-11-04",
+                                  visits_frame(50, seed=4).drop(columns=["visits"]))),
+                                  output_path=str(home_settings().outputs_dir / "untagged.parquet"),
+                                  key_columns=["store_day_id"])
+    with pytest.raises(TaskTypeError, match=rf"model '{model}' version {champion.version} has no "
+                                            r"mlops.task_type tag"):
+        op.execute({})
+    assert not (home_settings().outputs_dir / "untagged.parquet").exists()
