@@ -183,6 +183,7 @@ class MlflowHook(BaseHook):
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
 
+        _quiet_sagemaker_header_provider(self.tracking_uri)
         try:
             client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
         except MlflowException as err:
@@ -273,6 +274,7 @@ class MlflowHook(BaseHook):
         """
         import mlflow
 
+        _quiet_sagemaker_header_provider(self.tracking_uri)
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.registry_uri)
         self._share_credentials()
@@ -470,3 +472,29 @@ class MlflowHook(BaseHook):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"model {name!r} version {version} not READY after {timeout}s")
             time.sleep(poll)
+
+
+class _SageMakerHeaderNoise:
+    """Drop one known-harmless warning: the ``sagemaker-mlflow`` package (installed with the
+    SageMaker SDK) registers a request-header provider that fails with ``IndexError`` on every
+    MLflow request whose tracking URI is not a SageMaker ARN; MLflow logs each failure, hundreds of
+    lines per task. Other header-provider errors still show."""
+
+    def filter(self, record: Any) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Encountered unexpected error during resolving request headers")
+                    and message.endswith("list index out of range"))
+
+
+_HEADER_NOISE = _SageMakerHeaderNoise()
+
+
+def _quiet_sagemaker_header_provider(tracking_uri: str) -> None:
+    """Install :class:`_SageMakerHeaderNoise` (once) unless the tracking server is SageMaker's own."""
+    import logging
+
+    if tracking_uri.startswith("arn:aws:sagemaker"):
+        return
+    logger = logging.getLogger("mlflow.tracking.request_header.registry")
+    if _HEADER_NOISE not in logger.filters:
+        logger.addFilter(_HEADER_NOISE)

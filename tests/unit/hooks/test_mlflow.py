@@ -97,3 +97,22 @@ def test_two_hooks_keep_their_own_credentials(monkeypatch):
 def test_client_is_built_once(mlops_home):
     hook = MlflowHook()
     assert hook.get_conn() is hook.client
+
+
+def test_sagemaker_header_provider_noise_is_dropped_and_other_errors_kept(mlops_home, monkeypatch, caplog):
+    """sagemaker-mlflow's header provider fails on every request to a non-SageMaker server; MLflow
+    logs each failure. Those lines go; a different header-provider failure still shows."""
+    import logging
+
+    pytest.importorskip("sagemaker_mlflow")
+    from mlflow.tracking.request_header.registry import resolve_request_headers
+
+    monkeypatch.delenv("AIRFLOW_CONN_MLFLOW_DEFAULT", raising=False)
+    MlflowHook().activate()
+    with caplog.at_level(logging.WARNING, logger="mlflow.tracking.request_header.registry"):
+        for _ in range(3):
+            resolve_request_headers()
+    assert "list index out of range" not in caplog.text
+    logging.getLogger("mlflow.tracking.request_header.registry").warning(
+        "Encountered unexpected error during resolving request headers: another provider broke")
+    assert "another provider broke" in caplog.text
