@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections.abc import Sequence
 from functools import cached_property
@@ -10,29 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from airflow_mlops_provider.hooks.mlflow import MlflowHook
-from airflow_mlops_provider.version_compat import BaseOperator
+from airflow_mlops_provider.operators.mixins import ObjectStorageMixin
 
 
-def _is_remote(path: str) -> bool:
-    return "://" in str(path) and not str(path).startswith("file://")
-
-
-def _local_input(path: str, conn_id: str | None, workdir: Path) -> Path:
-    """A local file for ``path``: itself when local, else a download through ObjectStoragePath."""
-    if not _is_remote(path):
-        return Path(str(path).removeprefix("file://"))
-    from airflow.sdk import ObjectStoragePath
-
-    from airflow_mlops_provider.core.storage import storage_errors
-
-    src = ObjectStoragePath(path, conn_id=conn_id)
-    target = workdir / Path(src.path).name
-    with storage_errors(path, conn_id), src.open("rb") as fh, open(target, "wb") as out:
-        shutil.copyfileobj(fh, out, 8 << 20)
-    return target
-
-
-class MlflowBatchScoreOperator(BaseOperator):
+class MlflowBatchScoreOperator(ObjectStorageMixin):
     """Score a Parquet partition with a registered model, streaming Arrow record batches.
 
     The version is resolved once, at the start (``alias`` unless ``model_version`` pins it),
@@ -53,7 +33,7 @@ class MlflowBatchScoreOperator(BaseOperator):
     def __init__(self, *, model_name: str, input_path: str, output_path: str, key_columns: Sequence[str] = (),
                  alias: str = "champion", model_version: str | None = None, shadow_alias: str | None = None,
                  chunk_rows: int = 100_000,
-                 row_groups: Sequence[int] | None = None, conn_id: str | None = None,
+                 row_groups: Sequence[int] | None = None,
                  mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
@@ -66,7 +46,6 @@ class MlflowBatchScoreOperator(BaseOperator):
         self.shadow_alias = shadow_alias
         self.chunk_rows = chunk_rows
         self.row_groups = row_groups
-        self.conn_id = conn_id
         self.mlflow_conn_id = mlflow_conn_id
 
     @cached_property
@@ -82,13 +61,12 @@ class MlflowBatchScoreOperator(BaseOperator):
         from airflow_mlops_provider.core.contract import signature_inputs
         from airflow_mlops_provider.core.scoring import open_parquet, score_file, task_scorer
         from airflow_mlops_provider.core.tasks import TASK_TYPE_TAG, classes_from_tags
-        from airflow_mlops_provider.paths import require_allowed
 
         if self.chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {self.chunk_rows}")
         # Before anything is read or written: the paths may come from a triggering user's Params.
-        require_allowed(self.input_path, "input_path")
-        require_allowed(self.output_path, "output_path")
+        self.storage.check(self.input_path, "input_path")
+        self.storage.check(self.output_path, "output_path")
         version = self._resolve()
         self.log.info("Scoring with %s v%s (run %s)", self.model_name, version.version, version.run_id)
         task_type = (version.tags or {}).get(TASK_TYPE_TAG) or "binary"
@@ -108,15 +86,14 @@ class MlflowBatchScoreOperator(BaseOperator):
 
         with tempfile.TemporaryDirectory(prefix="mlops-score-") as tmp:
             workdir = Path(tmp)
-            local_in = _local_input(self.input_path, self.conn_id, workdir)
+            local_in = self.storage.local_copy(self.input_path, workdir)
             pf = open_parquet(local_in)
             groups = list(self.row_groups) if self.row_groups is not None else None
             rows = sum(pf.metadata.row_group(g).num_rows for g in (groups if groups is not None
                                                                   else range(pf.num_row_groups)))
             if rows == 0 and groups is None:
                 raise AirflowSkipException(f"input partition {self.input_path!r} has 0 rows: nothing to score")
-            remote_out = _is_remote(self.output_path)
-            local_out = workdir / "scored.parquet" if remote_out else Path(self.output_path)
+            local_out = self.storage.local_target(self.output_path, workdir, "scored.parquet")
             stats = score_file(
                 local_in, local_out, scorer, features, list(self.key_columns),
                 constants={"model_version": str(version.version), "model_run_id": version.run_id},
@@ -124,15 +101,7 @@ class MlflowBatchScoreOperator(BaseOperator):
                 expected_types=expected, shadow_predict=shadow_predict,
                 shadow_threshold=0.5 if task_type == "binary" else None,
                 shadow_labels=task_type == "multiclass", row_groups=groups)
-            if remote_out:
-                from airflow.sdk import ObjectStoragePath
-
-                from airflow_mlops_provider.core.storage import storage_errors
-
-                # One PUT: an object store shows the object whole or not at all.
-                with storage_errors(self.output_path, self.conn_id):
-                    ObjectStoragePath(local_out.as_uri()).copy(ObjectStoragePath(self.output_path,
-                                                                                 conn_id=self.conn_id))
+            self.storage.publish(local_out, self.output_path)
         self._lineage_state = {"registry_uri": self.hook.registry_uri, "version": str(version.version),
                                "run_id": version.run_id, "shadow_version": shadow_version}
         result = {

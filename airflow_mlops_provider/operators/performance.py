@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from airflow_mlops_provider.hooks.mlflow import MlflowHook
-from airflow_mlops_provider.version_compat import BaseOperator
+from airflow_mlops_provider.operators.mixins import ObjectStorageMixin
 
 
-class MlflowCheckPerformanceDecayOperator(BaseOperator):
+class MlflowCheckPerformanceDecayOperator(ObjectStorageMixin):
     """Join a day's labels to the scored partitions, evaluate every version that scored them, apply a decay policy.
 
     Labels (``labels_path``: Parquet with the id columns and the target) are matched by key to
@@ -44,8 +44,7 @@ class MlflowCheckPerformanceDecayOperator(BaseOperator):
     def __init__(self, *, model_name: str, model_task_type: str, target: str, key_columns: Sequence[str],
                  labels_path: str, labels_day: str = "{{ ds }}", scores_path: str | None = None,
                  lookback_days: int | str = 14, policy: dict | None = None, log_to_mlflow: bool = True,
-                 conn_id: str | None = None, mlflow_conn_id: str = MlflowHook.default_conn_name,
-                 **kwargs: Any) -> None:
+                 mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         self.model_name = model_name
@@ -58,7 +57,6 @@ class MlflowCheckPerformanceDecayOperator(BaseOperator):
         self.lookback_days = lookback_days
         self.policy = policy
         self.log_to_mlflow = log_to_mlflow
-        self.conn_id = conn_id
         self.mlflow_conn_id = mlflow_conn_id
 
     @cached_property
@@ -68,8 +66,6 @@ class MlflowCheckPerformanceDecayOperator(BaseOperator):
     def _scored_partitions(self, day: date, lookback: int) -> list[tuple[date, str]]:
         from airflow_mlops_provider.core.decay import DEFAULT_SCORES_PATH
         from airflow_mlops_provider.core.settings import mlops_home
-        from airflow_mlops_provider.paths import require_allowed
-        from airflow_mlops_provider.triggers.object_storage import path_status
 
         template = self.scores_path or DEFAULT_SCORES_PATH
         if "{date}" not in template:
@@ -78,8 +74,8 @@ class MlflowCheckPerformanceDecayOperator(BaseOperator):
         for back in range(lookback + 1):
             scored_day = day - timedelta(days=back)
             path = template.replace("{home}", str(mlops_home().root)).replace("{date}", scored_day.isoformat())
-            require_allowed(path, "scores_path")
-            if path_status(path, self.conn_id) is not None:
+            self.storage.check(path, "scores_path")
+            if self.storage.status(path) is not None:
                 found.append((scored_day, path))
         return sorted(found)
 
@@ -92,8 +88,6 @@ class MlflowCheckPerformanceDecayOperator(BaseOperator):
             read_labels,
         )
         from airflow_mlops_provider.core.tasks import classes_from_tags, parse_task_type
-        from airflow_mlops_provider.operators.batch import _local_input
-        from airflow_mlops_provider.paths import require_allowed
 
         task_type = parse_task_type(self.model_task_type)
         policy = DecayPolicy.from_dict(task_type, self.policy if self.policy not in ("", "None") else None)
@@ -104,24 +98,23 @@ class MlflowCheckPerformanceDecayOperator(BaseOperator):
             day = date.fromisoformat(str(self.labels_day)[:10])
         except ValueError as err:
             raise ValueError(f"labels_day {self.labels_day!r} is not a YYYY-MM-DD date") from err
-        require_allowed(self.labels_path, "labels_path")
+        self.storage.check(self.labels_path, "labels_path")
         # Every path is checked against the allowed roots before anything is read.
         partitions = self._scored_partitions(day, lookback)
         self._lineage_inputs = [p for _, p in partitions]
         outputs = ["score", "prediction"]  # + proba_<class> columns, added per version below
         with tempfile.TemporaryDirectory(prefix="mlops-labels-") as tmp:
             workdir = Path(tmp)
-            labels = read_labels(str(_local_input(self.labels_path, self.conn_id, workdir)), self.key_columns,
+            labels = read_labels(str(self.storage.local_copy(self.labels_path, workdir)), self.key_columns,
                                  self.target)
             scored = []
             for i, (scored_day, path) in enumerate(partitions):
                 # One folder per partition: Hive-style paths share a file name (date=.../part-0.parquet).
                 (workdir / str(i)).mkdir()
-                scored.append((scored_day, str(_local_input(path, self.conn_id, workdir / str(i)))))
+                scored.append((scored_day, str(self.storage.local_copy(path, workdir / str(i)))))
             if task_type == "multiclass":
-                import pyarrow.parquet as pq
-
-                outputs += sorted({c for _, p in scored for c in pq.read_schema(p).names if c.startswith("proba_")})
+                outputs += sorted({c for _, p in scored for c in self.storage.parquet_columns(p)
+                                   if c.startswith("proba_")})
             joined, counts = join_labels(labels, scored, self.key_columns, self.target, outputs, labels_day=day,
                                          max_label_delay_days=policy.max_label_delay_days)
         self.log.info("labels %s: %d rows; %d matched to scored rows of %d partition(s) (%s .. %s)",
