@@ -264,8 +264,10 @@ def score_file(
     return stats
 
 
-def merge_files(parts: Sequence[str | Path], output_path: str | Path) -> int:
-    """Concatenate shard outputs into one file, atomically; returns the row count."""
+def merge_files(parts: Sequence[str | Path], output_path: str | Path, metadata: dict[str, str] | None = None) -> int:
+    """Concatenate shard outputs into one file, atomically; returns the row count.
+
+    ``metadata`` goes into the output's Parquet footer (key-value metadata), committed with it."""
     import pyarrow.parquet as pq
 
     rows = 0
@@ -274,9 +276,13 @@ def merge_files(parts: Sequence[str | Path], output_path: str | Path) -> int:
         try:
             for part in parts:
                 pf = pq.ParquetFile(str(part))
+                if writer is None:
+                    schema = pf.schema_arrow
+                    if metadata:
+                        schema = schema.with_metadata({**(schema.metadata or {}),
+                                                       **{k.encode(): v.encode() for k, v in metadata.items()}})
+                    writer = pq.ParquetWriter(str(tmp), schema, compression="zstd")
                 for batch in pf.iter_batches():
-                    if writer is None:
-                        writer = pq.ParquetWriter(str(tmp), pf.schema_arrow, compression="zstd")
                     writer.write_batch(batch)
                     rows += batch.num_rows
         finally:
