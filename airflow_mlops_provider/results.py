@@ -23,6 +23,7 @@ class ValidationResult(TypedDict):
     warnings: list[dict[str, Any]]
     result_uri: str
     data_docs_uri: str | None
+    quarantine: dict[str, Any] | None  # {"path", "rows", "valid_path", "valid_rows"} with quarantine=True
 
 
 class DataVersionResult(TypedDict, total=False):

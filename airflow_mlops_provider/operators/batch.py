@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from airflow_mlops_provider.hooks.mlflow import MlflowHook
-from airflow_mlops_provider.operators.mixins import ObjectStorageMixin
+from airflow_mlops_provider.operators.mixins import MlflowHookMixin, ObjectStorageMixin
 from airflow_mlops_provider.results import CommitResult, PartitionResult, ScoreResult
-from airflow_mlops_provider.version_compat import BaseOperator
 
 
-class MlflowBatchScoreOperator(ObjectStorageMixin):
+class MlflowBatchScoreOperator(MlflowHookMixin, ObjectStorageMixin):
     """Score a Parquet partition with a registered model, streaming Arrow record batches.
 
     The version is resolved once, at the start (``alias`` unless ``model_version`` pins it),
@@ -39,7 +36,7 @@ class MlflowBatchScoreOperator(ObjectStorageMixin):
                  alias: str = "champion", model_version: str | None = None, shadow_alias: str | None = None,
                  chunk_rows: int = 100_000,
                  row_groups: Sequence[int] | None = None, scoring_backend: str = "local",
-                 mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
+                 **kwargs: Any) -> None:
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         self.model_name = model_name
@@ -52,11 +49,6 @@ class MlflowBatchScoreOperator(ObjectStorageMixin):
         self.chunk_rows = chunk_rows
         self.row_groups = row_groups
         self.scoring_backend = scoring_backend
-        self.mlflow_conn_id = mlflow_conn_id
-
-    @cached_property
-    def hook(self) -> MlflowHook:
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     def _resolve(self) -> Any:
         return self.hook.resolve_version(self.model_name, self.model_version, alias=self.alias)
@@ -185,7 +177,7 @@ class ParquetPlanShardsOperator(ObjectStorageMixin):
             return plan_shards(pf, shards)
 
 
-class MlflowBuildInputContractOperator(BaseOperator):
+class MlflowBuildInputContractOperator(MlflowHookMixin):
     """A model version's input contract as a Great Expectations suite: its signature (columns and
     types) plus the value ranges of its training baseline; the id columns must be present.
 
@@ -196,16 +188,11 @@ class MlflowBuildInputContractOperator(BaseOperator):
     ui_color = "#43b1f0"
 
     def __init__(self, *, model_name: str, model_version: str, key_columns: Sequence[str] = (),
-                 mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.model_name = model_name
         self.model_version = model_version
         self.key_columns = key_columns
-        self.mlflow_conn_id = mlflow_conn_id
-
-    @cached_property
-    def hook(self) -> MlflowHook:
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     def execute(self, context: Any) -> dict[str, Any]:
         import mlflow

@@ -5,17 +5,16 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Sequence
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from airflow_mlops_provider.core.settings import mlops_home
-from airflow_mlops_provider.hooks.mlflow import MlflowHook
 from airflow_mlops_provider.links.drift import EvidentlyDriftReportLink
-from airflow_mlops_provider.operators.mixins import ObjectStorageMixin
+from airflow_mlops_provider.operators.mixins import MlflowHookMixin, ObjectStorageMixin
+from airflow_mlops_provider.results import DriftCheckResult
 
 
-class EvidentlyCheckDriftOperator(ObjectStorageMixin):
+class EvidentlyCheckDriftOperator(MlflowHookMixin, ObjectStorageMixin):
     """Per-feature drift verdicts with Evidently's default tests, a drift policy, and the report.
 
     Statistics come from :mod:`airflow_mlops_provider.core.drift` (the same tests and thresholds
@@ -35,7 +34,7 @@ class EvidentlyCheckDriftOperator(ObjectStorageMixin):
     :param conn_id: the object store's Airflow connection for ``data_path`` and
         ``predictions_path`` (None: the scheme's default). (templated)
 
-    Returns :class:`~airflow_mlops_provider.pipelines.results.DriftCheckResult`.
+    Returns :class:`~airflow_mlops_provider.results.DriftCheckResult`.
     """
 
     template_fields: Sequence[str] = ("model_name", "model_version", "data_path", "predictions_path", "policy",
@@ -47,7 +46,7 @@ class EvidentlyCheckDriftOperator(ObjectStorageMixin):
     def __init__(self, *, model_name: str, model_version: str, data_path: str, predictions_path: str | None = None,
                  policy: dict | None = None,
                  report_name: str | None = None, report_sample_rows: int = 20_000, log_to_mlflow: bool = True,
-                 mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
+                 **kwargs: Any) -> None:
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         self.model_name = model_name
@@ -58,13 +57,8 @@ class EvidentlyCheckDriftOperator(ObjectStorageMixin):
         self.report_name = report_name
         self.report_sample_rows = report_sample_rows
         self.log_to_mlflow = log_to_mlflow
-        self.mlflow_conn_id = mlflow_conn_id
 
-    @cached_property
-    def hook(self) -> MlflowHook:
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Any) -> DriftCheckResult:
         with contextlib.ExitStack() as files:  # the partition stays open from the first read to the report
             return self._check(context, files)
 

@@ -10,8 +10,22 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
+from airflow_mlops_provider.hooks.mlflow import MlflowHook
 from airflow_mlops_provider.hooks.storage import ObjectStorageHook
 from airflow_mlops_provider.version_compat import BaseOperator
+
+
+class MlflowHookMixin(BaseOperator):
+    """``mlflow_conn_id`` (the MLflow connection; list it in ``template_fields``) and a cached
+    :class:`~airflow_mlops_provider.hooks.mlflow.MlflowHook` as ``hook``."""
+
+    def __init__(self, *, mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mlflow_conn_id = mlflow_conn_id
+
+    @cached_property
+    def hook(self) -> MlflowHook:
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
 
 class ObjectStorageMixin(BaseOperator):

@@ -7,15 +7,14 @@ import json
 import tempfile
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta, timezone
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from airflow_mlops_provider.hooks.mlflow import MlflowHook
-from airflow_mlops_provider.operators.mixins import ObjectStorageMixin
+from airflow_mlops_provider.operators.mixins import MlflowHookMixin, ObjectStorageMixin
+from airflow_mlops_provider.results import PerformanceCheckResult
 
 
-class MlflowCheckPerformanceDecayOperator(ObjectStorageMixin):
+class MlflowCheckPerformanceDecayOperator(MlflowHookMixin, ObjectStorageMixin):
     """Join a day's labels to the scored partitions, evaluate every version that scored them, apply a decay policy.
 
     Labels (``labels_path``: Parquet with the id columns and the target) are matched by key to
@@ -33,7 +32,7 @@ class MlflowCheckPerformanceDecayOperator(ObjectStorageMixin):
     History: one run per (labels partition, version) in MLflow's ``<model>-monitoring``
     experiment (a rerun replaces its own run), one ``performance_checked`` ledger record per
     (labels partition, version) (a rerun with the same figures adds nothing), and Prometheus
-    gauges. Returns :class:`~airflow_mlops_provider.pipelines.results.PerformanceCheckResult`.
+    gauges. Returns :class:`~airflow_mlops_provider.results.PerformanceCheckResult`.
     """
 
     template_fields: Sequence[str] = ("model_name", "labels_path", "labels_day", "scores_path", "lookback_days",
@@ -44,7 +43,7 @@ class MlflowCheckPerformanceDecayOperator(ObjectStorageMixin):
     def __init__(self, *, model_name: str, model_task_type: str, target: str, key_columns: Sequence[str],
                  labels_path: str, labels_day: str = "{{ ds }}", scores_path: str | None = None,
                  lookback_days: int | str = 14, policy: dict | None = None, log_to_mlflow: bool = True,
-                 mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
+                 **kwargs: Any) -> None:
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         self.model_name = model_name
@@ -57,11 +56,6 @@ class MlflowCheckPerformanceDecayOperator(ObjectStorageMixin):
         self.lookback_days = lookback_days
         self.policy = policy
         self.log_to_mlflow = log_to_mlflow
-        self.mlflow_conn_id = mlflow_conn_id
-
-    @cached_property
-    def hook(self) -> MlflowHook:
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     def _scored_partitions(self, day: date, lookback: int) -> list[tuple[date, str]]:
         from airflow_mlops_provider.core.decay import DEFAULT_SCORES_PATH
@@ -79,7 +73,7 @@ class MlflowCheckPerformanceDecayOperator(ObjectStorageMixin):
                 found.append((scored_day, path))
         return sorted(found)
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Any) -> PerformanceCheckResult:
         from airflow_mlops_provider.core.decay import (
             DecayPolicy,
             evaluate_versions,

@@ -13,6 +13,7 @@ from airflow_mlops_provider.core.settings import mlops_home
 from airflow_mlops_provider.exceptions import DataValidationError
 from airflow_mlops_provider.links.validation import GreatExpectationsDataDocsLink
 from airflow_mlops_provider.operators.mixins import ObjectStorageMixin
+from airflow_mlops_provider.results import ValidationResult
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -90,7 +91,7 @@ class GreatExpectationsValidateDataOperator(ObjectStorageMixin):
         self.result_name = result_name
 
     # -- execute ---------------------------------------------------------------------------
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> ValidationResult:
         from airflow_mlops_provider.core import validation as v
 
         path, fmt, compression = self._check_arguments()
