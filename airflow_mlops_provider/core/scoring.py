@@ -43,31 +43,36 @@ class ScoreStats:
         return self.rows / self.seconds if self.seconds else 0.0
 
 
-def open_parquet(path: str | Path) -> Any:
+def open_parquet(path: Any, *, name: str | None = None) -> Any:
+    """A ``pyarrow.parquet.ParquetFile`` for ``path`` (a local path or an open binary file);
+    errors name ``name`` (default: the path)."""
     import pyarrow.parquet as pq
 
+    label = name if name is not None else str(path)
     try:
         # pre_buffer=False: with pre-buffering pyarrow keeps every row group it read (RSS grows
         # with the file); without it, memory stays bounded by the batch size.
-        pf = pq.ParquetFile(str(path), pre_buffer=False)
+        pf = pq.ParquetFile(path if hasattr(path, "read") else str(path), pre_buffer=False)
     except FileNotFoundError as err:
-        raise ScoringInputError(f"input partition {str(path)!r} does not exist", path=str(path)) from err
+        raise ScoringInputError(f"input partition {label!r} does not exist", path=label) from err
     except Exception as err:  # pyarrow raises ArrowInvalid or OSError for a corrupt file
-        raise ScoringInputError(f"input partition {str(path)!r} is not a readable Parquet file: {err}",
-                                path=str(path)) from err
+        raise ScoringInputError(f"input partition {label!r} is not a readable Parquet file: {err}",
+                                path=label) from err
     names = pf.schema_arrow.names
     repeated = sorted({c for c in names if names.count(c) > 1})
     if repeated:
-        raise ScoringInputError(f"input partition {str(path)!r} has duplicate column names {repeated}; every "
-                                "column must be named once", path=str(path), columns=repeated)
+        raise ScoringInputError(f"input partition {label!r} has duplicate column names {repeated}; every "
+                                "column must be named once", path=label, columns=repeated)
     return pf
 
 
-def plan_shards(input_path: str, shards: int) -> list[list[int]]:
-    """Split the input's Parquet row groups into at most ``shards`` balanced lists."""
+def plan_shards(source: Any, shards: int) -> list[list[int]]:
+    """Split a Parquet file's row groups into at most ``shards`` balanced lists.
+
+    ``source``: an open ``ParquetFile`` (as the storage hook opens it) or a local path."""
     if shards < 1:
         raise ValueError(f"shards must be >= 1, got {shards}")
-    meta = open_parquet(input_path).metadata
+    meta = (source if hasattr(source, "metadata") else open_parquet(source)).metadata
     sizes = [(meta.row_group(g).num_rows, g) for g in range(meta.num_row_groups)]
     plan: list[list[int]] = [[] for _ in range(min(shards, max(len(sizes), 1)))]
     loads = [0] * len(plan)
@@ -307,8 +312,10 @@ def score_file(
     return stats
 
 
-def merge_files(parts: Sequence[str | Path], output_path: str | Path) -> int:
-    """Concatenate shard outputs into one file, atomically; returns the row count."""
+def merge_files(parts: Sequence[str | Path], output_path: str | Path, metadata: dict[str, str] | None = None) -> int:
+    """Concatenate shard outputs into one file, atomically; returns the row count.
+
+    ``metadata`` goes into the output's Parquet footer (key-value metadata), committed with it."""
     import pyarrow.parquet as pq
 
     rows = 0
@@ -317,9 +324,13 @@ def merge_files(parts: Sequence[str | Path], output_path: str | Path) -> int:
         try:
             for part in parts:
                 pf = pq.ParquetFile(str(part))
+                if writer is None:
+                    schema = pf.schema_arrow
+                    if metadata:
+                        schema = schema.with_metadata({**(schema.metadata or {}),
+                                                       **{k.encode(): v.encode() for k, v in metadata.items()}})
+                    writer = pq.ParquetWriter(str(tmp), schema, compression="zstd")
                 for batch in pf.iter_batches():
-                    if writer is None:
-                        writer = pq.ParquetWriter(str(tmp), pf.schema_arrow, compression="zstd")
                     writer.write_batch(batch)
                     rows += batch.num_rows
         finally:

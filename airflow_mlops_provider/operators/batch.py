@@ -2,37 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections.abc import Sequence
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from airflow_mlops_provider.hooks.mlflow import MlflowHook
-from airflow_mlops_provider.version_compat import BaseOperator
+from airflow_mlops_provider.operators.mixins import MlflowHookMixin, ObjectStorageMixin
+from airflow_mlops_provider.results import CommitResult, PartitionResult, ScoreResult
 
 
-def _is_remote(path: str) -> bool:
-    return "://" in str(path) and not str(path).startswith("file://")
-
-
-def _local_input(path: str, conn_id: str | None, workdir: Path) -> Path:
-    """A local file for ``path``: itself when local, else a download through ObjectStoragePath."""
-    if not _is_remote(path):
-        return Path(str(path).removeprefix("file://"))
-    from airflow.sdk import ObjectStoragePath
-
-    from airflow_mlops_provider.core.storage import storage_errors
-
-    src = ObjectStoragePath(path, conn_id=conn_id)
-    target = workdir / Path(src.path).name
-    with storage_errors(path, conn_id), src.open("rb") as fh, open(target, "wb") as out:
-        shutil.copyfileobj(fh, out, 8 << 20)
-    return target
-
-
-class MlflowBatchScoreOperator(BaseOperator):
+class MlflowBatchScoreOperator(MlflowHookMixin, ObjectStorageMixin):
     """Score a Parquet partition with a registered model, streaming Arrow record batches.
 
     The version is resolved once, at the start (``alias`` unless ``model_version`` pins it),
@@ -44,6 +23,9 @@ class MlflowBatchScoreOperator(BaseOperator):
 
     :param row_groups: score only these row groups (one shard); see :func:`airflow_mlops_provider.core.scoring.plan_shards`.
     :param shadow_alias: also score with this alias (e.g. ``challenger``) and record agreement.
+    :param scoring_backend: the registered scoring backend that scores the file
+        (:mod:`airflow_mlops_provider.scoring`; ``local``: streamed Arrow batches on this worker).
+    :param conn_id: the object store's connection for ``input_path`` and ``output_path``. (templated)
     """
 
     template_fields: Sequence[str] = ("model_name", "alias", "model_version", "input_path", "output_path",
@@ -53,8 +35,8 @@ class MlflowBatchScoreOperator(BaseOperator):
     def __init__(self, *, model_name: str, input_path: str, output_path: str, key_columns: Sequence[str] = (),
                  alias: str = "champion", model_version: str | None = None, shadow_alias: str | None = None,
                  chunk_rows: int = 100_000,
-                 row_groups: Sequence[int] | None = None, conn_id: str | None = None,
-                 mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
+                 row_groups: Sequence[int] | None = None, scoring_backend: str = "local",
+                 **kwargs: Any) -> None:
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         self.model_name = model_name
@@ -66,30 +48,24 @@ class MlflowBatchScoreOperator(BaseOperator):
         self.shadow_alias = shadow_alias
         self.chunk_rows = chunk_rows
         self.row_groups = row_groups
-        self.conn_id = conn_id
-        self.mlflow_conn_id = mlflow_conn_id
-
-    @cached_property
-    def hook(self) -> MlflowHook:
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+        self.scoring_backend = scoring_backend
 
     def _resolve(self) -> Any:
         return self.hook.resolve_version(self.model_name, self.model_version, alias=self.alias)
 
-    def execute(self, context: Any) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowSkipException
-
+    def execute(self, context: Any) -> ScoreResult:
         from airflow_mlops_provider.core.contract import signature_inputs
-        from airflow_mlops_provider.core.scoring import open_parquet, score_file, task_scorer
+        from airflow_mlops_provider.core.scoring import task_scorer
         from airflow_mlops_provider.core.task_types import task_type_of_version
         from airflow_mlops_provider.core.tasks import classes_from_tags
-        from airflow_mlops_provider.paths import require_allowed
+        from airflow_mlops_provider.scoring import ScoringJob, get_scoring_backend
 
+        backend = get_scoring_backend(self.scoring_backend)
         if self.chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {self.chunk_rows}")
         # Before anything is read or written: the paths may come from a triggering user's Params.
-        require_allowed(self.input_path, "input_path")
-        require_allowed(self.output_path, "output_path")
+        self.storage.check(self.input_path, "input_path")
+        self.storage.check(self.output_path, "output_path")
         version = self._resolve()
         self.log.info("Scoring with %s v%s (run %s)", self.model_name, version.version, version.run_id)
         task = task_type_of_version(self.model_name, version)  # refused when the version lacks its tag
@@ -108,36 +84,16 @@ class MlflowBatchScoreOperator(BaseOperator):
                 shadow_predict = task_scorer(self.hook.load_pyfunc(f"models:/{self.model_name}/{shadow_version}"),
                                              task, classes_from_tags(shadow.tags))
 
-        with tempfile.TemporaryDirectory(prefix="mlops-score-") as tmp:
-            workdir = Path(tmp)
-            local_in = _local_input(self.input_path, self.conn_id, workdir)
-            pf = open_parquet(local_in)
-            groups = list(self.row_groups) if self.row_groups is not None else None
-            rows = sum(pf.metadata.row_group(g).num_rows for g in (groups if groups is not None
-                                                                  else range(pf.num_row_groups)))
-            if rows == 0 and groups is None:
-                raise AirflowSkipException(f"input partition {self.input_path!r} has 0 rows: nothing to score")
-            remote_out = _is_remote(self.output_path)
-            local_out = workdir / "scored.parquet" if remote_out else Path(self.output_path)
-            stats = score_file(
-                local_in, local_out, scorer, features, list(self.key_columns),
-                constants={"model_version": str(version.version), "model_run_id": version.run_id},
-                chunk_rows=self.chunk_rows,
-                expected_types=expected, shadow_predict=shadow_predict,
-                shadow_threshold=task.shadow_threshold,
-                shadow_labels=task.categorical_output, row_groups=groups)
-            if remote_out:
-                from airflow.sdk import ObjectStoragePath
-
-                from airflow_mlops_provider.core.storage import storage_errors
-
-                # One PUT: an object store shows the object whole or not at all.
-                with storage_errors(self.output_path, self.conn_id):
-                    ObjectStoragePath(local_out.as_uri()).copy(ObjectStoragePath(self.output_path,
-                                                                                 conn_id=self.conn_id))
+        stats = backend.score(ScoringJob(
+            model_name=self.model_name, model_version=str(version.version), model_run_id=version.run_id,
+            task_type=task_type, scorer=scorer, features=features, input_path=str(self.input_path),
+            output_path=str(self.output_path), key_columns=list(self.key_columns), expected_types=expected,
+            row_groups=list(self.row_groups) if self.row_groups is not None else None, chunk_rows=self.chunk_rows,
+            shadow_scorer=shadow_predict, shadow_threshold=task.shadow_threshold,
+            shadow_labels=task.categorical_output), self.storage)
         self._lineage_state = {"registry_uri": self.hook.registry_uri, "version": str(version.version),
                                "run_id": version.run_id, "shadow_version": shadow_version}
-        result = {
+        result: ScoreResult = {
             "model_name": self.model_name, "model_version": str(version.version), "model_run_id": version.run_id,
             "task_type": task_type, "output_columns": list(scorer.columns),
             "alias": None if self.model_version not in (None, "", "None") else self.alias,
@@ -171,3 +127,168 @@ class MlflowBatchScoreOperator(BaseOperator):
             models.append(model_version_dataset(uri, self.model_name, state["shadow_version"]))
         return operator_lineage(inputs=[*models, storage_dataset(str(self.input_path))],
                                 outputs=[storage_dataset(str(self.output_path))])
+
+
+class ParquetInspectPartitionOperator(ObjectStorageMixin):
+    """Row count, row groups and columns of a Parquet partition, from its footer; 0 rows is an explicit skip.
+
+    ``output_path`` (where the scores will go) is checked against the allowed roots here, before
+    any scoring. Returns :class:`~airflow_mlops_provider.results.PartitionResult`.
+    """
+
+    template_fields: Sequence[str] = ("path", "output_path", "conn_id")
+    ui_color = "#d6c8ff"
+
+    def __init__(self, *, path: str, output_path: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("multiple_outputs", True)
+        super().__init__(**kwargs)
+        self.path = path
+        self.output_path = output_path
+
+    def execute(self, context: Any) -> PartitionResult:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        self.storage.check(self.path, "input_path")
+        if self.output_path not in (None, "", "None"):
+            self.storage.check(self.output_path, "output_path")
+        with self.storage.parquet(self.path) as pf:
+            rows, groups, columns = pf.metadata.num_rows, pf.num_row_groups, list(pf.schema_arrow.names)
+        if rows == 0:
+            raise AirflowSkipException(f"input partition {self.path!r} has 0 rows: nothing to score")
+        return {"path": str(self.path), "rows": rows, "row_groups": groups, "columns": columns}
+
+
+class ParquetPlanShardsOperator(ObjectStorageMixin):
+    """Row groups per scoring task, balanced by rows (:func:`airflow_mlops_provider.core.scoring.plan_shards`):
+    a list of at most ``shards`` lists, the input of a mapped scoring task."""
+
+    template_fields: Sequence[str] = ("path", "shards", "conn_id")
+    ui_color = "#d6c8ff"
+
+    def __init__(self, *, path: str, shards: int | str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.path = path
+        self.shards = shards
+
+    def execute(self, context: Any) -> list[list[int]]:
+        from airflow_mlops_provider.core.scoring import plan_shards
+
+        shards = int(self.shards)
+        self.storage.check(self.path, "input_path")
+        with self.storage.parquet(self.path) as pf:
+            return plan_shards(pf, shards)
+
+
+class MlflowBuildInputContractOperator(MlflowHookMixin):
+    """A model version's input contract as a Great Expectations suite: its signature (columns and
+    types) plus the value ranges of its training baseline; the id columns must be present.
+
+    Returns the suite as a dict (the ``suite`` of ``GreatExpectationsValidateDataOperator``).
+    """
+
+    template_fields: Sequence[str] = ("model_name", "model_version", "key_columns", "mlflow_conn_id")
+    ui_color = "#43b1f0"
+
+    def __init__(self, *, model_name: str, model_version: str, key_columns: Sequence[str] = (),
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.model_version = model_version
+        self.key_columns = key_columns
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        import mlflow
+
+        from airflow_mlops_provider.core.contract import contract_suite, signature_inputs
+
+        name, version = self.model_name, str(self.model_version)
+        self.hook.activate()
+        schema = mlflow.models.get_model_info(f"models:/{name}/{version}").signature.inputs
+        profile = self.hook.load_baseline(name, version).profile
+        return contract_suite(f"{name}_v{version}_input", signature_inputs(schema), profile, list(self.key_columns))
+
+
+class ParquetCommitShardsOperator(ObjectStorageMixin):
+    """Merge scored shards into the output partition in one atomic step, with the scoring manifest.
+
+    Refuses shards scored by different model versions, and an output whose row count differs from
+    the input's (``expected_rows``): the output is withdrawn. The manifest
+    (:class:`~airflow_mlops_provider.results.ScoringManifest`) is written into the output's Parquet
+    footer (key ``mlops.manifest``), so it is committed with the rows. Local staging shards are
+    removed afterwards. Returns :class:`~airflow_mlops_provider.results.CommitResult`.
+
+    :param shards: the scoring tasks' results (:class:`~airflow_mlops_provider.results.ScoreResult`). (templated)
+    """
+
+    template_fields: Sequence[str] = ("shards", "expected_rows", "input_path", "output_path", "conn_id")
+    ui_color = "#5ec8e5"
+
+    def __init__(self, *, shards: Any, expected_rows: int | str, output_path: str, input_path: str = "",
+                 scoring_backend: str = "local", **kwargs: Any) -> None:
+        kwargs.setdefault("multiple_outputs", True)
+        super().__init__(**kwargs)
+        self.shards = shards
+        self.expected_rows = expected_rows
+        self.input_path = input_path
+        self.output_path = output_path
+        self.scoring_backend = scoring_backend
+
+    def execute(self, context: Any) -> CommitResult:
+        import json
+        import shutil
+
+        from airflow_mlops_provider.core.scoring import merge_files
+        from airflow_mlops_provider.hooks.storage import is_remote
+        from airflow_mlops_provider.scoring import MANIFEST_KEY
+
+        shards = sorted(self.shards, key=lambda s: s["output_path"])
+        versions = {s["model_version"] for s in shards}
+        if len(versions) != 1:
+            raise RuntimeError(f"shards were scored by different model versions: {sorted(versions)}")
+        target = self.storage.check(self.output_path, "output_path")
+        expected = int(self.expected_rows)
+        first = shards[0]
+        manifest = {"model_name": first["model_name"], "model_version": first["model_version"],
+                    "model_run_id": first["model_run_id"], "task_type": first.get("task_type"),
+                    "output_columns": first.get("output_columns"), "input_path": str(self.input_path),
+                    "output_path": str(target), "rows": expected, "shards": len(shards),
+                    "scoring_backend": self.scoring_backend}
+        with tempfile.TemporaryDirectory(prefix="mlops-commit-") as tmp:
+            workdir = Path(tmp)
+            parts = []
+            for i, shard in enumerate(shards):
+                (workdir / str(i)).mkdir()
+                parts.append(self.storage.local_copy(shard["output_path"], workdir / str(i)))
+            local_out = self.storage.local_target(str(target), workdir, "merged.parquet")
+            rows = merge_files(parts, local_out, metadata={MANIFEST_KEY: json.dumps(manifest, sort_keys=True)})
+            if rows != expected:
+                local_out.unlink(missing_ok=True)
+                raise RuntimeError(f"scored {rows} rows for {expected} input rows; output withdrawn")
+            self.storage.publish(local_out, str(target))
+        self._lineage_state = {"inputs": [s["output_path"] for s in shards], "output": str(target)}
+        if not is_remote(first["output_path"]):
+            shutil.rmtree(Path(first["output_path"]).parent, ignore_errors=True)
+        result: CommitResult = {"output_path": str(target), "rows": rows, "model_version": first["model_version"],
+                                "model_run_id": first["model_run_id"], "shards": len(shards),
+                                "output_columns": first.get("output_columns"), "manifest": manifest}
+        shadowed = [s for s in shards if s.get("shadow") and s["rows"]]
+        if shadowed:
+            keys = sorted({k for s in shadowed for k, v in s["shadow"].items() if isinstance(v, float)})
+            result["shadow"] = {"version": shadowed[0]["shadow"]["version"]}
+            for key in keys:  # row-weighted over the shards that scored rows
+                weighted = [(s["shadow"][key], s["rows"]) for s in shadowed if key in s["shadow"]]
+                result["shadow"][key] = sum(v * r for v, r in weighted) / sum(r for _, r in weighted)
+        # The demo and `airflow dags test` users read this line on stdout.
+        print(f"output partition {target}: {rows} rows scored by v{result['model_version']}")
+        return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Inputs: the scored shards. Output: the partition they were merged into."""
+        from airflow_mlops_provider.core.lineage import storage_dataset
+        from airflow_mlops_provider.hooks.lineage import operator_lineage
+
+        state = getattr(self, "_lineage_state", None)
+        if not state:
+            return operator_lineage(outputs=[storage_dataset(str(self.output_path))])
+        return operator_lineage(inputs=[storage_dataset(p) for p in state["inputs"]],
+                                outputs=[storage_dataset(state["output"])])

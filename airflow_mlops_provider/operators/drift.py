@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from airflow_mlops_provider.core.settings import mlops_home
-from airflow_mlops_provider.hooks.mlflow import MlflowHook
 from airflow_mlops_provider.links.drift import EvidentlyDriftReportLink
-from airflow_mlops_provider.version_compat import BaseOperator
+from airflow_mlops_provider.operators.mixins import MlflowHookMixin, ObjectStorageMixin
+from airflow_mlops_provider.results import DriftCheckResult
 
 
-class EvidentlyCheckDriftOperator(BaseOperator):
+class EvidentlyCheckDriftOperator(MlflowHookMixin, ObjectStorageMixin):
     """Per-feature drift verdicts with Evidently's default tests, a drift policy, and the report.
 
     Statistics come from :mod:`airflow_mlops_provider.core.drift` (the same tests and thresholds
@@ -31,12 +31,14 @@ class EvidentlyCheckDriftOperator(BaseOperator):
 
     :param policy: ``{"drift_share": 0.5, "key_features": [...], "prediction_drift": false}``;
         ``prediction_drift: true`` lets drifted model outputs alone fire the policy.
+    :param conn_id: the object store's Airflow connection for ``data_path`` and
+        ``predictions_path`` (None: the scheme's default). (templated)
 
-    Returns :class:`~airflow_mlops_provider.pipelines.results.DriftCheckResult`.
+    Returns :class:`~airflow_mlops_provider.results.DriftCheckResult`.
     """
 
     template_fields: Sequence[str] = ("model_name", "model_version", "data_path", "predictions_path", "policy",
-                                      "report_name", "mlflow_conn_id")
+                                      "report_name", "mlflow_conn_id", "conn_id")
     template_fields_renderers = {"policy": "json"}
     operator_extra_links = (EvidentlyDriftReportLink(),)
     ui_color = "#ed0500"
@@ -44,7 +46,7 @@ class EvidentlyCheckDriftOperator(BaseOperator):
     def __init__(self, *, model_name: str, model_version: str, data_path: str, predictions_path: str | None = None,
                  policy: dict | None = None,
                  report_name: str | None = None, report_sample_rows: int = 20_000, log_to_mlflow: bool = True,
-                 mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
+                 **kwargs: Any) -> None:
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         self.model_name = model_name
@@ -55,32 +57,28 @@ class EvidentlyCheckDriftOperator(BaseOperator):
         self.report_name = report_name
         self.report_sample_rows = report_sample_rows
         self.log_to_mlflow = log_to_mlflow
-        self.mlflow_conn_id = mlflow_conn_id
 
-    @cached_property
-    def hook(self) -> MlflowHook:
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+    def execute(self, context: Any) -> DriftCheckResult:
+        with contextlib.ExitStack() as files:  # the partition stays open from the first read to the report
+            return self._check(context, files)
 
-    def execute(self, context: Any) -> dict[str, Any]:
-        import pyarrow.parquet as pq
-
+    def _check(self, context: Any, files: contextlib.ExitStack) -> dict[str, Any]:
         from airflow_mlops_provider.core.drift import (
             DriftPolicy,
             apply_policy,
             check_key_features,
             column_drift,
         )
-        from airflow_mlops_provider.core.scoring import ScoringInputError, open_parquet
-        from airflow_mlops_provider.paths import require_allowed
+        from airflow_mlops_provider.core.scoring import ScoringInputError
 
-        require_allowed(self.data_path, "data_path")
+        self.storage.check(self.data_path, "data_path")
         if self.predictions_path not in (None, "", "None"):
-            require_allowed(self.predictions_path, "predictions_path")
+            self.storage.check(self.predictions_path, "predictions_path")
         policy = DriftPolicy.from_dict(self.policy)
         baseline = self.hook.load_baseline(self.model_name, str(self.model_version))
         profile, sample = baseline.profile, baseline.sample
         features = list(profile["features"])
-        pf = open_parquet(self.data_path)
+        pf = files.enter_context(self.storage.parquet(self.data_path))
         missing = [c for c in features if c not in pf.schema_arrow.names]
         if missing:
             raise ScoringInputError(f"{self.data_path!r} lacks baseline features {missing}", path=self.data_path)
@@ -94,7 +92,7 @@ class EvidentlyCheckDriftOperator(BaseOperator):
         # One column at a time: memory is bounded by a column, not by the partition.
         columns = []
         for name in features:
-            values = pq.read_table(self.data_path, columns=[name], pre_buffer=False).column(0).to_pandas()
+            values = pf.read(columns=[name]).column(0).to_pandas()
             columns.append(column_drift(name, profile["columns"][name], values,
                                         sample[name] if name in sample.columns else None))
         outputs = self._read_outputs(baseline)  # the scored partition's primary output, read once
@@ -156,16 +154,14 @@ class EvidentlyCheckDriftOperator(BaseOperator):
         None without ``predictions_path`` or without such a column."""
         if self.predictions_path in (None, "", "None"):
             return None
-        import pyarrow.parquet as pq
-
-        from airflow_mlops_provider.core.scoring import open_parquet
-
-        names = open_parquet(self.predictions_path).schema_arrow.names
-        profile = baseline.predictions
-        column = profile["features"][0] if profile else next((c for c in ("score", "prediction") if c in names), None)
-        if column is None or column not in names:
-            return None
-        values = pq.read_table(self.predictions_path, columns=[column], pre_buffer=False).column(0).to_pandas()
+        with self.storage.parquet(self.predictions_path) as scored:
+            names = scored.schema_arrow.names
+            profile = baseline.predictions
+            column = profile["features"][0] if profile else next((c for c in ("score", "prediction") if c in names),
+                                                                 None)
+            if column is None or column not in names:
+                return None
+            values = scored.read(columns=[column]).column(0).to_pandas()
         return column, values, names
 
     @staticmethod

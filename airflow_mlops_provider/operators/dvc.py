@@ -9,6 +9,7 @@ from typing import Any
 
 from airflow_mlops_provider.core.settings import mlops_home
 from airflow_mlops_provider.hooks.dvc import DvcHook
+from airflow_mlops_provider.results import DataVersionResult
 from airflow_mlops_provider.version_compat import BaseOperator
 
 
@@ -41,7 +42,7 @@ class DvcGetDataVersionOperator(BaseOperator):
     def hook(self) -> DvcHook:
         return DvcHook(dvc_conn_id=self.dvc_conn_id)
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Any) -> DataVersionResult:
         from pathlib import PurePosixPath
 
         from airflow_mlops_provider.core.files import atomic_path, md5_file

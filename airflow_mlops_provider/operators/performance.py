@@ -7,15 +7,14 @@ import json
 import tempfile
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta, timezone
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from airflow_mlops_provider.hooks.mlflow import MlflowHook
-from airflow_mlops_provider.version_compat import BaseOperator
+from airflow_mlops_provider.operators.mixins import MlflowHookMixin, ObjectStorageMixin
+from airflow_mlops_provider.results import PerformanceCheckResult
 
 
-class MlflowCheckPerformanceDecayOperator(BaseOperator):
+class MlflowCheckPerformanceDecayOperator(MlflowHookMixin, ObjectStorageMixin):
     """Join a day's labels to the scored partitions, evaluate every version that scored them, apply a decay policy.
 
     Labels (``labels_path``: Parquet with the id columns and the target) are matched by key to
@@ -33,7 +32,7 @@ class MlflowCheckPerformanceDecayOperator(BaseOperator):
     History: one run per (labels partition, version) in MLflow's ``<model>-monitoring``
     experiment (a rerun replaces its own run), one ``performance_checked`` ledger record per
     (labels partition, version) (a rerun with the same figures adds nothing), and Prometheus
-    gauges. Returns :class:`~airflow_mlops_provider.pipelines.results.PerformanceCheckResult`.
+    gauges. Returns :class:`~airflow_mlops_provider.results.PerformanceCheckResult`.
 
     Each version is judged as the task type its own tag ``mlops.task_type`` names (a version
     without it is refused, by name), with ``policy`` read for that type (None: the type's
@@ -49,7 +48,6 @@ class MlflowCheckPerformanceDecayOperator(BaseOperator):
     def __init__(self, *, model_name: str, target: str, key_columns: Sequence[str], model_task_type: str | None = None,
                  labels_path: str, labels_day: str = "{{ ds }}", scores_path: str | None = None,
                  lookback_days: int | str = 14, policy: dict | None = None, log_to_mlflow: bool = True,
-                 conn_id: str | None = None, mlflow_conn_id: str = MlflowHook.default_conn_name,
                  **kwargs: Any) -> None:
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
@@ -63,18 +61,10 @@ class MlflowCheckPerformanceDecayOperator(BaseOperator):
         self.lookback_days = lookback_days
         self.policy = policy
         self.log_to_mlflow = log_to_mlflow
-        self.conn_id = conn_id
-        self.mlflow_conn_id = mlflow_conn_id
-
-    @cached_property
-    def hook(self) -> MlflowHook:
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     def _scored_partitions(self, day: date, lookback: int) -> list[tuple[date, str]]:
         from airflow_mlops_provider.core.decay import DEFAULT_SCORES_PATH
         from airflow_mlops_provider.core.settings import mlops_home
-        from airflow_mlops_provider.paths import require_allowed
-        from airflow_mlops_provider.triggers.object_storage import path_status
 
         template = self.scores_path or DEFAULT_SCORES_PATH
         if "{date}" not in template:
@@ -83,12 +73,12 @@ class MlflowCheckPerformanceDecayOperator(BaseOperator):
         for back in range(lookback + 1):
             scored_day = day - timedelta(days=back)
             path = template.replace("{home}", str(mlops_home().root)).replace("{date}", scored_day.isoformat())
-            require_allowed(path, "scores_path")
-            if path_status(path, self.conn_id) is not None:
+            self.storage.check(path, "scores_path")
+            if self.storage.status(path) is not None:
                 found.append((scored_day, path))
         return sorted(found)
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Any) -> PerformanceCheckResult:
         from airflow_mlops_provider.core.decay import (
             DecayPolicy,
             count_late,
@@ -99,8 +89,6 @@ class MlflowCheckPerformanceDecayOperator(BaseOperator):
         )
         from airflow_mlops_provider.core.task_types import get_task_type, task_type_of_version
         from airflow_mlops_provider.core.tasks import TaskTypeError, classes_from_tags
-        from airflow_mlops_provider.operators.batch import _local_input
-        from airflow_mlops_provider.paths import require_allowed
 
         expected = get_task_type(self.model_task_type) if self.model_task_type not in (None, "", "None") else None
         data = self.policy if self.policy not in ("", "None") else None
@@ -113,19 +101,19 @@ class MlflowCheckPerformanceDecayOperator(BaseOperator):
             day = date.fromisoformat(str(self.labels_day)[:10])
         except ValueError as err:
             raise ValueError(f"labels_day {self.labels_day!r} is not a YYYY-MM-DD date") from err
-        require_allowed(self.labels_path, "labels_path")
+        self.storage.check(self.labels_path, "labels_path")
         # Every path is checked against the allowed roots before anything is read.
         partitions = self._scored_partitions(day, lookback)
         self._lineage_inputs = [p for _, p in partitions]
         with tempfile.TemporaryDirectory(prefix="mlops-labels-") as tmp:
             workdir = Path(tmp)
-            labels = read_labels(str(_local_input(self.labels_path, self.conn_id, workdir)), self.key_columns,
+            labels = read_labels(str(self.storage.local_copy(self.labels_path, workdir)), self.key_columns,
                                  self.target)
             scored = []
             for i, (scored_day, path) in enumerate(partitions):
                 # One folder per partition: Hive-style paths share a file name (date=.../part-0.parquet).
                 (workdir / str(i)).mkdir()
-                scored.append((scored_day, str(_local_input(path, self.conn_id, workdir / str(i)))))
+                scored.append((scored_day, str(self.storage.local_copy(path, workdir / str(i)))))
             # The outputs of every registered task type are read; each version's type is known below.
             joined, counts = join_labels(labels, scored, self.key_columns, self.target, labels_day=day,
                                          max_label_delay_days=None)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from functools import cached_property
 from typing import Any
 
 from airflow_mlops_provider.core.settings import mlops_home
 from airflow_mlops_provider.hooks.lineage import safely
-from airflow_mlops_provider.hooks.mlflow import MlflowHook
+from airflow_mlops_provider.operators.mixins import MlflowHookMixin
+from airflow_mlops_provider.results import DecisionResult, ModelVersionResult, PromotionResult, SummaryResult
 from airflow_mlops_provider.version_compat import BaseOperator
 
 CHALLENGER, CHAMPION, PREVIOUS = "challenger", "champion", "previous"
@@ -25,18 +25,13 @@ def version_dict(mv: Any) -> dict[str, Any]:
             "aliases": list(getattr(mv, "aliases", []) or []), "tags": dict(mv.tags or {})}
 
 
-class _MlflowRegistryOperator(BaseOperator):
+class _MlflowRegistryOperator(MlflowHookMixin):
     ui_color = "#43b1f0"
 
-    def __init__(self, *, mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         # Each key of the returned dict is also its own XCom, so `op.output["key"]` works.
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
-        self.mlflow_conn_id = mlflow_conn_id
-
-    @cached_property
-    def hook(self) -> MlflowHook:
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
 
 class MlflowRegisterModelOperator(_MlflowRegistryOperator):
@@ -58,7 +53,7 @@ class MlflowRegisterModelOperator(_MlflowRegistryOperator):
         self.tags = tags
         self.ready_timeout = ready_timeout
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Any) -> ModelVersionResult:
         from mlflow.exceptions import MlflowException
 
         # MLflow's SQL registry store resolves a ``models:/<id>`` source through the process-global
@@ -154,7 +149,7 @@ class MlflowGetModelVersionOperator(_MlflowRegistryOperator):
         self.name = name
         self.alias = alias
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Any) -> ModelVersionResult:
         return version_dict(self.hook.get_version_by_alias(self.name, self.alias))
 
 
@@ -183,7 +178,7 @@ class MlflowCompareChallengerOperator(_MlflowRegistryOperator):
         self.champion_alias = champion_alias
         self.sensitive_features = list(sensitive_features or ())
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Any) -> DecisionResult:
         from airflow_mlops_provider.core import ledger
         from airflow_mlops_provider.core.policy import PromotionPolicy
         from airflow_mlops_provider.core.task_types import task_type_of_tags, task_type_of_version
@@ -309,7 +304,7 @@ class MlflowPromoteModelOperator(_MlflowRegistryOperator):
         self.decision = decision
         self.on_superseded = on_superseded
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Any) -> PromotionResult:
         result = self._promote(context)
         # After the lock is released: a slow metrics gateway never holds up other promotions.
         from airflow_mlops_provider.hooks.prometheus import ledger_count, push_task_metrics
@@ -417,7 +412,7 @@ class MlflowSummarizeDecisionOperator(BaseOperator):
         one of them moved ``@champion``; ``unchanged`` when it already was the champion or the
         promotion was superseded; ``rejected`` as decided.
 
-    Returns :class:`~airflow_mlops_provider.pipelines.results.SummaryResult`.
+    Returns :class:`~airflow_mlops_provider.results.SummaryResult`.
     """
 
     template_fields: Sequence[str] = ("decision",)
@@ -430,7 +425,7 @@ class MlflowSummarizeDecisionOperator(BaseOperator):
         self.decision = decision
         self.promote_task_ids = promote_task_ids
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Any) -> SummaryResult:
         decision = self.decision
         pulled = context["ti"].xcom_pull(task_ids=list(self.promote_task_ids)) or []
         promoted = next((p for p in (pulled if isinstance(pulled, list) else [pulled]) if p), None)

@@ -6,13 +6,12 @@ import hashlib
 import json
 import tempfile
 from collections.abc import Callable, Sequence
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from airflow_mlops_provider.core.tasks import HOLDOUT_ARTIFACT
-from airflow_mlops_provider.hooks.mlflow import MlflowHook
-from airflow_mlops_provider.version_compat import BaseOperator
+from airflow_mlops_provider.operators.mixins import MlflowHookMixin
+from airflow_mlops_provider.results import EvaluateResult, TrainResult
 
 DEFAULT_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
 
@@ -93,7 +92,7 @@ def pin_requirements(requirements: Sequence[str]) -> list[str]:
     return pinned
 
 
-class MlflowTrainModelOperator(BaseOperator):
+class MlflowTrainModelOperator(MlflowHookMixin):
     """Run ``train_callable(X_train, y_train, **train_params)`` inside an MLflow run.
 
     Logs params, the fitted model (with signature and input example), the holdout split, the
@@ -134,7 +133,7 @@ class MlflowTrainModelOperator(BaseOperator):
         the version installed where the model is trained (``"skops"`` → ``"skops==0.16.0"``).
         None lets MLflow infer them by loading the model in a subprocess, which takes ~20 s.
 
-    Returns :class:`~airflow_mlops_provider.pipelines.results.TrainResult`.
+    Returns :class:`~airflow_mlops_provider.results.TrainResult`.
     """
 
     template_fields: Sequence[str] = ("data_path", "target", "experiment_name", "data_version", "validation",
@@ -153,7 +152,7 @@ class MlflowTrainModelOperator(BaseOperator):
                  holdout_fraction: float = 0.2, split_seed: int = 42,
                  skops_trusted_types: Sequence[str] | None = None,
                  trusted_type_prefixes: Sequence[str] = DEFAULT_TRUSTED_PREFIXES,
-                 mlflow_conn_id: str = MlflowHook.default_conn_name, run_name: str | None = None,
+                 run_name: str | None = None,
                  pip_requirements: Sequence[str] | None = None, **kwargs: Any) -> None:
         # Each key of the returned dict is also its own XCom, so `op.output["key"]` works.
         kwargs.setdefault("multiple_outputs", True)
@@ -178,12 +177,7 @@ class MlflowTrainModelOperator(BaseOperator):
         self.split_seed = split_seed
         self.skops_trusted_types = skops_trusted_types
         self.trusted_type_prefixes = trusted_type_prefixes
-        self.mlflow_conn_id = mlflow_conn_id
         self.run_name = run_name
-
-    @cached_property
-    def hook(self) -> MlflowHook:
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     def _split(self, frame: Any, task: Any) -> tuple[list[str], Any, Any]:
         from sklearn.model_selection import train_test_split
@@ -247,7 +241,7 @@ class MlflowTrainModelOperator(BaseOperator):
         return flavor.log_model(model, name="model", signature=signature, input_example=example,
                                 pip_requirements=requirements)
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Any) -> TrainResult:
         from airflow_mlops_provider.core.optional import require
 
         require("mlflow")
@@ -345,31 +339,25 @@ class MlflowTrainModelOperator(BaseOperator):
                                 outputs=[logged_model_dataset(**state)] if state else [])
 
 
-class MlflowEvaluateModelOperator(BaseOperator):
+class MlflowEvaluateModelOperator(MlflowHookMixin):
     """Score a run's model on the holdout from the same data version and log the metrics.
 
     The metrics follow the task type recorded on the run (:mod:`airflow_mlops_provider.core.tasks`).
-    Returns :class:`~airflow_mlops_provider.pipelines.results.EvaluateResult`.
+    Returns :class:`~airflow_mlops_provider.results.EvaluateResult`.
     """
 
     template_fields: Sequence[str] = ("run_id", "model_uri", "target", "mlflow_conn_id")
     ui_color = "#0194e2"
 
-    def __init__(self, *, run_id: str, target: str, model_uri: str | None = None,
-                 mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
+    def __init__(self, *, run_id: str, target: str, model_uri: str | None = None, **kwargs: Any) -> None:
         # Each key of the returned dict is also its own XCom, so `op.output["key"]` works.
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         self.run_id = run_id
         self.model_uri = model_uri
         self.target = target
-        self.mlflow_conn_id = mlflow_conn_id
 
-    @cached_property
-    def hook(self) -> MlflowHook:
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Any) -> EvaluateResult:
         from airflow_mlops_provider.core.task_types import task_type_of_tags
         from airflow_mlops_provider.core.tasks import classes_from_tags, score_holdout
 

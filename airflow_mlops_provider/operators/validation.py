@@ -6,22 +6,21 @@ import os
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_mlops_provider.core.settings import mlops_home
 from airflow_mlops_provider.exceptions import DataValidationError
 from airflow_mlops_provider.links.validation import GreatExpectationsDataDocsLink
-from airflow_mlops_provider.version_compat import BaseOperator
+from airflow_mlops_provider.operators.mixins import ObjectStorageMixin
+from airflow_mlops_provider.results import ValidationResult
 
 if TYPE_CHECKING:
     import pandas as pd
-    from airflow.sdk import Context, ObjectStoragePath
-
-_LOCAL_PROTOCOLS = ("", "file", "local")
+    from airflow.sdk import Context
 
 
-class GreatExpectationsValidateDataOperator(BaseOperator):
+class GreatExpectationsValidateDataOperator(ObjectStorageMixin):
     """Validate a data file against a Great Expectations suite; fail on critical failures.
 
     The file is read into pandas and validated in an ephemeral GE context. The full result is
@@ -79,7 +78,6 @@ class GreatExpectationsValidateDataOperator(BaseOperator):
         valid_output_path: str | None = None,
         data_docs: bool = True,
         result_name: str | None = None,
-        conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -91,10 +89,9 @@ class GreatExpectationsValidateDataOperator(BaseOperator):
         self.valid_output_path = valid_output_path
         self.data_docs = data_docs
         self.result_name = result_name
-        self.conn_id = conn_id
 
     # -- execute ---------------------------------------------------------------------------
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> ValidationResult:
         from airflow_mlops_provider.core import validation as v
 
         path, fmt, compression = self._check_arguments()
@@ -174,46 +171,19 @@ class GreatExpectationsValidateDataOperator(BaseOperator):
             raise ValueError(f"Task {self.task_id!r}: {' and '.join(extra)} only apply with quarantine=True")
         for name in extra:
             infer_format(str(getattr(self, name)))  # fail now, not after validating
-        from airflow_mlops_provider.paths import require_allowed
-
-        require_allowed(path, "path")
+        self.storage.check(path, "path")
         for name in extra:
-            require_allowed(getattr(self, name), name)
+            self.storage.check(getattr(self, name), name)
         return path, fmt, compression
 
-    def _storage(self, uri: str) -> ObjectStoragePath:
-        from airflow.sdk import ObjectStoragePath
-
-        return ObjectStoragePath(uri, conn_id=self.conn_id or None)
-
     def _read(self, path: str, fmt: str, compression: str | None) -> pd.DataFrame:
-        from airflow_mlops_provider.core.storage import storage_errors
-        from airflow_mlops_provider.core.tables import read_frame
-
-        source = self._storage(path)
-        with storage_errors(path, self.conn_id):
-            if not source.exists():
-                raise FileNotFoundError(f"Data file {path!r} does not exist")
-            if source.protocol in _LOCAL_PROTOCOLS:
-                return read_frame(source.path, fmt, name=path, compression=compression)
-            with source.open("rb") as handle:
-                return read_frame(handle, fmt, name=path, compression=compression)
+        return self.storage.read_frame(path, fmt, compression)
 
     def _write(self, df: pd.DataFrame, target: str, fmt: str, compression: str | None) -> str:
         """Publish ``df`` at ``target`` whole: temp file + rename locally, one upload remotely."""
-        from airflow_mlops_provider.core.files import write_bytes_atomic
         from airflow_mlops_provider.core.tables import frame_to_bytes
 
-        data = frame_to_bytes(df, fmt, compression=compression)
-        destination = self._storage(target)
-        if destination.protocol in _LOCAL_PROTOCOLS:
-            return write_bytes_atomic(Path(destination.path), data).resolve().as_uri()
-        # Object stores publish an object only when its upload completes.
-        from airflow_mlops_provider.core.storage import storage_errors
-
-        with storage_errors(target, self.conn_id):
-            destination.write_bytes(data)
-        return target
+        return self.storage.publish_bytes(frame_to_bytes(df, fmt, compression=compression), str(target))
 
     def _quarantine(self, df: pd.DataFrame, result: dict[str, Any], summary: dict[str, Any], path: str,
                     fmt: str, stem: str, result_id: str) -> dict[str, Any]:

@@ -26,6 +26,41 @@ PROMOTION_POOL = "mlops_promotion"
 
 
 @dataclass(frozen=True)
+class Connections:
+    """The Airflow connection ids a model's pipelines use; None: each operator's own default.
+
+    The ``*_dag`` builders put the ones set into the DAG's ``default_args`` (so every task that
+    takes that argument gets it; an explicit ``default_args`` entry wins); in a DAG of your own,
+    pass ``default_args=model.connections.default_args()``.
+
+    :param mlflow: ``mlflow_conn_id`` of every MLflow task (default ``mlflow_default``).
+    :param storage: ``conn_id`` of every task that reads or writes object storage (partitions,
+        labels, scored outputs); default: the scheme's own (``aws_default`` for ``s3://``).
+    :param aws: ``aws_conn_id`` of the SageMaker tasks (default ``aws_default``).
+    :param kubernetes: ``kubernetes_conn_id`` of the KServe tasks (default ``kubernetes_default``).
+    """
+
+    mlflow: str | None = None
+    storage: str | None = None
+    aws: str | None = None
+    kubernetes: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("mlflow", "storage", "aws", "kubernetes"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ValueError(f"Connections.{name} must be a connection id (a non-empty string) or None, "
+                                 f"got {value!r}")
+
+    def default_args(self) -> dict[str, str]:
+        """``{"mlflow_conn_id": ..., "conn_id": ..., "aws_conn_id": ..., "kubernetes_conn_id": ...}``
+        for the connections that are set."""
+        names = {"mlflow": "mlflow_conn_id", "storage": "conn_id", "aws": "aws_conn_id",
+                 "kubernetes": "kubernetes_conn_id"}
+        return {arg: getattr(self, name) for name, arg in names.items() if getattr(self, name) is not None}
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """One model's pipeline configuration; checked when the DAG file is parsed.
 
@@ -66,6 +101,8 @@ class ModelConfig:
     :param labels_lookback_days: how many days of scored partitions the labels of a day are matched to.
     :param promotion_pool: the 1-slot pool every ``promote`` task runs in (:data:`PROMOTION_POOL`);
         None: Airflow's default pool (promotions then rely on the per-host lock alone).
+    :param connections: the connection ids of the model's pipelines (:class:`Connections`: MLflow,
+        object storage, AWS, Kubernetes); a dict of the same keys is accepted.
     """
 
     name: str
@@ -98,10 +135,19 @@ class ModelConfig:
     sensitive_as_features: bool = False
     decay_policy: Mapping[str, Any] | None = None
     labels_lookback_days: int = 14
+    connections: Connections = field(default_factory=Connections)
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name or ""):
             raise ValueError(f"ModelConfig.name {self.name!r} must match {_NAME.pattern}")
+        if isinstance(self.connections, Mapping):
+            unknown = sorted(set(self.connections) - {"mlflow", "storage", "aws", "kubernetes"})
+            if unknown:
+                raise ValueError(f"ModelConfig({self.name!r}).connections: unknown keys {unknown}; known: "
+                                 "['aws', 'kubernetes', 'mlflow', 'storage']")
+            object.__setattr__(self, "connections", Connections(**self.connections))
+        elif not isinstance(self.connections, Connections):
+            raise TypeError(f"ModelConfig({self.name!r}).connections must be a Connections or a dict")
         try:  # any registered task type, by name
             object.__setattr__(self, "task_type", parse_task_type(self.task_type))
         except TaskTypeError as err:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from airflow_mlops_provider.pipelines.batch import PATH_MAX_LENGTH, daily_dag
+from airflow_mlops_provider.pipelines.common import PATH_MAX_LENGTH, check_dag, check_macros, daily_dag
 from airflow_mlops_provider.pipelines.config import ModelConfig
 
 LABELS_PATH = "{{ params.labels_path or (mlops_home() ~ '/data/labels/' ~ ds ~ '.parquet') }}"
@@ -49,11 +49,9 @@ def performance_monitoring_params(model: ModelConfig) -> dict[str, Any]:
 
 def performance_monitoring_pipeline(model: ModelConfig, *, labels_path: str = LABELS_PATH) -> dict[str, Any]:
     """Add the performance-monitoring tasks for ``model`` to the DAG being defined; returns them by name."""
-    from airflow.sdk import task
-
     from airflow_mlops_provider import assets
     from airflow_mlops_provider.operators.performance import MlflowCheckPerformanceDecayOperator
-    from airflow_mlops_provider.pipelines.retraining import check_dag
+    from airflow_mlops_provider.operators.signals import SignalPerformanceDegradedOperator
     from airflow_mlops_provider.sensors.object_storage import ObjectStoragePartitionSensor
 
     degraded = assets.performance_degraded(model.name)
@@ -61,45 +59,16 @@ def performance_monitoring_pipeline(model: ModelConfig, *, labels_path: str = LA
                                         poke_interval=300, timeout=20 * 3600)
     dag = check_dag(wait, "performance_monitoring_pipeline", performance_monitoring_params(model),
                     "performance_monitoring_params", "performance_monitoring_dag")
-    if "mlops_home" not in (dag.user_defined_macros or {}) and "mlops_home()" in labels_path:
-        raise ValueError(f"DAG {dag.dag_id!r}: pass user_defined_macros=BATCH_MACROS (the paths use mlops_home())")
+    check_macros(dag, labels_path)
     check = MlflowCheckPerformanceDecayOperator(
         task_id="check_performance", model_name=model.name, model_task_type=model.task_type, target=model.target,
         key_columns=list(model.id_columns), labels_path=labels_path,
         scores_path="{{ params.scores_path | tojson }}", lookback_days="{{ params.lookback_days }}",
         policy="{{ params.decay_policy }}")
-
-    @task(outlets=[degraded], inlets=[degraded])
-    def signal_degradation(check: dict, **context: Any) -> dict:
-        """Emit ``performance degraded`` (with the figures) only when the decay policy fired for @champion.
-
-        Once per check: a rerun for the same labels partition and version that was already
-        signalled skips, so it does not schedule a second retrain.
-        """
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        if not check["degraded"]:
-            versions = check["versions"]
-            why = "; ".join(f"v{v}: {r['too_few_rows'] or 'within the policy'}" for v, r in versions.items())
-            raise AirflowSkipException(f"no performance decay of @champion: {why or 'no labelled rows matched'}")
-        version = check["champion_version"]
-        verdict = check["versions"][version]
-        counts = check["counts"]
-        for event in context["inlet_events"][degraded].ascending(False).limit(50):
-            if (event.extra or {}).get("check_key") == verdict["check_key"]:
-                raise AirflowSkipException(f"v{version}'s decay on {check['labels_path']} was already signalled "
-                                           f"at {event.timestamp}: no second retrain")
-        extra = {"model_name": check["model_name"], "model_version": version, "check_key": verdict["check_key"],
-                 "labels_day": check["labels_day"],
-                 "labels_path": check["labels_path"], "labelled_rows": verdict["rows"],
-                 "figures": verdict["figures"], "reasons": check["reasons"],
-                 "unmatched_labels": counts["unmatched"], "late_labels": counts["late"]}
-        context["outlet_events"][degraded].extra = extra
-        print(f"PERFORMANCE DEGRADED for {check['model_name']} v{version}: {check['reasons']}")
-        return extra
-
+    # Once per check: an earlier event of the same check (read through inlets) means no second retrain.
+    signalled = SignalPerformanceDegradedOperator(task_id="signal_degradation", check=check.output,
+                                                  outlets=[degraded], inlets=[degraded])
     wait >> check
-    signalled = signal_degradation(check.output)
     return {"wait_for_labels": wait, "check_performance": check, "signal_degradation": signalled}
 
 

@@ -17,6 +17,7 @@ import os
 from datetime import datetime, timedelta
 from typing import Any
 
+from airflow_mlops_provider.pipelines.common import check_dag, connection_defaults
 from airflow_mlops_provider.pipelines.config import ModelConfig
 from airflow_mlops_provider.pipelines.targets import VERIFY_DEFAULTS, get_deploy_target
 
@@ -174,20 +175,6 @@ def _champion_changed(model: ModelConfig) -> Any:
     return assets.champion_changed(model.name)
 
 
-def check_dag(first_task: Any, builder: str, params: dict[str, Any], params_fn: str, dag_fn: str) -> Any:
-    """The DAG a builder adds to, checked for what the builder's templates need."""
-    dag = getattr(first_task, "dag", None) if getattr(first_task, "has_dag", lambda: True)() else None
-    if dag is None:
-        raise RuntimeError(f"{builder}() must be called inside a `with DAG(...)` block")
-    if not dag.render_template_as_native_obj:
-        raise ValueError(f"DAG {dag.dag_id!r}: {builder} needs render_template_as_native_obj=True (the policy and "
-                         f"configs are objects, not strings); or use {dag_fn}()")
-    missing = sorted(set(params) - set(dag.params))
-    if missing:
-        raise ValueError(f"DAG {dag.dag_id!r} lacks the Params {missing}: pass params={params_fn}(model)")
-    return dag
-
-
 def retraining_pipeline(model: ModelConfig) -> dict[str, Any]:
     """Add the retraining tasks for ``model`` to the DAG being defined; returns them by name.
 
@@ -280,7 +267,8 @@ def retraining_dag(model: ModelConfig, *, dag_id: str, schedule: Any = "default"
     Scheduled by ``cron`` (UTC, weekly by default) **or** a new version of the training data
     **or** drift detected **or** performance degraded for this model (``schedule`` overrides all
     of it). Params: data
-    path/rev, train params, policy, deploy target and each target's config, approval.
+    path/rev, train params, policy, deploy target and each target's config, approval. The model's
+    connection ids (``ModelConfig.connections``) become the DAG's ``default_args``.
     """
     from airflow.sdk import DAG
 
@@ -295,6 +283,7 @@ def retraining_dag(model: ModelConfig, *, dag_id: str, schedule: Any = "default"
         tags=tags or ["mlops", "training", model.name],
         doc_md=doc_md or __doc__,
         params=retraining_params(model),
+        default_args=connection_defaults(model, dag_kwargs),
         **dag_kwargs,
     ) as dag:
         retraining_pipeline(model)

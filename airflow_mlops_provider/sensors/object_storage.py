@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 from airflow.configuration import conf
 
-from airflow_mlops_provider.triggers.object_storage import ObjectStoragePathTrigger, path_status
+from airflow_mlops_provider.hooks.storage import ObjectStorageHook
+from airflow_mlops_provider.triggers.object_storage import ObjectStoragePathTrigger
 from airflow_mlops_provider.version_compat import BaseSensorOperator
 
 
@@ -31,23 +33,23 @@ class ObjectStoragePartitionSensor(BaseSensorOperator):
         self.conn_id = conn_id
         self.deferrable = deferrable
 
+    @cached_property
+    def storage(self) -> ObjectStorageHook:
+        return ObjectStorageHook(conn_id=self.conn_id or None)
+
     def poke(self, context: Any) -> Any:
         from airflow.sdk.bases.sensor import PokeReturnValue
 
-        from airflow_mlops_provider.paths import require_allowed
+        self.storage.check(self.path, "path")
 
-        require_allowed(self.path, "path")
-
-        status = path_status(self.path, self.conn_id)
+        status = self.storage.status(self.path)
         return PokeReturnValue(is_done=status is not None, xcom_value=status)
 
     def execute(self, context: Any) -> Any:
-        from airflow_mlops_provider.paths import require_allowed
-
-        require_allowed(self.path, "path")
+        self.storage.check(self.path, "path")
         if not self.deferrable:
             return super().execute(context)
-        status = path_status(self.path, self.conn_id)  # already there: no deferral
+        status = self.storage.status(self.path)  # already there: no deferral
         if status is not None:
             return status
         deadline = time.time() + self.timeout if self.timeout else None

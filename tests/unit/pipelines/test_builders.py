@@ -178,3 +178,43 @@ def test_a_bad_decay_policy_fails_at_parse_time(policy, match):
         config(decay_policy=policy)
     with pytest.raises(ValueError, match="labels_lookback_days"):
         config(labels_lookback_days=-1)
+
+
+def test_connection_ids_set_on_the_config_reach_every_task_that_takes_them():
+    from airflow_mlops_provider.pipelines import performance_monitoring_dag
+    from airflow_mlops_provider.pipelines.config import Connections
+
+    conns = {"mlflow": "mlflow_prod", "storage": "lake", "aws": "aws_ml", "kubernetes": "k8s_ml"}
+    model = config(connections=conns)
+    assert model.connections == Connections(**conns)
+    batch = batch_scoring_dag(model, dag_id="houses_batch_conns")
+    for task_id in ("resolve_champion", "build_contract", "check_drift"):
+        assert batch.task_dict[task_id].mlflow_conn_id == "mlflow_prod", task_id
+    shard = batch.task_dict["score"].unmap({"row_groups": [0]})  # a mapped task gets them when unmapped
+    assert (shard.mlflow_conn_id, shard.conn_id) == ("mlflow_prod", "lake")
+    for task_id in ("wait_for_partition", "inspect_partition", "validate_input", "plan_shards", "commit",
+                    "check_drift"):
+        assert batch.task_dict[task_id].conn_id == "lake", task_id
+    monitoring = performance_monitoring_dag(model, dag_id="houses_perf_conns")
+    assert monitoring.task_dict["check_performance"].conn_id == "lake"
+    assert monitoring.task_dict["check_performance"].mlflow_conn_id == "mlflow_prod"
+    retrain = retraining_dag(model, dag_id="houses_conns")
+    assert retrain.task_dict["train"].mlflow_conn_id == "mlflow_prod"
+    assert retrain.task_dict["sagemaker.deploy"].aws_conn_id == "aws_ml"
+    assert retrain.task_dict["kserve.deploy"].kubernetes_conn_id == "k8s_ml"
+    # The DAG's own default_args win over the config's.
+    own = batch_scoring_dag(model, dag_id="houses_own_args", default_args={"mlflow_conn_id": "mlflow_dev"})
+    assert own.task_dict["build_contract"].mlflow_conn_id == "mlflow_dev"
+    plain = batch_scoring_dag(config(), dag_id="houses_default_conns")
+    assert plain.task_dict["build_contract"].mlflow_conn_id == "mlflow_default"
+    assert plain.task_dict["inspect_partition"].conn_id is None
+
+
+@pytest.mark.parametrize(("connections", "match"), [
+    ({"mlflw": "x"}, r"connections: unknown keys \['mlflw'\]"),
+    ({"mlflow": ""}, "Connections.mlflow must be a connection id"),
+    ("mlflow_default", "connections must be a Connections or a dict"),
+])
+def test_bad_connections_name_the_field(connections, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        config(connections=connections)

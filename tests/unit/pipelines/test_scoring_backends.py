@@ -1,0 +1,75 @@
+"""The scoring-backend seam: the batch builder asks a registered backend for its tasks by name,
+and wires validation before them and drift after their commit, whatever they are."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_mlops_provider.pipelines import ModelConfig, batch_scoring_dag
+from airflow_mlops_provider.scoring import (
+    ScoringTasks,
+    get_scoring_backend,
+    register_scoring_backend,
+    scoring_backend_names,
+)
+
+
+def train(X, y, **params):  # never called here
+    raise AssertionError
+
+
+def config(**overrides) -> ModelConfig:
+    return ModelConfig(**{"name": "fraud", "task_type": "binary", "target": "label", "train": train,
+                          "data_path": "data/tx.parquet", "id_columns": ["tx_id"], **overrides})
+
+
+class OneTaskBackend:
+    """A backend that scores the whole partition in one task (as a Spark job would)."""
+
+    name = "one-task"
+
+    def tasks(self, *, model_name, model_version, input_path, output_path, expected_rows, key_columns,
+              shadow_alias, shards):
+        from airflow_mlops_provider.operators.batch import MlflowBatchScoreOperator
+
+        score = MlflowBatchScoreOperator(task_id="score_all", model_name=model_name, model_version=model_version,
+                                         input_path=input_path, output_path=output_path, key_columns=key_columns,
+                                         scoring_backend=self.name)
+        return ScoringTasks(first=score, score=score, commit=score)
+
+    def score(self, job, storage):
+        raise AssertionError("not run here")
+
+
+def test_the_local_backend_is_the_default_and_builds_the_sharded_tasks():
+    assert "local" in scoring_backend_names()
+    dag = batch_scoring_dag(config(), dag_id="fraud_batch")
+    assert [t for t in dag.task_dict if t in ("plan_shards", "score", "commit")] == ["plan_shards", "score", "commit"]
+    assert dag.task_dict["score"].partial_kwargs["scoring_backend"] == "local"
+    assert dag.task_dict["plan_shards"].upstream_task_ids == {"validate_input"}
+    assert dag.task_dict["check_drift"].upstream_task_ids == {"commit"}
+
+
+def test_a_registered_backend_plugs_in_behind_the_builder():
+    register_scoring_backend(OneTaskBackend())
+    try:
+        dag = batch_scoring_dag(config(), dag_id="fraud_one_task", scoring_backend="one-task")
+        assert "plan_shards" not in dag.task_dict and "commit" not in dag.task_dict
+        assert dag.task_dict["score_all"].upstream_task_ids >= {"validate_input"}
+        drift = dag.task_dict["check_drift"]
+        # Drift reads the facts the backend's last step returned: version and output partition.
+        assert drift.upstream_task_ids == {"score_all"}
+        assert "score_all" in repr(drift.model_version) and "score_all" in repr(drift.predictions_path)
+    finally:
+        from airflow_mlops_provider import scoring
+
+        scoring._REGISTERED.pop("one-task", None)
+
+
+def test_an_unknown_backend_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"unknown scoring backend 'spark'; known: \[.*'local'.*\]"):
+        get_scoring_backend("spark")
+    with pytest.raises(ValueError, match="unknown scoring backend 'spark'"):
+        batch_scoring_dag(config(), dag_id="fraud_spark", scoring_backend="spark")
+    with pytest.raises(TypeError, match="is not a scoring backend"):
+        register_scoring_backend(object())
