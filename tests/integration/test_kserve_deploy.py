@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
+from airflow_mlops_provider.triggers.kserve import KServeInferenceServiceReadyTrigger
 
 from airflow_mlops_provider.core.kserve import (
     PREVIOUS_STORAGE_URI_ANNOTATION,
@@ -33,7 +34,6 @@ from airflow_mlops_provider.operators.deploy_kserve import (
     KServeSmokeTestInferenceServiceOperator,
     KServeVerifyInferenceServiceOperator,
 )
-from airflow_mlops_provider.triggers.kserve import KServeInferenceServiceReadyTrigger
 from tests.fakes.kube_api import FakeKubeApi
 from tests.fakes.mlflow_models import register_versions
 

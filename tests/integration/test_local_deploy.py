@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
+from airflow_mlops_provider.triggers.local import LocalServerReadyTrigger
 
 from airflow_mlops_provider.core.local_serving import Server, invoke, is_running
 from airflow_mlops_provider.exceptions import LocalServingError, ModelNotFoundError
@@ -29,7 +30,6 @@ from airflow_mlops_provider.operators.deploy_local import (
     LocalUndeployModelOperator,
     LocalVerifyDeploymentOperator,
 )
-from airflow_mlops_provider.triggers.local import LocalServerReadyTrigger
 from tests.fakes.mlflow_models import register_versions
 
 pytestmark = pytest.mark.integration

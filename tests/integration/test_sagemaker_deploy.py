@@ -16,6 +16,7 @@ from unittest.mock import MagicMock
 
 import pytest
 from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
+from airflow_mlops_provider.triggers.sagemaker import SageMakerEndpointSettledTrigger
 
 from airflow_mlops_provider.core.sagemaker import SageMakerSpecError, version_resource_name
 from airflow_mlops_provider.exceptions import DeploymentRolledBack, SageMakerError
@@ -27,7 +28,6 @@ from airflow_mlops_provider.operators.deploy_sagemaker import (
     SageMakerVerifyEndpointOperator,
     smoke_test_endpoint,
 )
-from airflow_mlops_provider.triggers.sagemaker import SageMakerEndpointSettledTrigger
 from tests.conftest import free_port
 from tests.fakes import sagemaker as fake_sagemaker
 from tests.fakes.mlflow_models import register_versions
