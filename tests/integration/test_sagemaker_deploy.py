@@ -16,7 +16,6 @@ from unittest.mock import MagicMock
 
 import pytest
 from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
-from airflow_mlops_provider.triggers.sagemaker import SageMakerEndpointSettledTrigger
 
 from airflow_mlops_provider.core.sagemaker import SageMakerSpecError, version_resource_name
 from airflow_mlops_provider.exceptions import DeploymentRolledBack, SageMakerError
@@ -28,6 +27,7 @@ from airflow_mlops_provider.operators.deploy_sagemaker import (
     SageMakerVerifyEndpointOperator,
     smoke_test_endpoint,
 )
+from airflow_mlops_provider.triggers.base import DeployTargetWaitTrigger
 from tests.conftest import free_port
 from tests.fakes import sagemaker as fake_sagemaker
 from tests.fakes.mlflow_models import register_versions
@@ -265,7 +265,7 @@ def test_deferral_then_completion(sm, versions):
     with pytest.raises(TaskDeferred) as deferred:
         op.execute({"ti": MagicMock()})
     trigger = deferred.value.trigger
-    assert isinstance(trigger, SageMakerEndpointSettledTrigger)
+    assert isinstance(trigger, DeployTargetWaitTrigger)
     assert deferred.value.method_name == "execute_complete"
     assert not deferred.value.kwargs  # the event carries everything (dags test drops defer kwargs)
     details = trigger.details
@@ -273,9 +273,10 @@ def test_deferral_then_completion(sm, versions):
 
     # Serialize round trip, then run the trigger for real against the fake.
     classpath, kwargs = trigger.serialize()
-    assert classpath == "airflow_mlops_provider.triggers.sagemaker.SageMakerEndpointSettledTrigger"
+    assert classpath == "airflow_mlops_provider.triggers.base.DeployTargetWaitTrigger"
+    assert kwargs["probe_classpath"] == "airflow_mlops_provider.deploy.sagemaker.EndpointProbe"
     json.dumps(kwargs)
-    rebuilt = SageMakerEndpointSettledTrigger(**kwargs)
+    rebuilt = DeployTargetWaitTrigger(**kwargs)
     assert rebuilt.serialize() == (classpath, kwargs)
 
     import asyncio
@@ -285,16 +286,18 @@ def test_deferral_then_completion(sm, versions):
             return event.payload
 
     event = asyncio.run(first_event())
-    assert event["status"] == "settled" and event["endpoint_config_name"] == details["endpoint_config_name"]
+    assert event["status"] == "done" and event["state"]["EndpointConfigName"] == details["endpoint_config_name"]
     assert event["details"] == details
     result = op.execute_complete({"ti": MagicMock()}, event)
     assert result == details
 
     # The same event on a rolled-back endpoint is refused.
     with pytest.raises(DeploymentRolledBack):
-        op.execute_complete({"ti": MagicMock()}, {**event, "endpoint_config_name": v1["endpoint_config_name"]})
+        op.execute_complete({"ti": MagicMock()}, {**event, "status": "failed", "settled": "other_config", "state": {
+            **event["state"], "EndpointConfigName": v1["endpoint_config_name"]}})
     with pytest.raises(SageMakerError, match="still Updating"):
-        op.execute_complete({"ti": MagicMock()}, {**event, "status": "timeout", "endpoint_status": "Updating"})
+        op.execute_complete({"ti": MagicMock()}, {**event, "status": "timeout", "state": {
+            **event["state"], "EndpointStatus": "Updating"}})
 
 
 def test_retry_while_our_update_is_in_flight_waits_instead_of_updating_again(sm, versions):
