@@ -470,3 +470,17 @@ def test_canary_dag_defers_and_promotes_in_a_real_airflow_run(kube, run_dag, tmp
     assert stored["spec"]["predictor"]["model"]["storageUri"] == "s3://m/2"
     assert stored["spec"]["predictor"]["canaryTrafficPercent"] == 100
     assert stored["status"]["components"]["predictor"]["traffic"][0]["percent"] == 100
+
+
+def test_serving_says_which_version_takes_which_share(kube):
+    from airflow_mlops_provider.deploy.kserve import serving
+
+    deploy("s3://m/1", model_name="churn-model", model_version="1")
+    assert [(r["role"], r["version"], r["traffic_percent"]) for r in serving(
+        "churn-model", kubernetes_conn_id=CONN, namespace=NS)] == [("live", "1", 100)]
+    deploy("s3://m/2", model_name="churn-model", model_version="2", canary_traffic_percent=10)
+    rows = serving("churn-model", kubernetes_conn_id=CONN, namespace=NS)
+    assert [(r["role"], r["version"], r["traffic_percent"]) for r in rows] == [("canary", "2", 10),
+                                                                               ("previous", None, 90)]
+    assert rows[0]["resource"] == f"{NS}/churn" and rows[0]["url"] and rows[1]["storage_uri"] == "s3://m/1"
+    assert serving("another-model", kubernetes_conn_id=CONN, namespace=NS) == []

@@ -463,3 +463,17 @@ def test_deferred_blue_green_update_in_a_real_airflow_run(sm, versions, run_dag,
         assert "DeploymentRolledBack" in result.output and "SageMaker rolled the update back" in result.output
         # Nothing to undo: SageMaker already serves v1 again, the rollback changes nothing.
         assert live(sm)["EndpointConfigName"] == v1_config
+
+
+def test_serving_names_the_endpoint_and_the_version_it_serves(sm, versions):
+    from airflow_mlops_provider.deploy.sagemaker import serving
+
+    deploy(versions[0])
+    v2 = deploy(versions[1])
+    rows = serving(MODEL, aws_conn_id="aws_sm")
+    assert [(r["resource"], r["version"], r["role"], r["traffic_percent"]) for r in rows] == [
+        (ENDPOINT, str(versions[1]), "live", 100.0)]
+    assert rows[0]["endpoint_config_name"] == v2["endpoint_config_name"] and rows[0]["status"] == "InService"
+    assert serving("another-model", aws_conn_id="aws_sm") == []
+    with pytest.raises(Exception, match="aws_nowhere"):  # no such connection: the view shows it unavailable
+        serving(MODEL, aws_conn_id="aws_nowhere")
