@@ -51,7 +51,16 @@ class PromotionRejected(MlopsProviderError):
     """The promotion policy rejected the challenger."""
 
 
-class DeploymentRolledBack(MlopsProviderError):
+class DeploymentError(MlopsProviderError):
+    """A deploy target's step (deploy, wait, verify, promote, rollback) failed.
+
+    ``context`` names the resource and a ``reason`` (``invalid``, ``api``, ``timeout``,
+    ``failed``, ``smoke``); every target's errors (KServe, SageMaker, local, a plug-in's) derive
+    from it.
+    """
+
+
+class DeploymentRolledBack(DeploymentError):
     """A deployment was rolled back (by us or by the platform)."""
 
 
@@ -70,7 +79,7 @@ class OutputSpaceError(MlopsProviderError, OSError):
     """
 
 
-class KServeError(MlopsProviderError):
+class KServeError(DeploymentError):
     """A KServe InferenceService could not be applied, read, served or verified.
 
     ``context`` names the InferenceService (``name``, ``namespace``) and a ``reason``
@@ -78,7 +87,7 @@ class KServeError(MlopsProviderError):
     """
 
 
-class SageMakerError(MlopsProviderError):
+class SageMakerError(DeploymentError):
     """A SageMaker deployment step could not be done, was throttled, timed out or failed its smoke test.
 
     ``context`` names the resource (``endpoint``, ``call``) and a ``reason`` (``invalid``,
@@ -96,15 +105,6 @@ class PromotionSuperseded(MlopsProviderError):
 
 class DeploymentRejected(MlopsProviderError):
     """A reviewer rejected the deployment (or did not answer before the response timeout)."""
-
-
-class DeploymentError(MlopsProviderError):
-    """A deploy target's step (deploy, wait, verify, promote, rollback) failed.
-
-    ``context`` names the resource and a ``reason`` (``invalid``, ``api``, ``timeout``,
-    ``failed``, ``smoke``); target-specific errors (KServe, SageMaker, local) derive from it
-    or carry the same fields.
-    """
 
 
 class LocalServingError(DeploymentError):

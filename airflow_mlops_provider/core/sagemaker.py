@@ -286,6 +286,10 @@ def scoring_request(rows: list[list[Any]], columns: list[str] | None = None) -> 
     return verify.scoring_request(rows, columns, bad=_bad)
 
 
+# Statuses SageMaker moves an endpoint through on its own; anything else is where it stays.
+ENDPOINT_TRANSITIONAL = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})
+
+
 # -- throttling -------------------------------------------------------------------------------
 THROTTLING_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequests", "TooManyRequestsException",
                               "RequestLimitExceeded", "ThrottledException"})

@@ -38,26 +38,45 @@ def bake(request: Callable[[], float], requests: int, *, max_error_rate: float, 
     return result
 
 
+# Verification limits every deploy target shares, defined once: their JSON schema and default.
+# ``VERIFY_DEFAULTS`` / ``VERIFY_SCHEMA`` (deploy/base.py) and :func:`bake_limits` derive from it.
+VERIFY_LIMITS: dict[str, dict[str, Any]] = {
+    "smoke_rows": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 5},
+    "bake_requests": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 5},
+    "max_error_rate": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.0},
+    "max_latency_ms": {"type": "number", "exclusiveMinimum": 0, "default": 2000},
+}
+# max_latency_ms may be None (no latency limit) when an operator is used on its own.
+_NULLABLE = ("max_latency_ms",)
+
+
 def bake_limits(*, smoke_rows: Any, bake_requests: Any, max_error_rate: Any, max_latency_ms: Any) -> dict[str, Any]:
-    """The verification limits, cast from (possibly templated) values and checked.
+    """The verification limits, cast from (possibly templated) values and checked against
+    :data:`VERIFY_LIMITS`.
 
     Raises ``ValueError`` naming the field when one is out of range.
     """
-    def number(name: str, value: Any, cast: Callable[[Any], Any], low: float, high: float | None) -> Any:
+    given = {"smoke_rows": smoke_rows, "bake_requests": bake_requests, "max_error_rate": max_error_rate,
+             "max_latency_ms": max_latency_ms}
+    out: dict[str, Any] = {}
+    for name, rule in VERIFY_LIMITS.items():
+        value = given[name]
+        if name in _NULLABLE and value in (None, "", "None"):
+            out[name] = None
+            continue
+        cast = int if rule["type"] == "integer" else float
         try:
-            out = cast(value)
+            number = cast(value)
         except (TypeError, ValueError):
             raise ValueError(f"{name} must be a number, got {value!r}") from None
-        if out < low or (high is not None and out > high):
-            raise ValueError(f"{name} must be in [{low}, {high if high is not None else 'inf'}], got {value!r}")
-        return out
-
-    latency = None if max_latency_ms in (None, "", "None") else number("max_latency_ms", max_latency_ms, float,
-                                                                       1e-9, None)
-    return {"smoke_rows": number("smoke_rows", smoke_rows, int, 1, 1000),
-            "bake_requests": number("bake_requests", bake_requests, int, 1, 1000),
-            "max_error_rate": number("max_error_rate", max_error_rate, float, 0.0, 1.0),
-            "max_latency_ms": latency}
+        low, high = rule.get("minimum", rule.get("exclusiveMinimum")), rule.get("maximum")
+        too_low = number <= low if "exclusiveMinimum" in rule else number < low
+        if too_low or (high is not None and number > high):
+            opening = "(" if "exclusiveMinimum" in rule else "["
+            raise ValueError(f"{name} must be in {opening}{low}, {high if high is not None else 'inf'}], "
+                             f"got {value!r}")
+        out[name] = number
+    return out
 
 
 def rollback_record(decision: dict[str, Any], *, target: str, states: dict[str, str | None],

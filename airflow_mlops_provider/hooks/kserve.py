@@ -76,6 +76,17 @@ class KServeHook(BaseHook):
                 return None
             raise self._error("read", name, ns, err) from err
 
+    def list(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """The InferenceServices of ``namespace`` (None: the connection's, else ``default``)."""
+        from kubernetes.client.exceptions import ApiException
+
+        ns = self.namespace(namespace)
+        try:
+            listed = self.get_conn().list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)
+        except ApiException as err:
+            raise self._error("list", "*", ns, err) from err
+        return list((listed or {}).get("items") or [])
+
     def status(self, name: str, namespace: str | None = None) -> dict[str, Any]:
         """:func:`parse_status` of the live object."""
         return parse_status(self.get(name, namespace))

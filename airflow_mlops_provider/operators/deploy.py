@@ -1,8 +1,8 @@
 """The shared seam of every deploy target (KServe, SageMaker, the local MLflow scoring server).
 
 - :class:`DeployTargetOperator`: the wait every deploy/promote/rollback step ends with. Already
-  there → return; else poll synchronously, or defer to the target's trigger
-  (:class:`~airflow_mlops_provider.triggers.base.DeployTargetWaitTrigger`);
+  there → return; else run the target's probe in a loop, or defer to the one trigger that runs
+  it (:class:`~airflow_mlops_provider.triggers.base.DeployTargetWaitTrigger`);
   ``execute_complete`` validates the event and returns the same shape as the synchronous path.
   It also resolves model versions (``3`` or ``@alias``) through :class:`MlflowHook`.
 - :class:`DeployTargetRollbackOperator`: a rollback that asks the registry, when it runs, which
@@ -24,12 +24,12 @@ from typing import Any, NoReturn
 from airflow.configuration import conf
 
 from airflow_mlops_provider.core.lineage import LineageDataset
+from airflow_mlops_provider.core.verify import VERIFY_LIMITS
+from airflow_mlops_provider.deploy.base import DONE, FAILED, DeployProbe
 from airflow_mlops_provider.exceptions import DeploymentError, MlopsProviderError
 from airflow_mlops_provider.hooks.mlflow import MlflowHook
+from airflow_mlops_provider.triggers.base import DeployTargetWaitTrigger
 from airflow_mlops_provider.version_compat import BaseOperator
-
-_EVENT_KINDS = ("failed", "timeout", "error")
-VERIFY_LIMITS = ("smoke_rows", "bake_requests", "max_error_rate", "max_latency_ms")
 
 
 def config_field(config: str, key: str) -> str:
@@ -40,10 +40,11 @@ def config_field(config: str, key: str) -> str:
 class DeployTargetOperator(BaseOperator):
     """Base of a deploy target's operators: MLflow version resolution and the wait.
 
-    A target supplies :meth:`read_status` (one read), :meth:`is_done`, :meth:`wait_trigger`,
-    :meth:`result` (the XCom, built from the details and the last status) and optionally
-    :meth:`check_failed`, :meth:`raise_timeout`, :meth:`status_from_event`; ``failure`` is the
-    provider exception it raises and ``done_event`` the status of its trigger's success event.
+    The wait runs the target's probe (:class:`~airflow_mlops_provider.deploy.base.DeployProbe`,
+    its one done/failed rule): here in a loop, or in the triggerer
+    (:class:`~airflow_mlops_provider.triggers.base.DeployTargetWaitTrigger`) when deferrable. A
+    target supplies :meth:`result` (the XCom, built from the details and the last status) and
+    may specialise :meth:`raise_failed` / :meth:`raise_timeout` (by default the probe's errors).
 
     :param timeout: seconds to wait for the target to settle.
     :param poll_interval: seconds between two status reads.
@@ -54,7 +55,6 @@ class DeployTargetOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("timeout", "poll_interval", "mlflow_conn_id")
     failure: type[MlopsProviderError] = DeploymentError
-    done_event = "ready"
 
     def __init__(self, *, timeout: float = 900, poll_interval: float = 10, wait_for_completion: bool = True,
                  deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -76,32 +76,16 @@ class DeployTargetOperator(BaseOperator):
         """Structured context every error of this operator carries."""
         return {}
 
-    def read_status(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def is_done(self, status: dict[str, Any], expected: Any) -> bool:
-        raise NotImplementedError
-
-    def check_failed(self, status: dict[str, Any]) -> None:
-        """Raise when ``status`` is a terminal failure (a failed event always ends here)."""
-
-    def wait_trigger(self, expected: Any, details: dict[str, Any], deadline: float) -> Any:
-        raise NotImplementedError
-
     def result(self, context: Any, details: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
-    def status_from_event(self, event: dict[str, Any]) -> dict[str, Any]:
-        """The status (as :meth:`read_status` returns it) a trigger event describes."""
-        return event
+    def raise_failed(self, probe: DeployProbe, status: dict[str, Any], payload: dict[str, Any],
+                     details: dict[str, Any]) -> NoReturn:
+        """The probe said ``failed``: raise its error."""
+        raise probe.failure(status, payload, details)
 
-    def expected_from_event(self, event: dict[str, Any]) -> Any:
-        """What the wait expected (as passed to :meth:`wait`), read back from a trigger event."""
-        return None
-
-    def raise_timeout(self, expected: Any, status: dict[str, Any], details: dict[str, Any]) -> NoReturn:
-        raise self.failure(f"{self.resource} did not settle within {float(self.timeout):g}s (last status: "
-                           f"{status})", **self.error_context(), reason="timeout", timeout=self.timeout)
+    def raise_timeout(self, probe: DeployProbe, status: dict[str, Any], details: dict[str, Any]) -> NoReturn:
+        raise probe.timeout_error(status, float(self.timeout), details)
 
     # -- MLflow ---------------------------------------------------------------------------------
     @cached_property
@@ -123,47 +107,59 @@ class DeployTargetOperator(BaseOperator):
         return str(mv.version)
 
     # -- the wait -------------------------------------------------------------------------------
-    def wait(self, context: Any, expected: Any, details: dict[str, Any]) -> dict[str, Any]:
-        """Return :meth:`result` once :meth:`is_done`; poll or defer until then, up to ``timeout``."""
+    def wait(self, context: Any, probe: DeployProbe, details: dict[str, Any]) -> dict[str, Any]:
+        """Return :meth:`result` once ``probe`` says done; poll or defer until then, up to ``timeout``."""
         self.timeout, self.poll_interval = float(self.timeout), float(self.poll_interval)  # may be templated
-        status = self.read_status()
-        if self.is_done(status, expected):
-            return self._finished(self.result(context, details, status))
-        self.check_failed(status)
-        if not self.wait_for_completion:
-            return self._finished({**self.result(context, details, status), "ready": False})
-        if self.deferrable:
-            self.defer(trigger=self.wait_trigger(expected, details, time.time() + self.timeout),
-                       method_name="execute_complete", timeout=timedelta(seconds=self.timeout + 60))
+        status = probe.read()
+        outcome = probe.classify(status)
+        if outcome is None and self.wait_for_completion and self.deferrable:
+            classpath, kwargs = probe.serialize()
+            self.defer(trigger=DeployTargetWaitTrigger(
+                probe_classpath=classpath, probe_kwargs=kwargs, poll_interval=self.poll_interval,
+                deadline=time.time() + self.timeout, details=details),
+                method_name="execute_complete", timeout=timedelta(seconds=self.timeout + 60))
         deadline = time.monotonic() + self.timeout
-        while True:
+        while outcome is None:
+            if not self.wait_for_completion:
+                return self._finished({**self.result(context, details, status), "ready": False})
             if time.monotonic() >= deadline:
-                self.raise_timeout(expected, status, details)
+                self.raise_timeout(probe, status, details)
             self.log.info("%s is not there yet; next check in %gs", self.resource, self.poll_interval)
             time.sleep(self.poll_interval)
-            status = self.read_status()
-            if self.is_done(status, expected):
-                return self._finished(self.result(context, details, status))
-            self.check_failed(status)
+            status = probe.read()
+            outcome = probe.classify(status)
+        return self._settled(context, probe, outcome, status, details)
+
+    def _settled(self, context: Any, probe: DeployProbe, outcome: tuple[str, dict[str, Any]],
+                 status: dict[str, Any], details: dict[str, Any]) -> dict[str, Any]:
+        kind, payload = outcome
+        if kind == DONE:
+            return self._finished(self.result(context, details, status))
+        if kind == FAILED:
+            self.raise_failed(probe, status, payload, details)
+        raise self.failure(f"{self.resource}: the probe {type(probe).__name__} classified a status as {kind!r}; "
+                           f"expected {DONE!r} or {FAILED!r}", **self.error_context(), reason="api")
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger: validate the event, then the same result as the sync path."""
-        kinds = (self.done_event, *_EVENT_KINDS)
-        if not isinstance(event, dict) or event.get("status") not in kinds:
+        from airflow_mlops_provider.triggers.base import EVENT_KINDS
+
+        kind = event.get("status") if isinstance(event, dict) else None
+        probe_spec = event.get("probe") if isinstance(event, dict) else None
+        if kind not in EVENT_KINDS or not isinstance(probe_spec, dict):
             raise self.failure(f"{self.resource}: the trigger sent no usable event ({str(event)[:200]}); "
-                               f"expected a dict whose status is one of {list(kinds)}",
+                               f"expected a dict with a probe and a status in {list(EVENT_KINDS)}",
                                **self.error_context(), reason="api")
-        details = event.get("details") or {}
-        status = self.status_from_event(event)
-        kind = event["status"]
-        if kind == self.done_event:
-            return self._finished(self.result(context, details, status))
-        if kind == "failed":
-            self.check_failed(status)
+        assert isinstance(event, dict)
+        details, status = event.get("details") or {}, event.get("state") or {}
+        if kind == "error":
+            raise self.failure(f"cannot watch {self.resource}: {event.get('message')}", **self.error_context(),
+                               reason="api")
+        probe = DeployProbe.load(probe_spec.get("classpath"), probe_spec.get("kwargs") or {})
         if kind == "timeout":
-            self.raise_timeout(self.expected_from_event(event), status, details)
-        raise self.failure(f"cannot watch {self.resource}: {event.get('message')}", **self.error_context(),
-                           reason="api")
+            self.raise_timeout(probe, status, details)
+        payload = {k: v for k, v in event.items() if k not in ("status", "probe", "details", "state")}
+        return self._settled(context, probe, (kind, payload), status, details)
 
     # -- lineage --------------------------------------------------------------------------------
     def lineage_endpoint(self, result: dict[str, Any]) -> LineageDataset | None:

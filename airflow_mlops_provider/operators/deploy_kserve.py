@@ -5,26 +5,27 @@
 ``KServeSmokeTestInferenceServiceOperator`` posts rows to the service;
 ``KServePromoteInferenceServiceOperator`` moves the canary to 100%;
 ``KServeRollbackInferenceServiceOperator`` sends traffic back to the previous revision, or
-redeploys the previous storage URI the deploy operator recorded in an annotation.
+redeploys the previous storage URI the deploy operator recorded in an annotation. The target
+itself (config, lane, wait rule, what serves where) is :mod:`airflow_mlops_provider.deploy.kserve`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import cached_property
-from typing import Any, NoReturn
+from typing import Any
 
 from airflow_mlops_provider.core.kserve import (
     MODEL_ANNOTATION,
     PREVIOUS_STORAGE_URI_ANNOTATION,
     InferenceServiceSpec,
     InferenceServiceSpecError,
-    is_serving,
     load_schema,
     parse_status,
     validate_manifest,
 )
-from airflow_mlops_provider.exceptions import DeploymentRolledBack, KServeError
+from airflow_mlops_provider.deploy.kserve import InferenceServiceProbe
+from airflow_mlops_provider.exceptions import KServeError
 from airflow_mlops_provider.hooks.kserve import KServeHook
 from airflow_mlops_provider.hooks.mlflow import MlflowHook
 from airflow_mlops_provider.links.kserve import KServeInferenceServiceLink
@@ -32,10 +33,7 @@ from airflow_mlops_provider.operators.deploy import (
     DeploymentVerifyOperator,
     DeployTargetOperator,
     DeployTargetRollbackOperator,
-    config_field,
 )
-from airflow_mlops_provider.pipelines.targets import VERIFY_DEFAULTS, VERIFY_SCHEMA, DeployLane, DeployTarget
-from airflow_mlops_provider.triggers.kserve import KServeInferenceServiceReadyTrigger
 
 
 def version_storage_uri(mlflow: MlflowHook, model_name: str, version: str) -> str:
@@ -79,26 +77,11 @@ class _KServeOperator(DeployTargetOperator):
         return kserve_dataset(str(result.get("namespace") or self.namespace), str(result.get("name") or self.name),
                               url=result.get("url"), canary_traffic_percent=result.get("canary_traffic_percent"))
 
-    def read_status(self) -> dict[str, Any]:
-        return self.hook.status(self.name, self.namespace)
-
-    def is_done(self, status: dict[str, Any], expected: int | None) -> bool:
-        return is_serving(status, expected)
-
-    def wait_trigger(self, expected: int | None, details: dict[str, Any],
-                     deadline: float) -> KServeInferenceServiceReadyTrigger:
-        return KServeInferenceServiceReadyTrigger(
-            name=self.name, namespace=self.namespace, kubernetes_conn_id=self.kubernetes_conn_id,
-            expected_canary_percent=expected, poll_interval=self.poll_interval, deadline=deadline, details=details)
-
-    def status_from_event(self, event: dict[str, Any]) -> dict[str, Any]:
-        if event.get("status") == "ready":
-            return {**event, "ready": True}
-        return {**event, "failed": event.get("status") == "failed", "failure_message": event.get("message"),
-                "failure_reason": event.get("reason")}
-
-    def expected_from_event(self, event: dict[str, Any]) -> int | None:
-        return event.get("expected_canary_percent")
+    def probe(self, expected_canary_percent: int | None) -> InferenceServiceProbe:
+        """The wait rule: Ready with ``expected_canary_percent`` on the latest revision."""
+        return InferenceServiceProbe(name=str(self.name), namespace=str(self.namespace),
+                                     kubernetes_conn_id=str(self.kubernetes_conn_id),
+                                     expected_canary_percent=expected_canary_percent)
 
     def result(self, context: Any, details: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
         """The XCom: same keys on the synchronous and the deferred path."""
@@ -112,29 +95,6 @@ class _KServeOperator(DeployTargetOperator):
             # Kept for the "InferenceService" extra link.
             KServeInferenceServiceLink.persist(context, result["url"])
         return result
-
-    def raise_timeout(self, expected: int | None, status: dict[str, Any], details: dict[str, Any]) -> NoReturn:
-        conditions = [c for c in status.get("conditions") or [] if c.get("status") != "True"]
-        why = "; ".join(f"{c['type']}={c['status']} ({c.get('reason') or ''}: {c.get('message') or ''})"
-                        for c in conditions[:3]) or "no failing condition reported"
-        traffic = status.get("traffic") or {}
-        raise KServeError(
-            f"{self.resource} did not become Ready with {expected if expected is not None else 100}% on the "
-            f"latest revision within {float(self.timeout):g}s (ready={status.get('ready')}, latest revision "
-            f"traffic={traffic.get('latest')}%): {why}",
-            name=self.name, namespace=self.namespace, reason="timeout", timeout=self.timeout)
-
-    def check_failed(self, status: dict[str, Any]) -> None:
-        if not status.get("failed"):
-            return
-        message = (f"{self.resource}: KServe reports a terminal failure "
-                   f"({status.get('failure_reason')}): {status.get('failure_message')}")
-        context = {"name": self.name, "namespace": self.namespace, "reason": "failed",
-                   "failure_reason": status.get("failure_reason")}
-        if status.get("latest_ready_revision") or (status.get("traffic") or {}).get("previous"):
-            # KServe keeps the last good revision serving: the platform rolled the canary back.
-            raise DeploymentRolledBack(message + "; traffic stays on the previous revision", **context)
-        raise KServeError(message, **context)
 
 
 class KServeDeployInferenceServiceOperator(_KServeOperator):
@@ -255,7 +215,7 @@ class KServeDeployInferenceServiceOperator(_KServeOperator):
         details = {"name": self.name, "namespace": self.namespace, "action": applied["action"],
                    "model_name": self.model_name, "model_version": version, "storage_uri": storage_uri,
                    "previous_storage_uri": previous, "canary_traffic_percent": spec.canary_traffic_percent}
-        return self.wait(context, spec.canary_traffic_percent, details)
+        return self.wait(context, self.probe(spec.canary_traffic_percent), details)
 
 
 class KServePromoteInferenceServiceOperator(_KServeOperator):
@@ -268,7 +228,7 @@ class KServePromoteInferenceServiceOperator(_KServeOperator):
         self.hook.patch(self.name, self.namespace, {"spec": {"predictor": {"canaryTrafficPercent": 100}}})
         details = {"name": self.name, "namespace": self.namespace, "action": "promoted",
                    "canary_traffic_percent": 100}
-        return self.wait(context, 100, details)
+        return self.wait(context, self.probe(100), details)
 
 
 class KServeRollbackInferenceServiceOperator(_KServeOperator, DeployTargetRollbackOperator):
@@ -337,13 +297,13 @@ class KServeRollbackInferenceServiceOperator(_KServeOperator, DeployTargetRollba
         details["mode"] = mode
         if mode == "latest":
             self.hook.patch(self.name, self.namespace, {"spec": {"predictor": {"canaryTrafficPercent": 100}}})
-            return self.wait(context, 100, {**details, "canary_traffic_percent": 100, "storage_uri": status["storage_uri"]})
+            return self.wait(context, self.probe(100), {**details, "canary_traffic_percent": 100, "storage_uri": status["storage_uri"]})
         if mode == "traffic":
             if not has_previous_revision:
                 raise KServeError(f"{self.resource}: no previous revision in the traffic split to roll back to",
                                   name=self.name, namespace=self.namespace, reason="invalid")
             self.hook.patch(self.name, self.namespace, {"spec": {"predictor": {"canaryTrafficPercent": 0}}})
-            return self.wait(context, 0, {**details, "canary_traffic_percent": 0})
+            return self.wait(context, self.probe(0), {**details, "canary_traffic_percent": 0})
         if not previous_uri:
             raise KServeError(f"{self.resource}: no previous storage URI recorded "
                               f"(annotation {PREVIOUS_STORAGE_URI_ANNOTATION}) to roll back to",
@@ -351,7 +311,7 @@ class KServeRollbackInferenceServiceOperator(_KServeOperator, DeployTargetRollba
         self.hook.patch(self.name, self.namespace, {
             "metadata": {"annotations": {PREVIOUS_STORAGE_URI_ANNOTATION: status["storage_uri"]}},
             "spec": {"predictor": {"canaryTrafficPercent": 100, "model": {"storageUri": previous_uri}}}})
-        return self.wait(context, 100, {**details, "canary_traffic_percent": 100,
+        return self.wait(context, self.probe(100), {**details, "canary_traffic_percent": 100,
                                 "rolled_back_from": status["storage_uri"], "storage_uri": previous_uri})
 
 
@@ -421,38 +381,3 @@ class KServeVerifyInferenceServiceOperator(DeploymentVerifyOperator):
         timeout = float(self.request_timeout)
         return lambda: smoke_test(url, name, rows, columns=columns, protocol=str(self.protocol_version),
                                   timeout=timeout)["latency_ms"]
-
-
-def _lane(*, config: str, model_name: Any, model_version: Any, challenger: Any) -> DeployLane:
-    """Canary → verify → traffic 100%; rollback sends serving back to ``@champion``."""
-    def cfg(key: str) -> str:
-        return config_field(config, key)
-
-    service = {"name": cfg("name"), "namespace": cfg("namespace"), "timeout": cfg("ready_timeout_s"),
-               "poll_interval": cfg("poll_interval_s")}
-    deploy = KServeDeployInferenceServiceOperator(
-        task_id="deploy", model_name=model_name, model_version=model_version,
-        canary_traffic_percent=cfg("canary_traffic_percent"), **service)
-    verify = KServeVerifyInferenceServiceOperator.from_config(config, deployment=deploy.output, challenger=challenger)
-    promote_traffic = KServePromoteInferenceServiceOperator(task_id="promote_traffic", **service)
-    rollback = KServeRollbackInferenceServiceOperator(task_id="rollback", model_name=model_name, alias="champion",
-                                                      **service)
-    return DeployLane(deploy=deploy, verify=verify, rollback=rollback, promote_traffic=promote_traffic)
-
-
-TARGET = DeployTarget(
-    name="kserve",
-    description="KServe InferenceService on Kubernetes: canary share, verify, then all traffic",
-    resource_field="name",  # the builders name the InferenceService after the model
-    defaults={"namespace": "default", "canary_traffic_percent": 10,
-              "ready_timeout_s": 900, "poll_interval_s": 10, **VERIFY_DEFAULTS},
-    schema={
-        "name": {"type": "string", "pattern": "^[a-z]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63},
-        "namespace": {"type": "string", "minLength": 1},
-        "canary_traffic_percent": {"type": "integer", "minimum": 1, "maximum": 100},
-        "ready_timeout_s": {"type": "number", "exclusiveMinimum": 0},
-        "poll_interval_s": {"type": "number", "exclusiveMinimum": 0},
-        **VERIFY_SCHEMA,
-    },
-    lane=_lane,
-)

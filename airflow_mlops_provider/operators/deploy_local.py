@@ -6,28 +6,27 @@ posts holdout rows to ``/invocations``; ``LocalPromoteModelVersionOperator`` mak
 the live server and stops the old one; ``LocalRollbackModelVersionOperator`` stops the candidate
 and makes sure the version ``@champion`` names is the live server; ``LocalUndeployModelOperator``
 stops every server of a model. What serves where is in ``MLOPS_HOME/serving/<name>.json``.
+The target itself (config, lane, wait rule, what serves where) is :mod:`airflow_mlops_provider.deploy.local`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import cached_property
-from typing import Any, NoReturn
+from typing import Any
 
+from airflow_mlops_provider.deploy.local import LocalServerProbe
 from airflow_mlops_provider.exceptions import LocalServingError
 from airflow_mlops_provider.hooks.mlflow_serving import MlflowServingHook
 from airflow_mlops_provider.operators.deploy import (
     DeploymentVerifyOperator,
     DeployTargetOperator,
     DeployTargetRollbackOperator,
-    config_field,
 )
-from airflow_mlops_provider.pipelines.targets import VERIFY_DEFAULTS, VERIFY_SCHEMA, DeployLane, DeployTarget
-from airflow_mlops_provider.triggers.local import LocalServerReadyTrigger
 from airflow_mlops_provider.version_compat import BaseOperator
 
 __all__ = ["LocalDeployModelVersionOperator", "LocalPromoteModelVersionOperator", "LocalRollbackModelVersionOperator",
-           "LocalUndeployModelOperator", "LocalVerifyDeploymentOperator", "TARGET"]
+           "LocalUndeployModelOperator", "LocalVerifyDeploymentOperator"]
 
 
 def _server_result(model_name: str, server: Any, **extra: Any) -> dict[str, Any]:
@@ -74,50 +73,15 @@ class _LocalServingOperator(DeployTargetOperator):
             raise LocalServingError(f"{self.task_id}: model_name is required", field="model_name", reason="invalid")
         self.hook.state_path(self.model_name)  # raises naming the field when unusable as a file name
 
-    # -- the wait (DeployTargetOperator): the server in details["server"] answers /ping ------------
-    def _server(self, details: dict[str, Any]) -> Any:
-        from airflow_mlops_provider.core.local_serving import Server
-
-        return Server.from_dict(details["server"])
-
+    # -- the wait (DeployTargetOperator): the server answers /ping (deploy.local.LocalServerProbe) ---
     def wait_for(self, context: Any, server: Any, details: dict[str, Any]) -> dict[str, Any]:
-        self._watched = server
-        return self.wait(context, None, {**details, "server": server.to_dict()})
-
-    def read_status(self) -> dict[str, Any]:
-        from airflow_mlops_provider.core.local_serving import server_status
-
-        return server_status(self._watched)
-
-    def is_done(self, status: dict[str, Any], expected: Any) -> bool:
-        return bool(status.get("healthy"))
-
-    def check_failed(self, status: dict[str, Any]) -> None:
-        if status.get("alive", True):
-            return
-        from airflow_mlops_provider.core.local_serving import Server, log_tail
-
-        server = Server.from_dict(status.get("server")) or getattr(self, "_watched", None)
-        tail = log_tail(server) if server else ""
-        raise LocalServingError(
-            f"{self.resource}: the server of v{server.version if server else '?'} exited before it answered "
-            f"/ping; its log ends with:\n{tail}", **self.error_context(), reason="failed",
-            version=server.version if server else None, log_path=server.log_path if server else None)
-
-    def wait_trigger(self, expected: Any, details: dict[str, Any], deadline: float) -> LocalServerReadyTrigger:
-        return LocalServerReadyTrigger(server=details["server"], poll_interval=self.poll_interval,
-                                       deadline=deadline, details=details)
-
-    def raise_timeout(self, expected: Any, status: dict[str, Any], details: dict[str, Any]) -> NoReturn:
-        server = self._server(details)
-        raise LocalServingError(
-            f"{self.resource}: v{server.version} on {server.url} did not answer /ping within "
-            f"{float(self.timeout):g}s (process alive: {status.get('alive')})", **self.error_context(),
-            version=server.version, port=server.port, reason="timeout", log_path=server.log_path)
+        return self.wait(context, LocalServerProbe(model_name=str(self.model_name), server=server.to_dict()),
+                         details)
 
     def result(self, context: Any, details: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
-        out = {k: v for k, v in details.items() if k != "server"}
-        return {**_server_result(self.model_name, self._server(details)), **out, "ready": True}
+        from airflow_mlops_provider.core.local_serving import Server
+
+        return {**_server_result(self.model_name, Server.from_dict(status["server"])), **details, "ready": True}
 
 
 class LocalDeployModelVersionOperator(_LocalServingOperator):
@@ -296,31 +260,3 @@ class LocalUndeployModelOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         stopped = MlflowServingHook(mlflow_conn_id=self.mlflow_conn_id).stop_all(str(self.model_name))
         return {"model_name": self.model_name, "stopped_versions": stopped}
-
-
-def _lane(*, config: str, model_name: Any, model_version: Any, challenger: Any) -> DeployLane:
-    """Candidate beside the live server → verify → candidate goes live; rollback to ``@champion``."""
-    def cfg(key: str) -> str:
-        return config_field(config, key)
-
-    server = {"model_name": model_name, "timeout": cfg("ready_timeout_s"), "poll_interval": cfg("poll_interval_s")}
-    deploy = LocalDeployModelVersionOperator(task_id="deploy", model_version=model_version, port=cfg("port"),
-                                             **server)
-    verify = LocalVerifyDeploymentOperator.from_config(config, deployment=deploy.output, challenger=challenger)
-    promote_traffic = LocalPromoteModelVersionOperator(task_id="promote_traffic", **server)
-    rollback = LocalRollbackModelVersionOperator(task_id="rollback", alias="champion", **server)
-    return DeployLane(deploy=deploy, verify=verify, rollback=rollback, promote_traffic=promote_traffic)
-
-
-TARGET = DeployTarget(
-    name="local",
-    description="MLflow's scoring server on this machine (mlflow models serve on loopback): no cloud needed",
-    defaults={"ready_timeout_s": 120, "poll_interval_s": 0.5, "port": 0, **VERIFY_DEFAULTS},
-    schema={
-        "ready_timeout_s": {"type": "number", "exclusiveMinimum": 0},
-        "poll_interval_s": {"type": "number", "exclusiveMinimum": 0},
-        "port": {"type": "integer", "minimum": 0, "maximum": 65535, "description": "0: any free port"},
-        **VERIFY_SCHEMA,
-    },
-    lane=_lane,
-)

@@ -9,7 +9,8 @@ reports ``InService``. ``SageMakerRollbackEndpointOperator`` puts a previous con
 ``smoke_test_endpoint`` sends a few rows in MLflow's scoring format.
 
 Everything AWS goes through the amazon provider's hooks (``SageMakerHook``, ``S3Hook``,
-``AwsBaseHook`` for ``sagemaker-runtime``).
+``AwsBaseHook`` for ``sagemaker-runtime``). The target itself (config, lane, wait rule, what
+serves where) is :mod:`airflow_mlops_provider.deploy.sagemaker`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from airflow_mlops_provider.core.sagemaker import (
+    ENDPOINT_TRANSITIONAL,
     DeploymentConfig,
     EndpointSpec,
     SageMakerSpecError,
@@ -30,27 +32,23 @@ from airflow_mlops_provider.core.sagemaker import (
     smoke_test_endpoint,
     version_resource_name,
 )
-from airflow_mlops_provider.exceptions import DeploymentRolledBack, SageMakerError
+from airflow_mlops_provider.deploy.sagemaker import MLFLOW_VERSION_TAG, PREVIOUS_CONFIG_TAG, EndpointProbe
+from airflow_mlops_provider.exceptions import SageMakerError
 from airflow_mlops_provider.hooks.mlflow import MlflowHook
 from airflow_mlops_provider.links.sagemaker import SageMakerEndpointLink
 from airflow_mlops_provider.operators.deploy import (
     DeploymentVerifyOperator,
     DeployTargetOperator,
     DeployTargetRollbackOperator,
-    config_field,
 )
-from airflow_mlops_provider.pipelines.targets import VERIFY_DEFAULTS, VERIFY_SCHEMA, DeployLane, DeployTarget
-from airflow_mlops_provider.triggers.sagemaker import ENDPOINT_TRANSITIONAL, SageMakerEndpointSettledTrigger
 
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 
-__all__ = ["SageMakerDeployModelVersionOperator", "SageMakerRollbackEndpointOperator",
-           "SageMakerVerifyEndpointOperator", "TARGET", "smoke_test_endpoint"]
+__all__ = ["MLFLOW_VERSION_TAG", "PREVIOUS_CONFIG_TAG", "SageMakerDeployModelVersionOperator",
+           "SageMakerRollbackEndpointOperator", "SageMakerVerifyEndpointOperator", "smoke_test_endpoint"]
 
 T = TypeVar("T")
-PREVIOUS_CONFIG_TAG = "mlops:previous-endpoint-config"
-MLFLOW_VERSION_TAG = "mlops:mlflow-model-version"
 
 
 class _SageMakerEndpointOperator(DeployTargetOperator):
@@ -61,7 +59,6 @@ class _SageMakerEndpointOperator(DeployTargetOperator):
     operator_extra_links = (SageMakerEndpointLink(),)
     ui_color = "#f0a04b"
     failure = SageMakerError
-    done_event = "settled"
 
     def __init__(self, *, endpoint_name: str, aws_conn_id: str | None = "aws_default", region_name: str | None = None,
                  timeout: float = 3600, poll_interval: float = 30, throttle_attempts: int = 6,
@@ -115,43 +112,16 @@ class _SageMakerEndpointOperator(DeployTargetOperator):
         return sagemaker_endpoint_dataset(str(region), str(result.get("endpoint_name") or self.endpoint_name),
                                           endpoint_config_name=result.get("endpoint_config_name"))
 
-    def read_status(self) -> dict[str, Any]:
-        return self._describe_endpoint() or {}
-
-    def is_done(self, status: dict[str, Any], expected: Any) -> bool:
-        return status.get("EndpointStatus") not in ENDPOINT_TRANSITIONAL
-
-    def wait_trigger(self, expected: Any, details: dict[str, Any], deadline: float) -> SageMakerEndpointSettledTrigger:
-        return SageMakerEndpointSettledTrigger(
-            endpoint_name=self.endpoint_name, aws_conn_id=self.aws_conn_id, region_name=self.region_name,
-            poll_interval=self.poll_interval, deadline=deadline, details=details)
-
-    def status_from_event(self, event: dict[str, Any]) -> dict[str, Any]:
-        return {"EndpointStatus": event.get("endpoint_status"), "EndpointConfigName": event.get("endpoint_config_name"),
-                "FailureReason": event.get("failure_reason")}
-
-    def raise_timeout(self, expected: Any, status: dict[str, Any], details: dict[str, Any]) -> NoReturn:
-        raise SageMakerError(
-            f"SageMaker endpoint {self.endpoint_name!r} still {status.get('EndpointStatus')} after "
-            f"{float(self.timeout):.0f}s", endpoint=self.endpoint_name, reason="timeout", **details)
+    def probe(self, expected_config: str) -> EndpointProbe:
+        """The wait rule: out of Creating/Updating, InService on ``expected_config``."""
+        return EndpointProbe(endpoint_name=str(self.endpoint_name), expected_config=str(expected_config),
+                             aws_conn_id=self.aws_conn_id, region_name=self.region_name,
+                             throttle_attempts=int(self.throttle_attempts))
 
     def result(self, context: Any, details: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
-        """``details`` once the endpoint is InService on ``details['endpoint_config_name']``."""
-        wanted = details["endpoint_config_name"]
-        state, live_config, failure = (status.get("EndpointStatus"), status.get("EndpointConfigName"),
-                                       status.get("FailureReason"))
-        if state != "InService":
-            raise SageMakerError(
-                f"SageMaker endpoint {self.endpoint_name!r} is {state} (wanted InService on {wanted!r})"
-                + (f": {failure}" if failure else ""), endpoint=self.endpoint_name, reason="failed",
-                status=state, live_config=live_config, failure_reason=failure, **details)
-        if live_config != wanted:
-            self._on_other_config(details, live_config)
-        self.log.info("Endpoint %s is InService on %s", self.endpoint_name, wanted)
+        """``details``: the endpoint is InService on ``details['endpoint_config_name']``."""
+        self.log.info("Endpoint %s is InService on %s", self.endpoint_name, details["endpoint_config_name"])
         return details
-
-    def _on_other_config(self, details: dict[str, Any], live_config: str | None) -> NoReturn:
-        raise NotImplementedError
 
 
 class SageMakerDeployModelVersionOperator(_SageMakerEndpointOperator):
@@ -341,15 +311,7 @@ class SageMakerDeployModelVersionOperator(_SageMakerEndpointOperator):
             self._call("UpdateEndpoint", lambda: self.hook.update_endpoint(request, wait_for_completion=False))
             details["action"] = "updated"
             self.log.info("Updating endpoint %s from %s to %s", spec.endpoint_name, live_config, name)
-        return self.wait(context, None, details)
-
-    def _on_other_config(self, details: dict[str, Any], live_config: str | None) -> NoReturn:
-        raise DeploymentRolledBack(
-            f"SageMaker endpoint {details['endpoint_name']!r} is InService on {live_config!r}, not on the requested "
-            f"{details['endpoint_config_name']!r}: SageMaker rolled the update back (an auto-rollback alarm fired "
-            "or the new fleet failed). Nothing else was changed.",
-            endpoint=details["endpoint_name"], requested_config=details["endpoint_config_name"],
-            live_config=live_config, model_version=details["model_version"], region=details["region"])
+        return self.wait(context, self.probe(name), details)
 
 
 class SageMakerRollbackEndpointOperator(_SageMakerEndpointOperator, DeployTargetRollbackOperator):
@@ -431,9 +393,13 @@ class SageMakerRollbackEndpointOperator(_SageMakerEndpointOperator, DeployTarget
             self._call("UpdateEndpoint", lambda: self.hook.update_endpoint(request, wait_for_completion=False))
             details["action"] = "updated"
             self.log.info("Rolling endpoint %s back from %s to %s", self.endpoint_name, live, target)
-        return self.wait(context, None, details)
+        return self.wait(context, self.probe(target), details)
 
-    def _on_other_config(self, details: dict[str, Any], live_config: str | None) -> NoReturn:
+    def raise_failed(self, probe: EndpointProbe, status: dict[str, Any], payload: dict[str, Any],
+                     details: dict[str, Any]) -> NoReturn:
+        if payload.get("settled") != "other_config":
+            super().raise_failed(probe, status, payload, details)
+        live_config = status.get("EndpointConfigName")
         raise SageMakerError(
             f"Rollback of SageMaker endpoint {self.endpoint_name!r} to {details['endpoint_config_name']!r} did not "
             f"take: it is InService on {live_config!r}", endpoint=self.endpoint_name, reason="failed",
@@ -469,51 +435,3 @@ class SageMakerVerifyEndpointOperator(DeploymentVerifyOperator):
         endpoint = str(deployment.get("endpoint_name"))
         timeout = float(self.request_timeout)
         return lambda: smoke_test_endpoint(runtime, endpoint, rows, timeout, columns=columns)["latency_ms"]
-
-
-def _lane(*, config: str, model_name: Any, model_version: Any, challenger: Any) -> DeployLane:
-    """Blue/green update (canary and alarms inside SageMaker) → verify; rollback to ``@champion``."""
-    def cfg(key: str) -> str:
-        return config_field(config, key)
-
-    endpoint = {"endpoint_name": cfg("endpoint_name"), "timeout": cfg("timeout_s"),
-                "poll_interval": cfg("poll_interval_s")}
-    deploy = SageMakerDeployModelVersionOperator(
-        task_id="deploy", model_name=model_name, model_version=model_version, image_uri=cfg("image_uri"),
-        execution_role_arn=cfg("execution_role_arn"), s3_bucket=cfg("s3_bucket"), instance_type=cfg("instance_type"),
-        initial_instance_count=cfg("initial_instance_count"), deployment_config=cfg("deployment_config"),
-        retries=0,  # a retry after SageMaker's own rollback would push the rejected canary again
-        **endpoint)
-    verify = SageMakerVerifyEndpointOperator.from_config(config, deployment=deploy.output, challenger=challenger)
-    rollback = SageMakerRollbackEndpointOperator(
-        task_id="rollback", model_name=model_name, alias="champion",
-        endpoint_config_name="{{ (ti.xcom_pull(task_ids='" + deploy.task_id + "') or {}).get('previous_config_name') }}",
-        **endpoint)
-    return DeployLane(deploy=deploy, verify=verify, rollback=rollback, promote_traffic=None)
-
-
-TARGET = DeployTarget(
-    name="sagemaker",
-    description="SageMaker real-time endpoint: blue/green update with canary shifting and auto-rollback alarms",
-    resource_field="endpoint_name",  # the builders name the endpoint after the model
-    defaults={
-        "image_uri": "", "execution_role_arn": "", "s3_bucket": "",
-        "instance_type": "ml.m5.large", "initial_instance_count": 1,
-        "deployment_config": {"traffic_shift": {"type": "canary", "percent": 10, "wait_seconds": 600},
-                              "max_execution_timeout": 3600, "auto_rollback_alarms": []},
-        "timeout_s": 3600, "poll_interval_s": 30, **VERIFY_DEFAULTS,
-    },
-    schema={
-        "endpoint_name": {"type": "string", "pattern": "^[a-zA-Z0-9](-*[a-zA-Z0-9])*$", "maxLength": 63},
-        "image_uri": {"type": "string", "description": "MLflow pyfunc serving image in ECR"},
-        "execution_role_arn": {"type": "string"},
-        "s3_bucket": {"type": "string"},
-        "instance_type": {"type": "string"},
-        "initial_instance_count": {"type": "integer", "minimum": 1},
-        "deployment_config": {"type": "object"},
-        "timeout_s": {"type": "number", "exclusiveMinimum": 0},
-        "poll_interval_s": {"type": "number", "exclusiveMinimum": 0},
-        **VERIFY_SCHEMA,
-    },
-    lane=_lane,
-)

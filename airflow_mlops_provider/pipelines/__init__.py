@@ -28,11 +28,11 @@ _LAZY = {
     "performance_monitoring_dag": "airflow_mlops_provider.pipelines.monitoring",
     "performance_monitoring_pipeline": "airflow_mlops_provider.pipelines.monitoring",
     "performance_monitoring_params": "airflow_mlops_provider.pipelines.monitoring",
-    "DeployTarget": "airflow_mlops_provider.pipelines.targets",
-    "DeployLane": "airflow_mlops_provider.pipelines.targets",
-    "register_deploy_target": "airflow_mlops_provider.pipelines.targets",
-    "get_deploy_target": "airflow_mlops_provider.pipelines.targets",
-    "deploy_target_names": "airflow_mlops_provider.pipelines.targets",
+    "DeployTarget": "airflow_mlops_provider.deploy.base",
+    "DeployLane": "airflow_mlops_provider.deploy.base",
+    "register_deploy_target": "airflow_mlops_provider.deploy.base",
+    "get_deploy_target": "airflow_mlops_provider.deploy.base",
+    "deploy_target_names": "airflow_mlops_provider.deploy.base",
 }
 
 __all__ = list(_LAZY)

@@ -176,7 +176,7 @@ class ModelConfig:
                 or not 0 <= self.labels_lookback_days <= 366:
             raise ValueError(f"ModelConfig({self.name!r}).labels_lookback_days must be an integer in 0..366, "
                              f"got {self.labels_lookback_days!r}")
-        from airflow_mlops_provider.pipelines.targets import deploy_target_names
+        from airflow_mlops_provider.deploy.base import deploy_target_names
 
         known = deploy_target_names()
         for target in self.lanes:
@@ -204,7 +204,7 @@ class ModelConfig:
     def lanes(self) -> list[str]:
         if self.deploy_targets is not None:
             return list(self.deploy_targets)
-        from airflow_mlops_provider.pipelines.targets import deploy_target_names
+        from airflow_mlops_provider.deploy.base import deploy_target_names
 
         return deploy_target_names()
 

@@ -17,9 +17,9 @@ import os
 from datetime import datetime, timedelta
 from typing import Any
 
+from airflow_mlops_provider.deploy.base import VERIFY_DEFAULTS, get_deploy_target
 from airflow_mlops_provider.pipelines.common import check_dag, connection_defaults
 from airflow_mlops_provider.pipelines.config import ModelConfig
-from airflow_mlops_provider.pipelines.targets import VERIFY_DEFAULTS, get_deploy_target
 
 POLICY_SCHEMA: dict[str, Any] = {
     "type": "object",

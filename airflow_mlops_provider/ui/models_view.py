@@ -160,16 +160,16 @@ def _partition_label(data_path: str | None, airflow_run: str) -> str:
     return airflow_run or "?"
 
 
-def _serving(serving_dir: Path, name: str) -> list[dict[str, Any]]:
-    from airflow_mlops_provider.core.local_serving import load_state, state_path
+def _serving(name: str, unreachable: dict[str, str]) -> list[dict[str, Any]]:
+    """What serves ``name`` on every registered deploy target (their ``serving()``), and
+    ``{"target", "available": False, "reason"}`` for a target that cannot say now (no connection,
+    no answer): asked once per page (``unreachable``), never failing the page."""
+    from airflow_mlops_provider.deploy.base import serving_everywhere
 
     try:
-        path = state_path(serving_dir, name)
-        state = load_state(path, name)
-    except Exception:  # noqa: BLE001 - an unreadable state file only hides the link
-        return []
-    return [{"target": "local", "role": server.role, "version": str(server.version), "url": server.url}
-            for server in state.servers() if server is not None]
+        return serving_everywhere(name, unreachable=unreachable)
+    except Exception as err:  # noqa: BLE001 - the registry itself unreadable only hides the section
+        return [{"target": "*", "available": False, "reason": f"{type(err).__name__}: {err}"[:500]}]
 
 
 def collect(client: Any, *, home: Any, tracking_uri: str | None, model: str | None = None) -> dict[str, Any]:
@@ -177,6 +177,7 @@ def collect(client: Any, *, home: Any, tracking_uri: str | None, model: str | No
     from airflow_mlops_provider.core import ledger
 
     records = ledger.read(home.ledger_path) if home.ledger_path.exists() else []
+    unreachable: dict[str, str] = {}  # deploy target -> why it cannot say what it serves
     models = []
     for registered in sorted(client.search_registered_models(max_results=1000), key=lambda m: m.name):
         if model and registered.name != model:
@@ -192,7 +193,7 @@ def collect(client: Any, *, home: Any, tracking_uri: str | None, model: str | No
             "ledger": list(reversed(events))[:100],
             "drift": _drift_history(client, registered.name, home.reports_dir),
             "performance": _performance_history(client, registered.name),
-            "serving": _serving(home.root / "serving", registered.name),
+            "serving": _serving(registered.name, unreachable),
         })
     docs_index = home.reports_dir / "data_docs" / "index.html"
     return {"models": models, "mlflow_ui": mlflow_ui_url(tracking_uri), "data_docs": docs_index.is_file(),
@@ -438,8 +439,14 @@ def render(facts: dict[str, Any], *, base: str = "/mlops", airflow: str = "") ->
         if model["serving"]:
             out.append("<h3>Serving</h3><ul>")
             for s in model["serving"]:
-                out.append(f"<li>{_e(s['target'])} {_e(s['role'])}: v{_e(s['version'])} at "
-                           f"{_link(s['url'], s['url'])}</li>")
+                if s.get("available") is False:
+                    out.append(f"<li class='muted' data-target='{_e(s['target'])}'>{_e(s['target'])}: unavailable "
+                               f"({_e(s.get('reason'))})</li>")
+                    continue
+                share = f", {_fmt(s['traffic_percent'])}% of traffic" if s.get("traffic_percent") is not None else ""
+                where = _link(s["url"], s["url"]) if s.get("url") else _e(s.get("resource"))
+                out.append(f"<li data-target='{_e(s['target'])}'>{_e(s['target'])} {_e(s['role'])}: "
+                           f"v{_e(s['version'])} at {where}{share}</li>")
             out.append("</ul>")
         out.append("<h3>Drift history (share of drifted features per scored partition)</h3>")
         if not model["drift"]:

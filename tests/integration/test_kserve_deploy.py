@@ -24,6 +24,7 @@ from airflow_mlops_provider.core.kserve import (
     load_schema,
     parse_status,
 )
+from airflow_mlops_provider.deploy.kserve import InferenceServiceProbe
 from airflow_mlops_provider.exceptions import DeploymentRolledBack, KServeError
 from airflow_mlops_provider.hooks.kserve import KServeHook
 from airflow_mlops_provider.operators.deploy_kserve import (
@@ -33,7 +34,7 @@ from airflow_mlops_provider.operators.deploy_kserve import (
     KServeSmokeTestInferenceServiceOperator,
     KServeVerifyInferenceServiceOperator,
 )
-from airflow_mlops_provider.triggers.kserve import KServeInferenceServiceReadyTrigger
+from airflow_mlops_provider.triggers.base import DeployTargetWaitTrigger
 from tests.fakes.kube_api import FakeKubeApi
 from tests.fakes.mlflow_models import register_versions
 
@@ -217,11 +218,16 @@ def test_model_that_fails_to_load_is_rolled_back_by_kserve(kube):
 
 
 # -- deferral -----------------------------------------------------------------------------------
-def run_trigger(trigger: KServeInferenceServiceReadyTrigger) -> list[dict]:
+def run_trigger(trigger: DeployTargetWaitTrigger) -> list[dict]:
     async def collect():
         return [event.payload async for event in trigger.run()]
 
     return asyncio.run(collect())
+
+
+def wait_trigger(expected: int, poll_interval: float, deadline: float) -> DeployTargetWaitTrigger:
+    classpath, kwargs = InferenceServiceProbe("churn", NS, CONN, expected).serialize()
+    return DeployTargetWaitTrigger(classpath, kwargs, poll_interval, deadline)
 
 
 def test_deferral_trigger_round_trip_and_execute_complete(kube):
@@ -232,17 +238,18 @@ def test_deferral_trigger_round_trip_and_execute_complete(kube):
     with pytest.raises(TaskDeferred) as deferred:
         op.execute(ctx())
     trigger = deferred.value.trigger
-    assert isinstance(trigger, KServeInferenceServiceReadyTrigger)
+    assert isinstance(trigger, DeployTargetWaitTrigger)
     assert deferred.value.method_name == "execute_complete"
     classpath, kwargs = trigger.serialize()
     module, _, cls = classpath.rpartition(".")
     rebuilt = getattr(importlib.import_module(module), cls)(**kwargs)
     assert rebuilt.serialize() == (classpath, kwargs)
     assert json.loads(json.dumps(kwargs)) == kwargs
-    assert kwargs["expected_canary_percent"] == 10 and kwargs["kubernetes_conn_id"] == CONN
+    assert kwargs["probe_classpath"] == "airflow_mlops_provider.deploy.kserve.InferenceServiceProbe"
+    assert kwargs["probe_kwargs"]["expected_canary_percent"] == 10 and kwargs["probe_kwargs"]["kubernetes_conn_id"] == CONN
 
     events = run_trigger(rebuilt)
-    assert len(events) == 1 and events[0]["status"] == "ready"
+    assert len(events) == 1 and events[0]["status"] == "done"
     context = ctx()
     assert not deferred.value.kwargs  # the event carries everything (dags test drops defer kwargs)
     assert events[0]["details"]["previous_storage_uri"] == "s3://m/1"
@@ -268,14 +275,14 @@ def test_trigger_timeout_and_failure_events(kube):
     deploy("s3://m/2", canary_traffic_percent=10, wait_for_completion=False)
     import time
 
-    events = run_trigger(KServeInferenceServiceReadyTrigger("churn", NS, CONN, 10, 0.05, time.time() + 0.3))
-    assert [e["status"] for e in events] == ["timeout"] and events[0]["expected_canary_percent"] == 10
+    events = run_trigger(wait_trigger(10, 0.05, time.time() + 0.3))
+    assert [e["status"] for e in events] == ["timeout"] and events[0]["probe"]["kwargs"]["expected_canary_percent"] == 10
     op = KServeDeployInferenceServiceOperator(task_id="d", name="churn", storage_uri="s3://m/2", **FAST)
     with pytest.raises(KServeError, match="did not become Ready"):
         op.execute_complete({}, event=events[0])
     kube.mode, kube.ready_after = "fail", 3  # the deploy's own first read must not see the failure yet
     deploy("s3://m/3", canary_traffic_percent=10, wait_for_completion=False)
-    events = run_trigger(KServeInferenceServiceReadyTrigger("churn", NS, CONN, 10, 0.05, time.time() + 5))
+    events = run_trigger(wait_trigger(10, 0.05, time.time() + 5))
     assert [e["status"] for e in events] == ["failed"]
     with pytest.raises(DeploymentRolledBack):
         op.execute_complete({}, event=events[0])
@@ -463,3 +470,17 @@ def test_canary_dag_defers_and_promotes_in_a_real_airflow_run(kube, run_dag, tmp
     assert stored["spec"]["predictor"]["model"]["storageUri"] == "s3://m/2"
     assert stored["spec"]["predictor"]["canaryTrafficPercent"] == 100
     assert stored["status"]["components"]["predictor"]["traffic"][0]["percent"] == 100
+
+
+def test_serving_says_which_version_takes_which_share(kube):
+    from airflow_mlops_provider.deploy.kserve import serving
+
+    deploy("s3://m/1", model_name="churn-model", model_version="1")
+    assert [(r["role"], r["version"], r["traffic_percent"]) for r in serving(
+        "churn-model", kubernetes_conn_id=CONN, namespace=NS)] == [("live", "1", 100)]
+    deploy("s3://m/2", model_name="churn-model", model_version="2", canary_traffic_percent=10)
+    rows = serving("churn-model", kubernetes_conn_id=CONN, namespace=NS)
+    assert [(r["role"], r["version"], r["traffic_percent"]) for r in rows] == [("canary", "2", 10),
+                                                                               ("previous", None, 90)]
+    assert rows[0]["resource"] == f"{NS}/churn" and rows[0]["url"] and rows[1]["storage_uri"] == "s3://m/1"
+    assert serving("another-model", kubernetes_conn_id=CONN, namespace=NS) == []

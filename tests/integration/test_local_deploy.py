@@ -29,7 +29,7 @@ from airflow_mlops_provider.operators.deploy_local import (
     LocalUndeployModelOperator,
     LocalVerifyDeploymentOperator,
 )
-from airflow_mlops_provider.triggers.local import LocalServerReadyTrigger
+from airflow_mlops_provider.triggers.base import DeployTargetWaitTrigger
 from tests.fakes.mlflow_models import register_versions
 
 pytestmark = pytest.mark.integration
@@ -163,18 +163,19 @@ def test_deferred_deploy_round_trips_and_returns_the_sync_shape(registry):
         op.execute({})
     trigger = deferred.value.trigger
     classpath, kwargs = trigger.serialize()
-    assert classpath == "airflow_mlops_provider.triggers.local.LocalServerReadyTrigger"
+    assert classpath == "airflow_mlops_provider.triggers.base.DeployTargetWaitTrigger"
+    assert kwargs["probe_classpath"] == "airflow_mlops_provider.deploy.local.LocalServerProbe"
     assert json.loads(json.dumps(kwargs)) == kwargs
     module, _, name = classpath.rpartition(".")
     rebuilt = getattr(importlib.import_module(module), name)(**kwargs)
-    assert isinstance(rebuilt, LocalServerReadyTrigger) and rebuilt.serialize() == (classpath, kwargs)
+    assert isinstance(rebuilt, DeployTargetWaitTrigger) and rebuilt.serialize() == (classpath, kwargs)
 
     async def first_event():
         async for event in rebuilt.run():
             return event.payload
 
     event = asyncio.run(first_event())
-    assert event["status"] == "ready"
+    assert event["status"] == "done"
     resumed = op.execute_complete({}, event)
     sync = deploy(v2["version"])
     assert resumed.keys() == sync.keys() and sync["action"] == "unchanged"
@@ -182,7 +183,8 @@ def test_deferred_deploy_round_trips_and_returns_the_sync_shape(registry):
     with pytest.raises(LocalServingError, match="no usable event"):
         op.execute_complete({}, {"status": "bogus"})
     with pytest.raises(LocalServingError, match="exited before it answered"):
-        op.execute_complete({}, {**event, "status": "failed", "alive": False, "healthy": False})
+        op.execute_complete({}, {**event, "status": "failed", "state": {**event["state"], "alive": False,
+                                                                        "healthy": False}})
 
 
 def test_bad_input_names_the_version_alias_or_field_and_starts_nothing(registry):

@@ -46,7 +46,7 @@ def conf() -> dict:
         "instance_type": "ml.m5.large", "initial_instance_count": 1,
         "deployment_config": {"traffic_shift": {"type": "canary", "percent": 10, "wait_seconds": 300},
                               "max_execution_timeout": 1800, "auto_rollback_alarms": ["fraud-5xx"]},
-        "timeout_s": 60, "poll_interval_s": 0.2, "bake_requests": 3, "max_error_rate": 0.0,
+        "ready_timeout_s": 60, "poll_interval_s": 0.2, "bake_requests": 3, "max_error_rate": 0.0,
         "max_latency_ms": 5000, "smoke_rows": 4}}
 
 

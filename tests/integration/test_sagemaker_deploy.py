@@ -27,7 +27,7 @@ from airflow_mlops_provider.operators.deploy_sagemaker import (
     SageMakerVerifyEndpointOperator,
     smoke_test_endpoint,
 )
-from airflow_mlops_provider.triggers.sagemaker import SageMakerEndpointSettledTrigger
+from airflow_mlops_provider.triggers.base import DeployTargetWaitTrigger
 from tests.conftest import free_port
 from tests.fakes import sagemaker as fake_sagemaker
 from tests.fakes.mlflow_models import register_versions
@@ -265,7 +265,7 @@ def test_deferral_then_completion(sm, versions):
     with pytest.raises(TaskDeferred) as deferred:
         op.execute({"ti": MagicMock()})
     trigger = deferred.value.trigger
-    assert isinstance(trigger, SageMakerEndpointSettledTrigger)
+    assert isinstance(trigger, DeployTargetWaitTrigger)
     assert deferred.value.method_name == "execute_complete"
     assert not deferred.value.kwargs  # the event carries everything (dags test drops defer kwargs)
     details = trigger.details
@@ -273,9 +273,10 @@ def test_deferral_then_completion(sm, versions):
 
     # Serialize round trip, then run the trigger for real against the fake.
     classpath, kwargs = trigger.serialize()
-    assert classpath == "airflow_mlops_provider.triggers.sagemaker.SageMakerEndpointSettledTrigger"
+    assert classpath == "airflow_mlops_provider.triggers.base.DeployTargetWaitTrigger"
+    assert kwargs["probe_classpath"] == "airflow_mlops_provider.deploy.sagemaker.EndpointProbe"
     json.dumps(kwargs)
-    rebuilt = SageMakerEndpointSettledTrigger(**kwargs)
+    rebuilt = DeployTargetWaitTrigger(**kwargs)
     assert rebuilt.serialize() == (classpath, kwargs)
 
     import asyncio
@@ -285,16 +286,18 @@ def test_deferral_then_completion(sm, versions):
             return event.payload
 
     event = asyncio.run(first_event())
-    assert event["status"] == "settled" and event["endpoint_config_name"] == details["endpoint_config_name"]
+    assert event["status"] == "done" and event["state"]["EndpointConfigName"] == details["endpoint_config_name"]
     assert event["details"] == details
     result = op.execute_complete({"ti": MagicMock()}, event)
     assert result == details
 
     # The same event on a rolled-back endpoint is refused.
     with pytest.raises(DeploymentRolledBack):
-        op.execute_complete({"ti": MagicMock()}, {**event, "endpoint_config_name": v1["endpoint_config_name"]})
+        op.execute_complete({"ti": MagicMock()}, {**event, "status": "failed", "settled": "other_config", "state": {
+            **event["state"], "EndpointConfigName": v1["endpoint_config_name"]}})
     with pytest.raises(SageMakerError, match="still Updating"):
-        op.execute_complete({"ti": MagicMock()}, {**event, "status": "timeout", "endpoint_status": "Updating"})
+        op.execute_complete({"ti": MagicMock()}, {**event, "status": "timeout", "state": {
+            **event["state"], "EndpointStatus": "Updating"}})
 
 
 def test_retry_while_our_update_is_in_flight_waits_instead_of_updating_again(sm, versions):
@@ -460,3 +463,17 @@ def test_deferred_blue_green_update_in_a_real_airflow_run(sm, versions, run_dag,
         assert "DeploymentRolledBack" in result.output and "SageMaker rolled the update back" in result.output
         # Nothing to undo: SageMaker already serves v1 again, the rollback changes nothing.
         assert live(sm)["EndpointConfigName"] == v1_config
+
+
+def test_serving_names_the_endpoint_and_the_version_it_serves(sm, versions):
+    from airflow_mlops_provider.deploy.sagemaker import serving
+
+    deploy(versions[0])
+    v2 = deploy(versions[1])
+    rows = serving(MODEL, aws_conn_id="aws_sm")
+    assert [(r["resource"], r["version"], r["role"], r["traffic_percent"]) for r in rows] == [
+        (ENDPOINT, str(versions[1]), "live", 100.0)]
+    assert rows[0]["endpoint_config_name"] == v2["endpoint_config_name"] and rows[0]["status"] == "InService"
+    assert serving("another-model", aws_conn_id="aws_sm") == []
+    with pytest.raises(Exception, match="aws_nowhere"):  # no such connection: the view shows it unavailable
+        serving(MODEL, aws_conn_id="aws_nowhere")

@@ -15,7 +15,7 @@ PAGES = sorted((REPO_ROOT / "docs").glob("*.md"))
 def blocks(kind: str) -> list[tuple[str, str, str]]:
     found = []
     for page in PAGES:
-        for target, code in re.findall(rf"```python {kind}=(\S+)\n(.*?)```", page.read_text(), flags=re.S):
+        for target, code in re.findall(rf"```(?:python|toml) {kind}=(\S+)\n(.*?)```", page.read_text(), flags=re.S):
             found.append((page.name, target, code))
     return found
 

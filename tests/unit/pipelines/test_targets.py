@@ -1,4 +1,5 @@
-"""Every built-in deploy target: its config (defaults valid against its schema) and its lane.
+"""The built-in deploy targets' own specifics (what every registered target must do is the
+conformance suite, tests/unit/deploy/test_conformance.py).
 
 ``lane()`` runs inside a DAG and a TaskGroup as the builders call it; nothing runs in Airflow.
 The record-rollback step shared by every lane is tested on a real sqlite MLflow store.
@@ -8,13 +9,12 @@ from __future__ import annotations
 
 import json
 
-import jsonschema
 import pendulum
 import pytest
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, TaskGroup
 
-from airflow_mlops_provider.pipelines.targets import VERIFY_DEFAULTS, get_deploy_target
+from airflow_mlops_provider.pipelines.targets import get_deploy_target
 
 # What dags/mlops_retrain.py offered before the targets moved into their modules, for the fraud model
 # (the builders name the serving resource after the model).
@@ -25,12 +25,9 @@ SAGEMAKER = {
     "instance_type": "ml.m5.large", "initial_instance_count": 1,
     "deployment_config": {"traffic_shift": {"type": "canary", "percent": 10, "wait_seconds": 600},
                           "max_execution_timeout": 3600, "auto_rollback_alarms": []},
-    "timeout_s": 3600, "poll_interval_s": 30, "bake_requests": 5, "max_error_rate": 0.0,
+    "ready_timeout_s": 3600, "poll_interval_s": 30, "bake_requests": 5, "max_error_rate": 0.0,
     "max_latency_ms": 2000, "smoke_rows": 5,
 }
-STEPS = {"local": ("deploy", "verify", "promote_traffic", "rollback"),
-         "kserve": ("deploy", "verify", "promote_traffic", "rollback"),
-         "sagemaker": ("deploy", "verify", "rollback")}
 
 
 def build(name: str):
@@ -41,39 +38,6 @@ def build(name: str):
             lane = target.lane(config=f"params.{name}", model_name="{{ params.model_name }}",
                                model_version=register.output["version"], challenger=register.output)
     return target, dag, lane
-
-
-@pytest.mark.parametrize("name", sorted(STEPS))
-def test_lane_builds_in_a_task_group_with_short_ids(name):
-    target, dag, lane = build(name)
-    assert target.name == name
-    assert sorted(dag.task_ids) == sorted(["register_challenger", *(f"{name}.{step}" for step in STEPS[name])])
-    assert (lane.promote_traffic is None) == (name == "sagemaker")
-    assert lane.deploy.upstream_task_ids == {"register_challenger"}  # the version is an XComArg
-    assert lane.verify.upstream_task_ids == {"register_challenger", f"{name}.deploy"}
-    assert lane.verify.max_latency_ms == "{{ params." + name + ".max_latency_ms }}"
-    assert lane.verify.smoke_rows == "{{ params." + name + ".smoke_rows }}"
-    assert lane.rollback.alias == "champion" and lane.rollback.model_name == "{{ params.model_name }}"
-    for op in (lane.deploy, lane.verify, lane.rollback):
-        assert "mlflow_conn_id" in op.template_fields
-    rendered = lane.verify.render_template(lane.verify.bake_requests, {"params": {name: target.defaults_for("m")}})
-    assert rendered == "5"
-
-
-@pytest.mark.parametrize("name", sorted(STEPS))
-def test_defaults_are_valid_against_the_schema(name):
-    target = get_deploy_target(name)
-    schema = target.param_schema()
-    defaults = target.defaults_for("Penguin_Species.v2")
-    jsonschema.validate(defaults, schema)
-    assert set(defaults) == set(schema["properties"])
-    assert {k: defaults[k] for k in VERIFY_DEFAULTS} == VERIFY_DEFAULTS
-    if target.resource_field:
-        assert defaults[target.resource_field] == "penguin-species-v2"
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({**defaults, "max_error_rate": 2}, schema)
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({**defaults, "unknown": 1}, schema)
 
 
 def test_kserve_and_sagemaker_keep_the_dag_config_and_sagemaker_specifics():
@@ -87,6 +51,8 @@ def test_kserve_and_sagemaker_keep_the_dag_config_and_sagemaker_specifics():
     _, _, lane = build("kserve")
     assert lane.deploy.name == lane.promote_traffic.name == lane.rollback.name == "{{ params.kserve.name }}"
     assert lane.deploy.timeout == "{{ params.kserve.ready_timeout_s }}"
+    _, _, lane = build("sagemaker")
+    assert lane.deploy.timeout == lane.rollback.timeout == "{{ params.sagemaker.ready_timeout_s }}"
 
 
 class _TaskInstance:

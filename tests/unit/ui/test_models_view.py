@@ -187,3 +187,23 @@ def test_nice_ticks_are_round():
     assert nice_ticks(25000) == [0, 10000, 20000, 30000]
     assert nice_ticks(0.05) == [0.0, 0.02, 0.04, 0.06]
     assert nice_ticks(0) == [0.0, 0.5, 1.0]
+
+
+def test_serving_lists_every_registered_target_and_says_why_one_is_unavailable(mlops_home):
+    from mlops_echo_target.state import write_state
+
+    from airflow_mlops_provider.ui.models_view import _serving
+
+    write_state("fraud-detector", live="2", candidate="3")  # the entry-point-only plug-in target
+    unreachable: dict[str, str] = {}
+    rows = _serving("fraud-detector", unreachable)
+    echo = [r for r in rows if r["target"] == "echo"]
+    assert [(r["role"], r["version"], r["traffic_percent"]) for r in echo] == [("live", "2", 100),
+                                                                               ("candidate", "3", 0)]
+    # No AWS connection here: SageMaker says so instead of breaking the page, and is asked once.
+    (sagemaker,) = [r for r in rows if r["target"] == "sagemaker"]
+    assert sagemaker["available"] is False and "aws_default" in sagemaker["reason"]
+    assert unreachable["sagemaker"] == sagemaker["reason"]
+    page = render(facts(serving=rows))
+    assert "echo live: v2" in page and "100% of traffic" in page
+    assert "sagemaker: unavailable (" in page and "aws_default" in page
