@@ -20,6 +20,7 @@ The home in use is logged once per process (and again if it changes).
 from __future__ import annotations
 
 import configparser
+import functools
 import logging
 import os
 import re
@@ -83,8 +84,16 @@ def _configured_home() -> str | None:
     if value:
         return value
     cfg = Path(os.path.expanduser(os.environ.get("AIRFLOW_CONFIG") or str(airflow_home() / "airflow.cfg")))
-    if not cfg.is_file():
+    try:
+        stamp = cfg.stat().st_mtime_ns
+    except OSError:
         return None
+    return _home_from_file(str(cfg), stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _home_from_file(cfg: str, stamp: int) -> str | None:
+    """``[mlops] home`` of one airflow.cfg (cached per file and modification time: it is ~100 KB)."""
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     try:
         parser.read(cfg, encoding="utf-8")
