@@ -243,7 +243,10 @@ def get_deploy_target(name: str) -> DeployTarget:
         return _LOADED[name]
     eps = _entry_points().get(name)
     if not eps:
-        raise KeyError(f"unknown deploy target {name!r}; known: {sorted(deploy_target_names())}")
+        hint = "" if _entry_points() else (
+            f" (no package declares the entry-point group {ENTRY_POINT_GROUP!r}, not even the provider: its "
+            "installed metadata is stale or missing; reinstall it, e.g. `uv sync` or `pip install -e .`)")
+        raise KeyError(f"unknown deploy target {name!r}; known: {sorted(deploy_target_names())}{hint}")
     if len(eps) > 1:
         raise DeploymentError(
             f"deploy target {name!r} is registered by more than one package: "
