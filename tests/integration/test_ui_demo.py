@@ -30,7 +30,7 @@ import pytest
 
 from tests.conftest import BIN, REPO_ROOT, free_port
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]  # the demo runs first: 7 DAG runs
 
 PASSWORD = "ui-demo-test-password"
 ARTIFACTS = Path(os.environ.get("MLOPS_TEST_ARTIFACTS", REPO_ROOT / ".mlops" / "test-artifacts"))
