@@ -62,7 +62,9 @@ def ui(tmp_path_factory):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "Debian's chromium is not installed: `make test` installs it (scripts/install_system_packages.sh)"
     root = tmp_path_factory.mktemp("ui-demo")
-    home = root / "mlops"
+    # MLOPS_UI_DEMO_HOME: a home a previous run of this test left (the demo is skipped when its
+    # ledger exists), to iterate on the UI checks without the demo's minutes.
+    home = Path(os.environ.get("MLOPS_UI_DEMO_HOME") or root / "mlops")
     passwords = root / "passwords.json"
     passwords.write_text(json.dumps({"admin": PASSWORD}))
     env = {**os.environ, "MLOPS_HOME": str(home), "PYTHONPATH": str(REPO_ROOT), "MLOPS_DEMO_BATCH_ROWS": "4000",
@@ -72,7 +74,8 @@ def ui(tmp_path_factory):
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CORE__EXECUTOR", "AIRFLOW_CONN_MLFLOW_DEFAULT",
                 "AIRFLOW__API__BASE_URL"):
         env.pop(key, None)  # the demo's own configuration, as `make demo` has it
-    _run_logged([str(BIN / "python"), str(REPO_ROOT / "scripts" / "demo.py")], env, root / "demo.log", 1800)
+    if not (home / "ledger").exists():
+        _run_logged([str(BIN / "python"), str(REPO_ROOT / "scripts" / "demo.py")], env, root / "demo.log", 1800)
 
     port = free_port()
     log = open(root / "ui.log", "w")
@@ -161,10 +164,12 @@ def test_demo_runs_have_real_durations_and_task_logs(ui):
     assert "DeprecatedImportWarning" not in body  # no skops warning flood
 
 
-def _open_task(page, ui, dag_id: str, run_id: str, task_id: str) -> None:
+def _open_task(page, ui, dag_id: str, run_id: str, task_id: str, tab: str = "") -> None:
+    """The task instance's page: its log (the default tab) or ``details`` (where extra links are)."""
     from urllib.parse import quote
 
-    page.goto(f"{ui['base']}/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/{task_id}", wait_until="load")
+    page.goto(f"{ui['base']}/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/{task_id}/{tab}".rstrip("/"),
+              wait_until="load")
 
 
 def test_report_links_render_on_task_pages_and_open_behind_the_login(ui):
@@ -182,7 +187,7 @@ def test_report_links_render_on_task_pages_and_open_behind_the_login(ui):
             for dag_id, run_id, task_id, name, expected in (
                     ("mlops_retrain", retrain, "validate_data", "Data Docs", "Validation"),
                     ("mlops_batch_inference", batch, "check_drift", "Drift Report", "evidently")):
-                _open_task(page, ui, dag_id, run_id, task_id)
+                _open_task(page, ui, dag_id, run_id, task_id, "details")
                 link = page.get_by_role("link", name=name)
                 link.first.wait_for(timeout=90_000)
                 href = link.first.get_attribute("href")
