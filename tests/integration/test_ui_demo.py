@@ -61,10 +61,12 @@ def _run_logged(cmd: list[str], env: dict[str, str], log: Path, timeout: float) 
 def ui(tmp_path_factory):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "Debian's chromium is not installed: `make test` installs it (scripts/install_system_packages.sh)"
-    root = tmp_path_factory.mktemp("ui-demo")
-    # MLOPS_UI_DEMO_HOME: a home a previous run of this test left (the demo is skipped when its
+    # MLOPS_UI_DEMO_HOME: a home kept between runs of this test (the demo is skipped when its
     # ledger exists), to iterate on the UI checks without the demo's minutes.
-    home = Path(os.environ.get("MLOPS_UI_DEMO_HOME") or root / "mlops")
+    kept = os.environ.get("MLOPS_UI_DEMO_HOME")
+    root = Path(kept).parent / "ui-demo-test" if kept else tmp_path_factory.mktemp("ui-demo")
+    root.mkdir(parents=True, exist_ok=True)
+    home = Path(kept) if kept else root / "mlops"
     passwords = root / "passwords.json"
     passwords.write_text(json.dumps({"admin": PASSWORD}))
     env = {**os.environ, "MLOPS_HOME": str(home), "PYTHONPATH": str(REPO_ROOT), "MLOPS_DEMO_BATCH_ROWS": "4000",
