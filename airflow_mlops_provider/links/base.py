@@ -65,18 +65,22 @@ def safe_relative(relative: str) -> str | None:
 
 
 def api_base_path() -> str:
-    """``[api] base_url`` without its trailing slash ("" when unset): what report URLs start with.
+    """The path of ``[api] base_url`` without its trailing slash ("" at the root): what report URLs
+    start with.
 
-    An absolute base (``http://127.0.0.1:8080``) gives absolute URLs; unset gives root-relative
-    ones, which the UI resolves against its own origin.
+    Only the path: the link is computed in the worker when the task ends and kept, so a host or
+    port in it would go stale when the UI moves (another port, a proxy); a root-relative URL is
+    resolved by the browser against the UI's own origin, and the UI renders same-origin links.
     """
+    from urllib.parse import urlsplit
+
     try:
         from airflow.sdk.configuration import conf
     except ImportError:  # Airflow 3.1
         from airflow.configuration import conf
 
     base = conf.get("api", "base_url", fallback="") or ""
-    return base.rstrip("/")
+    return urlsplit(base).path.rstrip("/")
 
 
 def report_url(folder: str, relative: str) -> str:

@@ -25,12 +25,13 @@ import urllib.error
 import urllib.request
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
 from tests.conftest import BIN, REPO_ROOT, free_port
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]  # the demo runs first: 7 DAG runs
 
 PASSWORD = "ui-demo-test-password"
 ARTIFACTS = Path(os.environ.get("MLOPS_TEST_ARTIFACTS", REPO_ROOT / ".mlops" / "test-artifacts"))
@@ -61,8 +62,12 @@ def _run_logged(cmd: list[str], env: dict[str, str], log: Path, timeout: float) 
 def ui(tmp_path_factory):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "Debian's chromium is not installed: `make test` installs it (scripts/install_system_packages.sh)"
-    root = tmp_path_factory.mktemp("ui-demo")
-    home = root / "mlops"
+    # MLOPS_UI_DEMO_HOME: a home kept between runs of this test (the demo is skipped when its
+    # ledger exists), to iterate on the UI checks without the demo's minutes.
+    kept = os.environ.get("MLOPS_UI_DEMO_HOME")
+    root = Path(kept).parent / "ui-demo-test" if kept else tmp_path_factory.mktemp("ui-demo")
+    root.mkdir(parents=True, exist_ok=True)
+    home = Path(kept) if kept else root / "mlops"
     passwords = root / "passwords.json"
     passwords.write_text(json.dumps({"admin": PASSWORD}))
     env = {**os.environ, "MLOPS_HOME": str(home), "PYTHONPATH": str(REPO_ROOT), "MLOPS_DEMO_BATCH_ROWS": "4000",
@@ -72,7 +77,8 @@ def ui(tmp_path_factory):
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CORE__EXECUTOR", "AIRFLOW_CONN_MLFLOW_DEFAULT",
                 "AIRFLOW__API__BASE_URL"):
         env.pop(key, None)  # the demo's own configuration, as `make demo` has it
-    _run_logged([str(BIN / "python"), str(REPO_ROOT / "scripts" / "demo.py")], env, root / "demo.log", 1800)
+    if not (home / "ledger").exists():
+        _run_logged([str(BIN / "python"), str(REPO_ROOT / "scripts" / "demo.py")], env, root / "demo.log", 1800)
 
     port = free_port()
     log = open(root / "ui.log", "w")
@@ -161,10 +167,12 @@ def test_demo_runs_have_real_durations_and_task_logs(ui):
     assert "DeprecatedImportWarning" not in body  # no skops warning flood
 
 
-def _open_task(page, ui, dag_id: str, run_id: str, task_id: str) -> None:
+def _open_task(page, ui, dag_id: str, run_id: str, task_id: str, tab: str = "") -> None:
+    """The task instance's page: its log (the default tab) or ``details`` (where extra links are)."""
     from urllib.parse import quote
 
-    page.goto(f"{ui['base']}/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/{task_id}", wait_until="load")
+    page.goto(f"{ui['base']}/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/{task_id}/{tab}".rstrip("/"),
+              wait_until="load")
 
 
 def test_report_links_render_on_task_pages_and_open_behind_the_login(ui):
@@ -181,8 +189,8 @@ def test_report_links_render_on_task_pages_and_open_behind_the_login(ui):
             page = context.new_page()
             for dag_id, run_id, task_id, name, expected in (
                     ("mlops_retrain", retrain, "validate_data", "Data Docs", "Validation"),
-                    ("mlops_batch_inference", batch, "check_drift", "Drift Report", "evidently")):
-                _open_task(page, ui, dag_id, run_id, task_id)
+                    ("mlops_batch_inference", batch, "check_drift", "Drift Report", "root_metric")):
+                _open_task(page, ui, dag_id, run_id, task_id, "details")
                 link = page.get_by_role("link", name=name)
                 link.first.wait_for(timeout=90_000)
                 href = link.first.get_attribute("href")
@@ -190,7 +198,8 @@ def test_report_links_render_on_task_pages_and_open_behind_the_login(ui):
                 url = href if href.startswith("http") else f"{ui['base']}{href}"
                 answer = context.request.get(url)
                 assert answer.status == 200, (name, url, answer.status)
-                assert expected.lower() in answer.text().lower()
+                served = ui["home"] / "reports" / unquote(url.split("/mlops/reports/", 1)[1])
+                assert answer.text() == served.read_text() and expected in answer.text()
                 page.screenshot(path=str(ARTIFACTS / f"task-{task_id}.png"))
                 status, headers, _ = _get(url, redirect=False)  # the same URL without a login
                 assert status == 307 and "/auth/login" in headers["location"]

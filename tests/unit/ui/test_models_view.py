@@ -166,11 +166,11 @@ def test_gate_evidence_shows_both_models_on_the_challengers_holdout_newest_first
 
 
 def test_ledger_styles_rejections_names_versions_and_links_airflow_runs():
-    page = render(facts(ledger=list(reversed(DECISIONS))), airflow="http://127.0.0.1:8080")
+    page = render(facts(ledger=list(reversed(DECISIONS))), airflow="/airflow")
     ledger = page[page.index("<table class='ledger'"):]
     assert "<td class='reject'>decision: rejected</td><td>v3</td><td>v2</td>" in ledger
     assert "<td class='promote'>promoted</td><td>v2</td><td>v1</td>" in ledger
-    assert ('href="http://127.0.0.1:8080/dags/mlops_retrain/runs/manual__2026-11-15" target="_top"' in ledger)
+    assert 'href="/airflow/dags/mlops_retrain/runs/manual__2026-11-15" target="_top"' in ledger
     assert ".reject,.rejected" in page  # the class the page emits is styled
 
 

@@ -32,9 +32,12 @@ def test_link_persists_the_relative_path_and_builds_the_plugin_url(tmp_path, mon
         EvidentlyDriftReportLink.persist({"ti": ti}, page, reports)  # a data docs page is not a drift report
 
     monkeypatch.setattr(base, "_read_xcom", lambda link, key, ti_key: pushed.get(key))
+    # Root-relative: the UI's origin at the time it is opened, not the worker's idea of it.
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", "http://127.0.0.1:8080/")
     url = GreatExpectationsDataDocsLink().get_link(None, ti_key=None)
-    assert url == "http://127.0.0.1:8080/mlops/reports/data_docs/validations/suite%20a/run/p.html"
+    assert url == "/mlops/reports/data_docs/validations/suite%20a/run/p.html"
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://example.com/airflow/")  # behind a proxy, on a path
+    assert GreatExpectationsDataDocsLink().get_link(None, ti_key=None).startswith("/airflow/mlops/reports/")
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", "")
     assert GreatExpectationsDataDocsLink().get_link(None, ti_key=None).startswith("/mlops/reports/data_docs/")
     pushed["data_docs_page"] = "../../airflow/airflow.cfg"  # never a URL outside the folder
