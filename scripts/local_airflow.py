@@ -44,6 +44,9 @@ def parallelism() -> int:
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
+        # As the servers themselves bind (uvicorn, gunicorn): a port whose last server just exited
+        # and left connections in TIME_WAIT is free for them, and so free here.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

@@ -76,6 +76,9 @@ def _port(explicit: int | None, preferred: int, what: str) -> int:
     """An explicit port must be free (another Airflow there would answer our health checks); the
     default is used when free, else a free port."""
     if explicit is not None:
+        deadline = time.monotonic() + 30  # a server of ours stopped a moment ago may still be exiting
+        while not local_airflow.port_free(explicit) and time.monotonic() < deadline:
+            time.sleep(0.5)
         if not local_airflow.port_free(explicit):
             raise SystemExit(f"{what} port {explicit} on 127.0.0.1 is in use: choose another (--port/--mlflow-port, "
                              "MLOPS_UI_PORT/MLOPS_MLFLOW_UI_PORT) or leave it unset to get a free one")

@@ -92,7 +92,7 @@ def atomic_path(final: Path) -> Iterator[Path]:
         if not is_out_of_space(err):
             raise
         raise OutputSpaceError(
-            f"no space left on the device while writing {str(final)!r} (temporary file {tmp_path.name!r}, "
+            f"No space left on device while writing {str(final)!r} (temporary file {tmp_path.name!r}, "
             f"removed); {'the previous file there is unchanged' if final.exists() else 'nothing was published'}",
             path=str(final), errno=errno.ENOSPC, cause=str(err)) from err
     finally:

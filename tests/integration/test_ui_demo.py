@@ -31,7 +31,8 @@ import pytest
 
 from tests.conftest import BIN, REPO_ROOT, free_port
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]  # the demo runs first: 7 DAG runs
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400),
+              pytest.mark.xdist_group("ui_demo")]  # one worker: the module's demo runs once  # the demo runs first: 7 DAG runs
 
 PASSWORD = "ui-demo-test-password"
 ARTIFACTS = Path(os.environ.get("MLOPS_TEST_ARTIFACTS", REPO_ROOT / ".mlops" / "test-artifacts"))

@@ -113,7 +113,7 @@ def test_a_full_disk_names_the_output_and_keeps_the_previous_one(env, champion, 
     src = incoming(env, "disk-full.parquet", partition(20_000))
     with pytest.raises(OutputSpaceError) as err:
         score(env, src, out)
-    assert f"no space left on the device while writing {str(out)!r}" in str(err.value)
+    assert f"No space left on device while writing {str(out)!r}" in str(err.value)
     assert "the previous file there is unchanged" in str(err.value)
     assert out.read_bytes() == b"yesterday's complete partition"
     assert sorted(p.name for p in out.parent.iterdir()) == [out.name], "a temporary file was left behind"

@@ -177,6 +177,8 @@ def test_a_flavor_that_cannot_load_here_is_named(env, champion, tmp_path):
     hook.client.create_registered_model("corpus-alien")
     mv = hook.client.create_model_version("corpus-alien", f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
     hook.client.set_registered_model_alias("corpus-alien", "champion", mv.version)
+    # Tagged as training tags its versions: the failure under test is the flavor, not a missing type.
+    hook.client.set_model_version_tag("corpus-alien", mv.version, "mlops.task_type", "binary")
     with pytest.raises(ModelLoadError, match=r"cannot load models:/corpus-alien/1: .*corpus_missing_flavor"):
         score(env, champion, model_name="corpus-alien")
 
