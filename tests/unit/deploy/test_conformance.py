@@ -12,10 +12,7 @@ import dataclasses
 import json
 
 import jsonschema
-import pendulum
 import pytest
-from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import DAG, TaskGroup
 
 from airflow_mlops_provider.deploy.base import (
     ENTRY_POINT_GROUP,
@@ -33,6 +30,7 @@ from airflow_mlops_provider.operators.deploy import (
     DeployTargetRollbackOperator,
 )
 from airflow_mlops_provider.pipelines import ModelConfig, retraining_dag
+from tests.deploy_lanes import lane_of
 
 NAMES = deploy_target_names()  # the entry points (runtime registrations come later, in tests)
 
@@ -46,16 +44,6 @@ def registered_by_entry_point() -> set[str]:
 def test_the_suite_covers_every_entry_point_the_built_ins_and_the_plug_in():
     assert set(NAMES) == registered_by_entry_point()
     assert {"local", "kserve", "sagemaker", "echo"} <= set(NAMES)
-
-
-def lane_of(name: str):
-    target = get_deploy_target(name)
-    with DAG(f"lane_{name}", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False) as dag:
-        register = EmptyOperator(task_id="register_challenger")
-        with TaskGroup(name):
-            lane = target.lane(config=f"params.{name}", model_name="{{ params.model_name }}",
-                               model_version=register.output["version"], challenger=register.output)
-    return target, dag, lane
 
 
 def train(X, y, **params):  # never called

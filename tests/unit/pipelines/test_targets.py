@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 
-import pendulum
 import pytest
-from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import DAG, TaskGroup
 
 from airflow_mlops_provider.pipelines.targets import get_deploy_target
+from tests.deploy_lanes import lane_of as build
 
 # What dags/mlops_retrain.py offered before the targets moved into their modules, for the fraud model
 # (the builders name the serving resource after the model).
@@ -28,16 +26,6 @@ SAGEMAKER = {
     "ready_timeout_s": 3600, "poll_interval_s": 30, "bake_requests": 5, "max_error_rate": 0.0,
     "max_latency_ms": 2000, "smoke_rows": 5,
 }
-
-
-def build(name: str):
-    target = get_deploy_target(name)
-    with DAG(f"lane_{name}", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False) as dag:
-        register = EmptyOperator(task_id="register_challenger")
-        with TaskGroup(name):
-            lane = target.lane(config=f"params.{name}", model_name="{{ params.model_name }}",
-                               model_version=register.output["version"], challenger=register.output)
-    return target, dag, lane
 
 
 def test_kserve_and_sagemaker_keep_the_dag_config_and_sagemaker_specifics():
