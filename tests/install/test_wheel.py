@@ -8,8 +8,8 @@ moto server, the default ``MLOPS_HOME`` lies under ``AIRFLOW_HOME`` (outside the
 creates the promotion pool and ``doctor`` passes. The install time and the venv's size are printed.
 
 The interpreters come from pyenv (``$(pyenv root)/versions/3.11.*``, ``3.12.*``); a missing one
-fails the test, it is never skipped. Each version runs in its own xdist group, so ``make test``'s
-two workers install both at once.
+fails the test, it is never skipped. Each version runs in its own xdist group, so
+two workers (`make test-install`) install both at once.
 """
 
 from __future__ import annotations

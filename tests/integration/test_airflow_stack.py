@@ -43,7 +43,12 @@ import pytest
 from airflow_mlops_provider.core.demo_data import TARGET, generate
 from tests.conftest import BIN, REPO_ROOT, _dvc, _git, conn_env, free_port, running_mlflow_server
 
-pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.xdist_group("postgres")]
+pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.xdist_group("postgres"),
+              # Waits are bounded by progress (Stack.wait_run), not by this: it only catches a hung test.
+              pytest.mark.timeout(2400)]
+
+# Task states in which a run is moving even when no state changes for a while.
+ACTIVE = {"running", "deferred", "up_for_reschedule", "restarting"}
 
 PG = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 PASSWORD = "stack-test-password"
@@ -145,18 +150,31 @@ class Stack:
                       {"logical_date": logical_date, "conf": conf, "note": "triggered like the UI form"})
         return run["dag_run_id"]
 
-    def wait_run(self, dag_id: str, run_id: str, timeout: float = 420) -> dict:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
+    def wait_run(self, dag_id: str, run_id: str, *, stall: float = 240, cap: float = 1500) -> dict:
+        """Wait for a run to end, bounded by progress rather than a guess: a run that moves (a task changes
+        state or tries again, or one is running or deferred) may take as long as a loaded machine needs, up
+        to ``cap``; a run on which nothing has moved for ``stall`` seconds fails at once, with every task's state."""
+        started = last_move = time.monotonic()
+        seen: object = None
+        while True:
             run = self.ok("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
             if run["state"] in ("success", "failed"):
                 if run["state"] == "failed":
                     raise AssertionError(f"{dag_id} {run_id} failed: {self.task_states(dag_id, run_id)}\n"
                                          f"{self.tails()}")
                 return run
+            tis = self.task_instances(dag_id, run_id)
+            now = time.monotonic()
+            marks = (run["state"], sorted((t["task_id"], t["map_index"], t["state"] or "", t["try_number"])
+                                          for t in tis))
+            if marks != seen or any(t["state"] in ACTIVE for t in tis):
+                seen, last_move = marks, now
+            if now - last_move > stall or now - started > cap:
+                why = f"nothing moved for {now - last_move:.0f}s" if now - last_move > stall \
+                    else f"still moving after {cap:.0f}s"
+                raise AssertionError(f"{dag_id} {run_id} not done ({why}): {self.task_states(dag_id, run_id)}\n"
+                                     f"{self.tails()}")
             time.sleep(3)
-        raise AssertionError(f"{dag_id} {run_id} not done in {timeout:.0f}s: {self.task_states(dag_id, run_id)}\n"
-                             f"{self.tails()}")
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         return self.ok("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=200")["task_instances"]
