@@ -31,7 +31,7 @@ def trained_home(tmp_path_factory, airflow_db):
     import os
     import subprocess
 
-    from tests.conftest import BIN
+    from tests.conftest import BIN, fresh_mlflow_store
 
     home = tmp_path_factory.mktemp("batch") / "mlops"
     env = {**os.environ, "MLOPS_HOME": str(home)}
@@ -39,6 +39,7 @@ def trained_home(tmp_path_factory, airflow_db):
     os.environ["MLOPS_HOME"] = str(home)
     try:
         h = home_settings().ensure()
+        fresh_mlflow_store(h.mlflow_dir / "mlflow.db")
         init_local_repo(h.dvc_repo, h.dvc_remote)
         generate(5000, seed=1).to_parquet(h.dvc_repo / "transactions.parquet", index=False)
         DvcHook().commit_version("transactions.parquet", "v1")
