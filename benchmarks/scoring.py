@@ -13,7 +13,7 @@ file. Ours runs as ``MlflowBatchScoreOperator`` does: :func:`prepare_scoring_thr
 model is loaded, then :func:`score_file` with that thread count.
 
     python benchmarks/scoring.py [--shape numeric|mixed|both] [--rows N] [--busy]
-                                 [--ours-env OMP_WAIT_POLICY=ACTIVE ...]
+                                 [--ours-env GOMP_SPINCOUNT=300000 ...]
 
 ``--busy`` runs one CPU-bound busy-loop process per core during both sides (the state of a worker
 running several tasks). ``--ours-env`` adds environment variables to our side only (e.g. to see
@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -137,6 +138,8 @@ def make_model(workdir: Path, shape: str) -> str:
         model = Pipeline([("encode", encode),
                           ("model", HistGradientBoostingClassifier(max_iter=100, random_state=0))]).fit(X, y)
     trusted = resolve_trusted_types(model, None, DEFAULT_TRUSTED_PREFIXES)
+    # MLflow's hint about integer columns would interleave with the JSON lines on stdout.
+    warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
     mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
     experiment = mlflow.get_experiment_by_name("bench")
     exp = experiment.experiment_id if experiment else mlflow.create_experiment(
