@@ -25,14 +25,15 @@ class MlflowBatchScoreOperator(MlflowHookMixin, ObjectStorageMixin):
     :param shadow_alias: also score with this alias (e.g. ``challenger``) and record agreement.
     :param scoring_threads: threads the model's libraries may use in this task (OpenMP, BLAS); None:
         ``MLOPS_SCORING_THREADS``, else ``[mlops] scoring_threads``, else the cores this task may run
-        on (its CPU affinity and quota). See :mod:`airflow_mlops_provider.core.threads`.
+        on (its CPU affinity and quota). See :mod:`airflow_mlops_provider.core.threads`. (templated)
     :param scoring_backend: the registered scoring backend that scores the file
         (:mod:`airflow_mlops_provider.scoring`; ``local``: streamed Arrow batches on this worker).
     :param conn_id: the object store's connection for ``input_path`` and ``output_path``. (templated)
     """
 
     template_fields: Sequence[str] = ("model_name", "alias", "model_version", "input_path", "output_path",
-                                      "key_columns", "shadow_alias", "row_groups", "mlflow_conn_id", "conn_id")
+                                      "key_columns", "shadow_alias", "row_groups", "scoring_threads", "mlflow_conn_id",
+                                      "conn_id")
     ui_color = "#5ec8e5"
 
     def __init__(self, *, model_name: str, input_path: str, output_path: str, key_columns: Sequence[str] = (),
