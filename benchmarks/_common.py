@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 
-def peak_rss_mb_of(cmd: list[str]) -> tuple[float, dict]:
-    """Run ``cmd`` in a fresh process; return (its own reported peak RSS in MB, its JSON)."""
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+def peak_rss_mb_of(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, dict]:
+    """Run ``cmd`` in a fresh process (``env``: its environment, default this one's); return (its own
+    reported peak RSS in MB, its JSON)."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd} failed: {proc.stderr[-3000:]}")
     payload = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -36,6 +36,11 @@ class ScoreStats:
     batches: int = 0
     seconds: float = 0.0
     predict_seconds: float = 0.0
+    # Where the time went, per stage (the reader and writer threads overlap the prediction):
+    read_seconds: float = 0.0  # decoding Parquet into Arrow batches (reader thread)
+    convert_seconds: float = 0.0  # Arrow -> pandas
+    write_seconds: float = 0.0  # encoding and writing the output (writer thread)
+    threads: int | None = None  # the thread limit of the model's libraries, if one was set
     shadow: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -155,9 +160,14 @@ def model_error_summary(err: BaseException, limit: int = 300) -> str:
     return f"{type(err).__name__}: {(text.splitlines() or [''])[0][:limit]}"
 
 
-def _producer(batches: Iterator[Any], out: queue.Queue, stop: threading.Event) -> None:
+def _producer(batches: Iterator[Any], out: queue.Queue, stop: threading.Event, stats: ScoreStats) -> None:
     try:
-        for batch in batches:
+        while True:
+            t0 = time.monotonic()
+            batch = next(batches, _DONE)
+            stats.read_seconds += time.monotonic() - t0
+            if batch is _DONE:
+                break
             if stop.is_set():
                 return
             out.put(batch)
@@ -182,6 +192,7 @@ def score_file(
     shadow_labels: bool = False,
     row_groups: Sequence[int] | None = None,
     progress_every: float = 10.0,
+    threads: int | None = None,
 ) -> ScoreStats:
     """Score ``input_path`` (Parquet) into ``output_path`` (Parquet), atomically.
 
@@ -194,17 +205,21 @@ def score_file(
     and for scores when ``shadow_threshold`` is set.
     ``constants`` become columns repeated on every row (e.g. the model version).
     ``row_groups`` restricts the work to some row groups (one shard of the file).
+    ``threads`` limits the thread pools of the model's libraries while scoring (see
+    :mod:`airflow_mlops_provider.core.threads`; None: no limit).
     """
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
+
+    from airflow_mlops_provider.core.threads import thread_limits
 
     pf = open_parquet(input_path)
     check_columns(pf.schema_arrow, features, expected_types, key_columns, str(input_path))
     groups = list(range(pf.num_row_groups)) if row_groups is None else list(row_groups)
     total = sum(pf.metadata.row_group(g).num_rows for g in groups)
     columns = list(dict.fromkeys([*key_columns, *features]))
-    stats = ScoreStats()
+    stats = ScoreStats(threads=threads)
     started = last_log = time.monotonic()
     shadow_sum: dict[str, float] = {}
 
@@ -217,19 +232,21 @@ def score_file(
     reader = threading.Thread(
         target=_producer,
         args=(pf.iter_batches(batch_size=chunk_rows, row_groups=groups, columns=columns,
-                              use_threads=False), read_q, stop),
+                              use_threads=False), read_q, stop, stats),
         daemon=True, name="score-reader")
     writer_error: list[BaseException] = []
 
-    with atomic_path(Path(output_path)) as tmp:
+    with atomic_path(Path(output_path)) as tmp, thread_limits(threads):
         writer_holder: dict[str, Any] = {}
 
         def write_loop() -> None:
             try:
                 while (item := write_q.get()) is not _DONE:
+                    t0 = time.monotonic()
                     if "w" not in writer_holder:
                         writer_holder["w"] = pq.ParquetWriter(str(tmp), item.schema, compression="zstd")
                     writer_holder["w"].write_table(item)
+                    stats.write_seconds += time.monotonic() - t0
             except BaseException as err:  # noqa: BLE001 - re-raised by the main thread
                 writer_error.append(err)
                 stop.set()
@@ -249,7 +266,9 @@ def score_file(
                 if writer_error:
                     break
                 check_values(item, expected_types, str(input_path), stats.rows)
+                t0 = time.monotonic()
                 frame = item.select(list(features)).to_pandas()
+                stats.convert_seconds += time.monotonic() - t0
                 t0 = time.monotonic()
                 try:
                     outputs = as_columns(predict(frame))
@@ -291,7 +310,9 @@ def score_file(
                 except queue.Empty:
                     time.sleep(0.01)
             if "w" in writer_holder:
+                t0 = time.monotonic()
                 writer_holder["w"].close()
+                stats.write_seconds += time.monotonic() - t0
         if writer_error:
             raise writer_error[0]
         if "w" not in writer_holder:  # no batch at all: still write a valid, empty file

@@ -78,9 +78,10 @@ def source_checkout(package_dir: Path | None = None) -> Path | None:
     return root if _project_name(root / "pyproject.toml") == PROJECT_NAME else None
 
 
-def _configured_home() -> str | None:
-    """``[mlops] home`` from the environment or the Airflow config file (no Airflow import)."""
-    value = os.environ.get(f"AIRFLOW__{CONFIG_SECTION.upper()}__{CONFIG_KEY.upper()}", "").strip()
+def configured_value(key: str) -> str | None:
+    """``[mlops] <key>`` from the environment (``AIRFLOW__MLOPS__<KEY>``) or the Airflow config file
+    (the one ``AIRFLOW_CONFIG`` / ``AIRFLOW_HOME`` name), read without importing Airflow; None when unset."""
+    value = os.environ.get(f"AIRFLOW__{CONFIG_SECTION.upper()}__{key.upper()}", "").strip()
     if value:
         return value
     cfg = Path(os.path.expanduser(os.environ.get("AIRFLOW_CONFIG") or str(airflow_home() / "airflow.cfg")))
@@ -88,19 +89,24 @@ def _configured_home() -> str | None:
         stamp = cfg.stat().st_mtime_ns
     except OSError:
         return None
-    return _home_from_file(str(cfg), stamp)
+    value = _section_from_file(str(cfg), stamp).get(key, "").strip()
+    return os.path.expandvars(value) if value else None
+
+
+def _configured_home() -> str | None:
+    """``[mlops] home`` from the environment or the Airflow config file (no Airflow import)."""
+    return configured_value(CONFIG_KEY)
 
 
 @functools.lru_cache(maxsize=8)
-def _home_from_file(cfg: str, stamp: int) -> str | None:
-    """``[mlops] home`` of one airflow.cfg (cached per file and modification time: it is ~100 KB)."""
+def _section_from_file(cfg: str, stamp: int) -> dict[str, str]:
+    """The ``[mlops]`` section of one airflow.cfg (cached per file and modification time: it is ~100 KB)."""
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     try:
         parser.read(cfg, encoding="utf-8")
     except (configparser.Error, OSError, UnicodeDecodeError):
-        return None
-    value = parser.get(CONFIG_SECTION, CONFIG_KEY, fallback="").strip()
-    return os.path.expandvars(value) if value else None
+        return {}
+    return dict(parser.items(CONFIG_SECTION)) if parser.has_section(CONFIG_SECTION) else {}
 
 
 def resolve_home() -> tuple[Path, str]:

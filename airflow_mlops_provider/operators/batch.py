@@ -23,20 +23,24 @@ class MlflowBatchScoreOperator(MlflowHookMixin, ObjectStorageMixin):
 
     :param row_groups: score only these row groups (one shard); see :func:`airflow_mlops_provider.core.scoring.plan_shards`.
     :param shadow_alias: also score with this alias (e.g. ``challenger``) and record agreement.
+    :param scoring_threads: threads the model's libraries may use in this task (OpenMP, BLAS); None:
+        ``MLOPS_SCORING_THREADS``, else ``[mlops] scoring_threads``, else the cores this task may run
+        on (its CPU affinity and quota). See :mod:`airflow_mlops_provider.core.threads`. (templated)
     :param scoring_backend: the registered scoring backend that scores the file
         (:mod:`airflow_mlops_provider.scoring`; ``local``: streamed Arrow batches on this worker).
     :param conn_id: the object store's connection for ``input_path`` and ``output_path``. (templated)
     """
 
     template_fields: Sequence[str] = ("model_name", "alias", "model_version", "input_path", "output_path",
-                                      "key_columns", "shadow_alias", "row_groups", "mlflow_conn_id", "conn_id")
+                                      "key_columns", "shadow_alias", "row_groups", "scoring_threads", "mlflow_conn_id",
+                                      "conn_id")
     ui_color = "#5ec8e5"
 
     def __init__(self, *, model_name: str, input_path: str, output_path: str, key_columns: Sequence[str] = (),
                  alias: str = "champion", model_version: str | None = None, shadow_alias: str | None = None,
                  chunk_rows: int = 100_000,
                  row_groups: Sequence[int] | None = None, scoring_backend: str = "local",
-                 **kwargs: Any) -> None:
+                 scoring_threads: int | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         self.model_name = model_name
@@ -49,6 +53,7 @@ class MlflowBatchScoreOperator(MlflowHookMixin, ObjectStorageMixin):
         self.chunk_rows = chunk_rows
         self.row_groups = row_groups
         self.scoring_backend = scoring_backend
+        self.scoring_threads = scoring_threads
 
     def _resolve(self) -> Any:
         return self.hook.resolve_version(self.model_name, self.model_version, alias=self.alias)
@@ -58,11 +63,14 @@ class MlflowBatchScoreOperator(MlflowHookMixin, ObjectStorageMixin):
         from airflow_mlops_provider.core.scoring import task_scorer
         from airflow_mlops_provider.core.task_types import task_type_of_version
         from airflow_mlops_provider.core.tasks import classes_from_tags
+        from airflow_mlops_provider.core.threads import prepare_scoring_threads
         from airflow_mlops_provider.scoring import ScoringJob, get_scoring_backend
 
         backend = get_scoring_backend(self.scoring_backend)
         if self.chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {self.chunk_rows}")
+        # Before the model is loaded: the OpenMP runtime reads its wait policy once, when it loads.
+        threads = prepare_scoring_threads(self.scoring_threads)
         # Before anything is read or written: the paths may come from a triggering user's Params.
         self.storage.check(self.input_path, "input_path")
         self.storage.check(self.output_path, "output_path")
@@ -89,6 +97,7 @@ class MlflowBatchScoreOperator(MlflowHookMixin, ObjectStorageMixin):
             task_type=task_type, scorer=scorer, features=features, input_path=str(self.input_path),
             output_path=str(self.output_path), key_columns=list(self.key_columns), expected_types=expected,
             row_groups=list(self.row_groups) if self.row_groups is not None else None, chunk_rows=self.chunk_rows,
+            threads=threads,
             shadow_scorer=shadow_predict, shadow_threshold=task.shadow_threshold,
             shadow_labels=task.categorical_output), self.storage)
         self._lineage_state = {"registry_uri": self.hook.registry_uri, "version": str(version.version),

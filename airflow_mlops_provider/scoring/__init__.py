@@ -53,6 +53,7 @@ class ScoringJob:
     expected_types: dict[str, str] | None = None
     row_groups: Sequence[int] | None = None
     chunk_rows: int = 100_000
+    threads: int | None = None  # thread limit of the model's libraries (core/threads.py); None: none
     shadow_scorer: Callable[[Any], Any] | None = None
     shadow_threshold: float | None = None
     shadow_labels: bool = False

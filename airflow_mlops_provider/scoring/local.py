@@ -61,6 +61,7 @@ class LocalScoringBackend:
             stats = score_file(
                 local_in, local_out, job.scorer, job.features, list(job.key_columns), constants=job.constants,
                 chunk_rows=job.chunk_rows, expected_types=job.expected_types, shadow_predict=job.shadow_scorer,
-                shadow_threshold=job.shadow_threshold, shadow_labels=job.shadow_labels, row_groups=groups)
+                shadow_threshold=job.shadow_threshold, shadow_labels=job.shadow_labels, row_groups=groups,
+                threads=job.threads)
             storage.publish(local_out, job.output_path)
         return stats

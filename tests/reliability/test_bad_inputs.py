@@ -215,3 +215,31 @@ def test_training_on_missing_empty_corrupt_and_all_null_data_names_the_file(env,
         assert str(path) in str(err.value) and needle in str(err.value), (name, str(err.value))
     # Refused before an MLflow run was opened: no run left behind for bad data.
     assert len(MlflowHook().client.search_runs([champion["experiment_id"]])) == runs_before
+
+
+def test_an_invalid_scoring_threads_setting_fails_before_scoring_naming_the_key(env, champion, previous,
+                                                                                monkeypatch):
+    monkeypatch.setenv("AIRFLOW__MLOPS__SCORING_THREADS", "all")
+    src = incoming(env, "threads.parquet", partition())
+    out = env.outputs_dir / "scores" / "date=2026-11-21.parquet"
+    with pytest.raises(ValueError, match=r"\[mlops\] scoring_threads \(AIRFLOW__MLOPS__SCORING_THREADS\) must be "
+                                         r"a whole number of threads >= 1 .*got 'all'"):
+        score(env, src, out)
+    assert not out.exists()
+
+
+def test_the_thread_count_does_not_change_the_scores(env, champion, monkeypatch):
+    from airflow_mlops_provider.operators.batch import MlflowBatchScoreOperator
+
+    src = incoming(env, "threads.parquet", partition(3000, seed=5))
+    scores = {}
+    for threads in (None, 1):
+        out = env.outputs_dir / "threads" / f"{threads}.parquet"
+        result = MlflowBatchScoreOperator(task_id="score", model_name=MODEL, input_path=str(src), output_path=str(out),
+                                          key_columns=["transaction_id"], chunk_rows=700,
+                                          scoring_threads=threads).execute(context("score"))
+        assert result["rows"] == 3000
+        scores[threads] = pq.read_table(out)
+        out.unlink()
+    (env.outputs_dir / "threads").rmdir()
+    assert scores[None].equals(scores[1])
