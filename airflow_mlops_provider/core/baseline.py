@@ -84,8 +84,10 @@ def _numeric_entry(col: Any) -> dict[str, Any]:
 
     raw = col.to_numpy(dtype=float, na_value=np.nan) if hasattr(col, "to_numpy") else np.asarray(col, float)
     finite = np.isfinite(raw)
-    nulls = int(np.isnan(raw).sum())
-    arr = raw if finite.all() else raw[finite]  # drift tests ignore +-inf like NaN
+    if finite.all():
+        arr, nulls = raw, 0
+    else:
+        arr, nulls = raw[finite], int(np.isnan(raw).sum())  # drift tests ignore +-inf like NaN
     n = len(arr)
     entry: dict[str, Any] = {"nulls": nulls, "dtype": str(col.dtype), "kind": "numeric", "count": n}
     if not n:
@@ -93,8 +95,10 @@ def _numeric_entry(col: Any) -> dict[str, Any]:
                      low_tail=encode_floats([]), high_tail=encode_floats([]))
         return entry
     ordered = np.sort(arr)
-    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
-    if len(starts) <= MAX_NUMERIC_COUNTS:
+    changes = ordered[1:] != ordered[:-1]
+    n_unique = int(np.count_nonzero(changes)) + 1
+    if n_unique <= MAX_NUMERIC_COUNTS:
+        starts = np.concatenate(([0], np.flatnonzero(changes) + 1))
         counts = np.diff(np.append(starts, n))
         entry["counts"] = {repr(float(ordered[i])): int(c) for i, c in zip(starts, counts, strict=True)}
     # Quantiles with numpy's "inverted_cdf" method: the order statistic at ceil(q n) - 1.
@@ -105,7 +109,7 @@ def _numeric_entry(col: Any) -> dict[str, Any]:
         std=float(arr.std()),  # ddof=0, as the drift norm uses
         min=float(ordered[0]),
         max=float(ordered[-1]),
-        n_unique=len(starts),
+        n_unique=n_unique,
         quantiles=encode_floats(grid),
         low_tail=encode_floats(ordered[:TAIL_VALUES]),
         high_tail=encode_floats(ordered[-TAIL_VALUES:]),
