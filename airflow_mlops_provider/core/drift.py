@@ -85,20 +85,43 @@ class DriftResult:
                 "rows": self.rows, "too_few_rows": self.too_few_rows}
 
 
-def _clean(values: Any, numeric: bool) -> Any:
+def _is_arrow(values: Any) -> bool:
+    return type(values).__module__.startswith("pyarrow")
+
+
+def _finite_floats(values: Any) -> Any:
+    """The finite values of a numeric column (pandas, numpy or pyarrow) as float64."""
     import numpy as np
-    import pandas as pd
 
-    series = pd.Series(values)
-    if numeric:
-        arr = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
-        return arr[np.isfinite(arr)]
-    from airflow_mlops_provider.core.baseline import category_keys
+    if _is_arrow(values):
+        import pyarrow as pa
+        import pyarrow.compute as pc
 
-    series = series.dropna()
-    if pd.api.types.is_float_dtype(series):
-        series = series[np.isfinite(series)]
-    return category_keys(series)
+        arr = pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False)  # nulls become NaN
+    else:
+        import pandas as pd
+
+        series = values if isinstance(values, pd.Series) else pd.Series(values)
+        if pd.api.types.is_numeric_dtype(series):  # numbers and booleans
+            arr = series.to_numpy(dtype=float, na_value=np.nan)
+        else:
+            arr = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    finite = np.isfinite(arr)
+    return arr if finite.all() else arr[finite]
+
+
+def _sorted_counts(ordered: Any) -> tuple[Any, Any]:
+    """Distinct values and their counts of a sorted array."""
+    import numpy as np
+
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1]))) if len(ordered) else \
+        np.zeros(0, dtype=np.int64)
+    return ordered[starts], np.diff(np.append(starts, len(ordered)))
+
+
+def _float_counts(ordered: Any) -> dict[str, int]:
+    vals, counts = _sorted_counts(ordered)
+    return {repr(float(v)): int(c) for v, c in zip(vals, counts, strict=True)}
 
 
 def _js_distance(ref_counts: dict[str, int], cur_counts: dict[str, int]) -> float:
@@ -112,16 +135,13 @@ def _js_distance(ref_counts: dict[str, int], cur_counts: dict[str, int]) -> floa
     return float(distance.jensenshannon(p, q))
 
 
-def _reference_quantile_function(ref: dict[str, Any], u: Any) -> Any:
-    """The reference's empirical quantile function at ``u``: exact in the stored tails,
-    interpolated on the stored quantile grid in between."""
+def _reference_quantile_function(n: int, low: Any, high: Any, grid: Any, u: Any) -> Any:
+    """The empirical quantile function at ``u`` of a reference of ``n`` values: exact in its
+    stored tails (``low``, ``high``), interpolated on its stored quantile ``grid`` in between."""
     import numpy as np
 
-    n = int(ref["count"])
-    low, high = np.asarray(ref["low_tail"]), np.asarray(ref["high_tail"])
     idx = np.clip(np.ceil(u * n).astype(np.int64) - 1, 0, n - 1)  # index into the sorted reference
-    levels = np.linspace(0.0, 1.0, len(ref["quantiles"]))
-    out = np.interp(u, levels, ref["quantiles"])
+    out = np.interp(u, np.linspace(0.0, 1.0, len(grid)), grid)
     in_low = idx < len(low)
     out[in_low] = low[idx[in_low]]
     top = idx - (n - len(high))
@@ -138,28 +158,38 @@ def _wasserstein(ref: dict[str, Any], current_sorted: Any) -> float:
     """
     import numpy as np
 
+    from airflow_mlops_provider.core.baseline import floats
+
     n, n_ref = len(current_sorted), int(ref["count"])
-    k_low, k_high = len(ref["low_tail"]), len(ref["high_tail"])
-    breaks = np.unique(np.concatenate([
-        np.arange(n + 1) / n,
-        np.arange(k_low + 1) / n_ref,
-        (n_ref - np.arange(k_high + 1)) / n_ref,
-        np.linspace(0.0, 1.0, len(ref["quantiles"])),
+    low, high, grid = floats(ref["low_tail"]), floats(ref["high_tail"]), floats(ref["quantiles"])
+    extra = np.unique(np.concatenate([
+        np.arange(len(low) + 1) / n_ref,
+        (n_ref - np.arange(len(high) + 1)) / n_ref,
+        np.linspace(0.0, 1.0, len(grid)),
     ]))
-    mid = (breaks[:-1] + breaks[1:]) / 2
+    steps = np.arange(n + 1) / n
+    # Merge the few reference step points into the current's (both sorted): no sort of n values.
+    breaks = np.insert(steps, np.searchsorted(steps, extra), extra)
+    width = np.diff(breaks)
+    keep = width > 0
+    width = width[keep]
+    mid = breaks[:-1][keep] + width / 2
     cur_q = current_sorted[np.clip(np.ceil(mid * n).astype(np.int64) - 1, 0, n - 1)]
-    return float(np.sum(np.abs(cur_q - _reference_quantile_function(ref, mid)) * np.diff(breaks)))
+    # (not "@": a BLAS dot product may start threads that spin on a busy machine)
+    return float(np.sum(np.abs(cur_q - _reference_quantile_function(n_ref, low, high, grid, mid)) * width))
 
 
-def _z_test(ref: Any, cur: Any) -> float:
+def _z_test(ref_counts: dict[str, int], cur_counts: dict[str, int]) -> float:
+    """Evidently's two-proportion Z test on the share of values other than the first key (with
+    two keys the p-value does not depend on which one is first)."""
     import numpy as np
     from scipy import stats
 
-    keys = sorted(set(np.unique(ref)) | set(np.unique(cur)))
+    keys = sorted(set(ref_counts) | set(cur_counts))
     if len(keys) == 1:
         return 1.0
-    p1, p2 = float(np.mean(ref != keys[0])), float(np.mean(cur != keys[0]))
-    n1, n2 = len(ref), len(cur)
+    n1, n2 = sum(ref_counts.values()), sum(cur_counts.values())
+    p1, p2 = 1 - ref_counts.get(keys[0], 0) / n1, 1 - cur_counts.get(keys[0], 0) / n2
     pooled = (p1 * n1 + p2 * n2) / (n1 + n2)
     denom = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
     if denom == 0:
@@ -167,68 +197,130 @@ def _z_test(ref: Any, cur: Any) -> float:
     return float(2 * (1 - stats.norm.cdf(abs((p1 - p2) / denom))))
 
 
-def _chi_square(ref: Any, cur: Any) -> float:
+def _chi_square(ref_counts: dict[str, int], cur_counts: dict[str, int]) -> float:
     import numpy as np
     from scipy import stats
 
-    keys = sorted(set(np.unique(ref)) | set(np.unique(cur)))
-    ref_vals, ref_c = np.unique(ref, return_counts=True)
-    cur_vals, cur_c = np.unique(cur, return_counts=True)
-    ref_map, cur_map = dict(zip(ref_vals, ref_c, strict=True)), dict(zip(cur_vals, cur_c, strict=True))
-    k = len(cur) / len(ref)
-    f_exp = np.array([ref_map.get(key, 0) * k for key in keys], dtype=float)
-    f_obs = np.array([cur_map.get(key, 0) for key in keys], dtype=float)
+    keys = sorted(set(ref_counts) | set(cur_counts))
+    k = sum(cur_counts.values()) / sum(ref_counts.values())
+    f_exp = np.array([ref_counts.get(key, 0) * k for key in keys], dtype=float)
+    f_obs = np.array([cur_counts.get(key, 0) for key in keys], dtype=float)
     return float(stats.chisquare(f_obs, f_exp)[1])
 
 
+def _constant_note(name: str, ref_keys: Any, cur_keys: Any) -> str | None:
+    """Say so when a feature holds a single value on a side: its verdict is still Evidently's
+    (one value against another drifts fully, the same value does not drift)."""
+    said = [f"{next(iter(keys))} in {side}" for side, keys in (("the training baseline", ref_keys),
+                                                              ("the current data", cur_keys)) if len(keys) == 1]
+    return f"column {name!r} is constant ({'; '.join(said)})" if said else None
+
+
 def column_drift(name: str, ref: dict[str, Any], current: Any, ref_sample: Any = None) -> ColumnDrift:
-    """Drift of one feature: ``ref`` is its profile entry, ``ref_sample`` the stored sample column."""
+    """Drift of one feature: ``ref`` is its profile entry, ``ref_sample`` the stored sample column.
+
+    ``current`` may be a pandas Series, a numpy array or a pyarrow (Chunked)Array. A feature
+    with no value on a side gets a ``none`` verdict that says so; a constant one is tested as
+    Evidently tests it, with a note naming the constant.
+    """
     import numpy as np
     from scipy import stats
 
+    from airflow_mlops_provider.core.baseline import category_counts
+
     numeric = ref["kind"] == "numeric"
-    cur = _clean(current, numeric)
     ref_n = int(ref["count"])
-    if len(cur) == 0 or ref_n == 0:
-        side = "the current data" if len(cur) == 0 else "the training baseline"
-        return ColumnDrift(name, ref["kind"], "none", None, 0.0, False, len(cur),
+    if numeric:
+        cur = np.sort(_finite_floats(current))
+        cur_n = len(cur)
+    else:
+        cur_counts = category_counts(current)
+        cur_n = sum(cur_counts.values())
+    if cur_n == 0 or ref_n == 0:
+        side = "the current data" if cur_n == 0 else "the training baseline"
+        return ColumnDrift(name, ref["kind"], "none", None, 0.0, False, cur_n,
                            note=f"column {name!r} has no non-null{' finite' if numeric else ''} value in {side}; "
                                 "not tested")
     if ref_n <= SMALL_REFERENCE:
-        if ref_sample is None or len(_clean(ref_sample, numeric)) != ref_n:
+        if ref_sample is None:
             raise ValueError(f"feature {name!r}: a reference of {ref_n} rows needs the full sample")
-        sample = _clean(ref_sample, numeric)
-        sample_arr = sample if numeric else sample.to_numpy()
-        cur_arr = cur if numeric else cur.to_numpy()
-        n_values = len(set(np.unique(sample_arr)) | set(np.unique(cur_arr)))
-        if numeric and n_values > 5:
-            p = float(stats.ks_2samp(sample_arr, cur_arr)[1])
-            return ColumnDrift(name, "numeric", "ks", p, PVALUE_THRESHOLD, p <= PVALUE_THRESHOLD, len(cur))
+        if numeric:
+            sample = np.sort(_finite_floats(ref_sample))
+            sample_n = len(sample)
+        else:
+            ref_counts = category_counts(ref_sample)
+            sample_n = sum(ref_counts.values())
+        if sample_n != ref_n:
+            raise ValueError(f"feature {name!r}: a reference of {ref_n} rows needs the full sample")
+        if numeric:
+            ref_counts = _float_counts(sample)
+            cur_keys = _sorted_counts(cur)[0]
+            n_values = len(np.union1d(_sorted_counts(sample)[0], cur_keys))
+            if n_values > 5:
+                p = float(stats.ks_2samp(sample, cur)[1])
+                return ColumnDrift(name, "numeric", "ks", p, PVALUE_THRESHOLD, p <= PVALUE_THRESHOLD, cur_n,
+                                   note=_constant_note(name, ref_counts, cur_keys))
+            cur_counts = _float_counts(cur)
+        n_values = len(set(ref_counts) | set(cur_counts))
+        note = _constant_note(name, ref_counts, cur_counts)
         if n_values > 2:
-            p = _chi_square(sample_arr, cur_arr)
-            return ColumnDrift(name, ref["kind"], "chisquare", p, PVALUE_THRESHOLD, p < PVALUE_THRESHOLD, len(cur))
-        p = _z_test(sample_arr, cur_arr)
-        return ColumnDrift(name, ref["kind"], "z", p, PVALUE_THRESHOLD, p < PVALUE_THRESHOLD, len(cur))
+            p = _chi_square(ref_counts, cur_counts)
+            return ColumnDrift(name, ref["kind"], "chisquare", p, PVALUE_THRESHOLD, p < PVALUE_THRESHOLD, cur_n,
+                               note=note)
+        p = _z_test(ref_counts, cur_counts)
+        return ColumnDrift(name, ref["kind"], "z", p, PVALUE_THRESHOLD, p < PVALUE_THRESHOLD, cur_n, note=note)
 
     if numeric:
         ref_counts = ref.get("counts")
         many = ref_counts is None  # more than MAX_NUMERIC_COUNTS distinct reference values
         if not many:
-            cur_vals, cur_c = np.unique(cur, return_counts=True)
-            keys = set(ref_counts) | {repr(float(v)) for v in cur_vals}
-            many = len(keys) > 5
+            cur_vals = _sorted_counts(cur)[0]
+            # More than 5 distinct current values: more than 5 in all, without keying each one.
+            many = len(cur_vals) > 5 or len(set(ref_counts) | {repr(float(v)) for v in cur_vals}) > 5
         if many:
-            wd = _wasserstein(ref, np.sort(cur))
+            wd = _wasserstein(ref, cur)
             value = wd / max(float(ref["std"]), 0.001)
+            ref_keys = ref_counts or ()
             return ColumnDrift(name, "numeric", "wasserstein", value, DISTANCE_THRESHOLD,
-                               value >= DISTANCE_THRESHOLD, len(cur))
-        cur_counts = {repr(float(v)): int(c) for v, c in zip(cur_vals, cur_c, strict=True)}
+                               value >= DISTANCE_THRESHOLD, cur_n,
+                               note=_constant_note(name, ref_keys, cur[:1] if cur[0] == cur[-1] else ()))
+        cur_counts = _float_counts(cur)
     else:
         ref_counts = ref["counts"]
-        cur_counts = {str(k): int(v) for k, v in cur.value_counts().items()}
     value = _js_distance(ref_counts, cur_counts)
     return ColumnDrift(name, ref["kind"], "jensenshannon", value, DISTANCE_THRESHOLD,
-                       value >= DISTANCE_THRESHOLD, len(cur))
+                       value >= DISTANCE_THRESHOLD, cur_n, note=_constant_note(name, ref_counts, cur_counts))
+
+
+#: Bytes of column data read from Parquet at once by :func:`parquet_drift` (a group of columns).
+READ_BUDGET_BYTES = 256 * 1024 * 1024
+
+
+def parquet_drift(parquet: Any, profile: dict[str, Any], sample: Any = None, columns: list[str] | None = None,
+                  budget_bytes: int = READ_BUDGET_BYTES) -> list[ColumnDrift]:
+    """The verdict of every profiled feature (or ``columns``) of an open ``pyarrow.parquet.ParquetFile``.
+
+    Columns are read in groups of about ``budget_bytes`` (8 bytes a row a column), so a table of
+    thousands of columns is checked in bounded memory; the columns of a group are tested on a
+    few threads (sorting and arithmetic in numpy release the GIL).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from airflow_mlops_provider.core.baseline import worker_threads
+
+    names = list(columns or profile["features"])
+    rows = max(int(parquet.metadata.num_rows), 1)
+    group = max(1, min(len(names), budget_bytes // (8 * rows)))
+    sample_columns = set() if sample is None else set(sample.columns)
+    results: list[ColumnDrift] = []
+    with ThreadPoolExecutor(worker_threads(group)) as pool:
+        for start in range(0, len(names), group):
+            chunk = names[start:start + group]
+            table = parquet.read(columns=chunk)
+            results.extend(pool.map(lambda n, t=table: column_drift(  # type: ignore[misc]
+                n, profile["columns"][n], t.column(n), sample[n] if n in sample_columns else None), chunk))
+            del table
+    return results
 
 
 def report_columns(current: Any, reference: Any, columns: list[str]) -> tuple[list[str], dict[str, str]]:

@@ -68,6 +68,7 @@ class EvidentlyCheckDriftOperator(MlflowHookMixin, ObjectStorageMixin):
             apply_policy,
             check_key_features,
             column_drift,
+            parquet_drift,
         )
         from airflow_mlops_provider.core.scoring import ScoringInputError
 
@@ -89,12 +90,8 @@ class EvidentlyCheckDriftOperator(MlflowHookMixin, ObjectStorageMixin):
 
             raise AirflowSkipException(f"{self.data_path!r} has 0 rows: no drift to check")
         _check_kinds(pf.schema_arrow, profile, features, self.data_path)
-        # One column at a time: memory is bounded by a column, not by the partition.
-        columns = []
-        for name in features:
-            values = pf.read(columns=[name]).column(0).to_pandas()
-            columns.append(column_drift(name, profile["columns"][name], values,
-                                        sample[name] if name in sample.columns else None))
+        # Column groups of bounded size: memory is bounded by the group, not by the partition.
+        columns = parquet_drift(pf, profile, sample, features)
         outputs = self._read_outputs(baseline)  # the scored partition's primary output, read once
         result = apply_policy(columns, policy, self._prediction_drift(column_drift, baseline, outputs), rows=rows)
         summary_of_outputs = self._prediction_summary(outputs)
