@@ -121,13 +121,15 @@ def test_a_rare_category_absent_from_the_sample_is_still_placed_by_name():
 
 
 def test_a_pipeline_mixing_inputs_falls_back_to_the_model_agnostic_method():
-    from sklearn.decomposition import PCA
-    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import PolynomialFeatures
+    from sklearn.tree import DecisionTreeClassifier
 
     X, y = _data()
     X = X[["signal", "noise"]]
-    pipe = Pipeline([("pca", PCA(n_components=2)), ("clf", LogisticRegression())]).fit(X, y)
+    # signal*noise depends on both inputs: no input owns it, so SHAP on the tree cannot be mapped back.
+    pipe = Pipeline([("poly", PolynomialFeatures(2, interaction_only=True, include_bias=False)),
+                     ("clf", DecisionTreeClassifier(max_depth=3, random_state=0))]).fit(X, y)
     model = _Pyfunc(pipe)
     ex = Explainer(model, X, features=["signal", "noise"], scorer=task_scorer(model, "binary"), background_rows=30)
     assert ex.method == "shap.permutation"
