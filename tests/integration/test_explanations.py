@@ -12,6 +12,7 @@ import json
 import types
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -47,8 +48,7 @@ def test_gate_explains_both_versions_and_batch_scoring_writes_three_reasons_per_
 
     from airflow_mlops_provider.core.settings import mlops_home as settings
     from airflow_mlops_provider.hooks.mlflow import MlflowHook
-    from airflow_mlops_provider.operators.batch import MlflowBatchScoreOperator
-    from airflow_mlops_provider.operators.registry import MlflowCompareChallengerOperator
+    from examples.explained_scoring import gate, score_with_reasons
 
     home = settings().ensure()
     first_path, second_path = home.data_dir / "first.parquet", home.data_dir / "second.parquet"
@@ -59,10 +59,8 @@ def test_gate_explains_both_versions_and_batch_scoring_writes_three_reasons_per_
     client.set_registered_model_alias(MODEL, "champion", champion["version"])
     challenger = _train(second_path, "train_second")
 
-    decision = MlflowCompareChallengerOperator(
-        task_id="decide", name=MODEL, challenger=challenger, target=TARGET, explain_rows=300,
-        policy={"metrics": [{"name": "roc_auc", "direction": "higher", "floor": 0.6, "max_regression": 0.2}]},
-    ).execute(_context("decide"))
+    decision = gate(MODEL, challenger, TARGET, {"metrics": [
+        {"name": "roc_auc", "direction": "higher", "floor": 0.6, "max_regression": 0.2}]}).execute(_context("decide"))
     found = decision["explanations"]
     features = ["amount", "avg_amount_30d", "card_age_days", "customer_age", "distance_km", "hour", "is_online",
                 "merchant_category", "tx_count_24h"]
@@ -82,12 +80,8 @@ def test_gate_explains_both_versions_and_batch_scoring_writes_three_reasons_per_
     out = home.root / "outputs" / "scored.parquet"
     out.parent.mkdir(parents=True, exist_ok=True)
     partition = generate(5000, seed=7).drop(columns=[TARGET])
-    pq.write_table(__import__("pyarrow").Table.from_pandas(partition, preserve_index=False), src,
-                   row_group_size=2000)
-    result = MlflowBatchScoreOperator(
-        task_id="score", model_name=MODEL, model_version=challenger["version"], input_path=str(src),
-        output_path=str(out), key_columns=["transaction_id"], chunk_rows=1500, explain_top_k=3,
-    ).execute(_context("score"))
+    pq.write_table(pa.Table.from_pandas(partition, preserve_index=False), src, row_group_size=2000)
+    result = score_with_reasons(MODEL, challenger["version"], str(src), str(out)).execute(_context("score"))
     reasons = [f"reason_{i}_{part}" for i in (1, 2, 3) for part in ("feature", "contribution")]
     assert result["rows"] == 5000 and result["output_columns"] == ["score", *reasons]
     table = pq.read_table(out).to_pandas()

@@ -15,16 +15,16 @@ import pytest
 
 pytest.importorskip("shap")
 
-from airflow_mlops_provider.core.explain import (  # noqa: E402 - after the importorskip
-    ExplainError,
+from airflow_mlops_provider.core.explain import (
     Explainer,
+    ExplainError,
     ReasonCodeScorer,
     attribution_shift,
     global_attributions,
     reason_columns,
     version_explanations,
 )
-from airflow_mlops_provider.core.scoring import score_file, task_scorer  # noqa: E402
+from airflow_mlops_provider.core.scoring import score_file, task_scorer
 
 
 class _Pyfunc:
