@@ -118,6 +118,9 @@ class MlflowBatchScoreOperator(MlflowHookMixin, ObjectStorageMixin):
         push_task_metrics(context, model=self.model_name, version=str(version.version), metrics={
             "rows_scored": stats.rows, "scoring_rows_per_second": stats.rows_per_second,
             "scoring_seconds": stats.seconds})
+        if top_k:
+            result["reason_codes"] = {"top_k": scorer.top_k, "method": scorer.explainer.method,
+                                      "seconds": round(scorer.explain_seconds, 3)}
         if shadow_version:
             result["shadow"] = {"alias": self.shadow_alias, "version": shadow_version, **stats.shadow}
             for key, value in stats.shadow.items():

@@ -286,12 +286,12 @@ class MlflowCompareChallengerOperator(_MlflowRegistryOperator):
         log = self.log.info if decision.promote else self.log.warning
         log("Decision for %s v%s against champion %s: %s — %s", self.name, version,
             record["champion_version"], decision.verdict.upper(), "; ".join(decision.reasons))
-        result = {"task_type": task_type, **{k: record[k] for k in (
+        result: DecisionResult = {"task_type": task_type, **{k: record[k] for k in (  # type: ignore[typeddict-item]
             "model", "challenger_version", "champion_version", "verdict", "reasons", "checks",
             "challenger_metrics", "champion_metrics", "eval_rows")}}
         if explanations is not None:
             result["explanations"] = explanations
-        return result  # type: ignore[return-value]
+        return result
 
     def _explanations(self, holdout: Any, task_type: str, version: str, run_id: str, tags: dict[str, str],
                       champion: Any) -> dict[str, Any] | None:
