@@ -76,7 +76,8 @@ def main() -> None:
             with mlflow.start_run(experiment_id=exp):
                 info = mlflow.sklearn.log_model(est, name="model", pyfunc_predict_fn="predict_proba",
                                                 signature=infer_signature(X, est.predict_proba(X.head(5))),
-                                                serialization_format="cloudpickle")
+                                                serialization_format="cloudpickle",
+                                                pip_requirements=["scikit-learn"])  # no slow inference
             model = mlflow.pyfunc.load_model(info.model_uri)
             cases = [("auto", data)] + [("shap.permutation", small)]
             for method, path in cases:

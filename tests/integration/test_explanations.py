@@ -84,6 +84,7 @@ def test_gate_explains_both_versions_and_batch_scoring_writes_three_reasons_per_
     result = score_with_reasons(MODEL, challenger["version"], str(src), str(out)).execute(_context("score"))
     reasons = [f"reason_{i}_{part}" for i in (1, 2, 3) for part in ("feature", "contribution")]
     assert result["rows"] == 5000 and result["output_columns"] == ["score", *reasons]
+    assert result["reason_codes"]["top_k"] == 3 and result["reason_codes"]["method"] == "shap.tree"
     table = pq.read_table(out).to_pandas()
     assert len(table) == 5000 and table["transaction_id"].tolist() == partition["transaction_id"].tolist()
     for i in (1, 2, 3):
