@@ -84,7 +84,13 @@ class PolicyCheck(TypedDict, total=False):
     improvement: float
 
 
-class DecisionResult(TypedDict):
+class _DecisionEvidence(TypedDict, total=False):
+    # Feature attributions of challenger and champion and their shift
+    # (:func:`airflow_mlops_provider.core.explain.version_explanations`), when computed.
+    explanations: dict[str, Any]
+
+
+class DecisionResult(_DecisionEvidence):
     """``MlflowCompareChallengerOperator`` (task ``decide``): a rejection is a normal outcome."""
 
     task_type: str
@@ -130,6 +136,7 @@ class ScoreResult(TypedDict, total=False):
     seconds: float
     rows_per_second: float
     shadow: dict[str, Any]
+    reason_codes: dict[str, Any]  # {"top_k", "method", "seconds"} with explain_top_k
 
 
 class PartitionResult(TypedDict):

@@ -21,6 +21,7 @@ _EXTRAS = {
     "kubernetes": "kubernetes",
     "pandas": "mlflow",
     "pyarrow": "mlflow",
+    "shap": "explain",
 }
 
 

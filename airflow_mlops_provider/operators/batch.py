@@ -29,18 +29,24 @@ class MlflowBatchScoreOperator(MlflowHookMixin, ObjectStorageMixin):
     :param scoring_backend: the registered scoring backend that scores the file
         (:mod:`airflow_mlops_provider.scoring`; ``local``: streamed Arrow batches on this worker).
     :param conn_id: the object store's connection for ``input_path`` and ``output_path``. (templated)
+    :param explain_top_k: with k >= 1, each row also gets its k most important features and their signed
+        contributions, ``reason_<i>_feature`` / ``reason_<i>_contribution`` (i = 1..k, most important
+        first; k capped at the number of features), computed per chunk
+        (:class:`airflow_mlops_provider.core.explain.ReasonCodeScorer`) against a background sample of the
+        version's holdout (or, for a version without one, of the input). Needs the ``explain`` extra.
+        0 (default): no reason columns. (templated)
     """
 
     template_fields: Sequence[str] = ("model_name", "alias", "model_version", "input_path", "output_path",
-                                      "key_columns", "shadow_alias", "row_groups", "scoring_threads", "mlflow_conn_id",
-                                      "conn_id")
+                                      "key_columns", "shadow_alias", "row_groups", "scoring_threads", "explain_top_k",
+                                      "mlflow_conn_id", "conn_id")
     ui_color = "#5ec8e5"
 
     def __init__(self, *, model_name: str, input_path: str, output_path: str, key_columns: Sequence[str] = (),
                  alias: str = "champion", model_version: str | None = None, shadow_alias: str | None = None,
                  chunk_rows: int = 100_000,
                  row_groups: Sequence[int] | None = None, scoring_backend: str = "local",
-                 scoring_threads: int | None = None, **kwargs: Any) -> None:
+                 scoring_threads: int | None = None, explain_top_k: int | str = 0, **kwargs: Any) -> None:
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         self.model_name = model_name
@@ -54,6 +60,7 @@ class MlflowBatchScoreOperator(MlflowHookMixin, ObjectStorageMixin):
         self.row_groups = row_groups
         self.scoring_backend = scoring_backend
         self.scoring_threads = scoring_threads
+        self.explain_top_k = explain_top_k
 
     def _resolve(self) -> Any:
         return self.hook.resolve_version(self.model_name, self.model_version, alias=self.alias)
@@ -82,6 +89,11 @@ class MlflowBatchScoreOperator(MlflowHookMixin, ObjectStorageMixin):
         scorer = task_scorer(model, task, classes_from_tags(version.tags))
         features = model.metadata.get_input_schema().input_names()
         expected = dict(signature_inputs(model.metadata.get_input_schema()))
+        top_k = int(self.explain_top_k or 0)
+        if top_k < 0:
+            raise ValueError(f"explain_top_k must be >= 0, got {top_k}")
+        if top_k:
+            scorer = self._reason_scorer(scorer, model, version, features, top_k)
         shadow_predict, shadow_version = None, None
         if self.shadow_alias:
             shadow = self.hook.get_version_by_alias(self.model_name, self.shadow_alias, required=False)
@@ -114,11 +126,29 @@ class MlflowBatchScoreOperator(MlflowHookMixin, ObjectStorageMixin):
         push_task_metrics(context, model=self.model_name, version=str(version.version), metrics={
             "rows_scored": stats.rows, "scoring_rows_per_second": stats.rows_per_second,
             "scoring_seconds": stats.seconds})
+        if top_k:
+            result["reason_codes"] = {"top_k": scorer.top_k, "method": scorer.explainer.method,
+                                      "seconds": round(scorer.explain_seconds, 3)}
         if shadow_version:
             result["shadow"] = {"alias": self.shadow_alias, "version": shadow_version, **stats.shadow}
             for key, value in stats.shadow.items():
                 self.log.info("shadow %s v%s: %s = %.6f", self.shadow_alias, shadow_version, key, value)
         return result
+
+    def _reason_scorer(self, scorer: Any, model: Any, version: Any, features: Sequence[str], top_k: int) -> Any:
+        """The scorer plus per-row reason codes, explained against the version's holdout rows."""
+        from airflow_mlops_provider.core.explain import Explainer, ReasonCodeScorer
+
+        try:
+            background = self.hook.load_holdout(version.run_id)
+        except Exception as err:  # noqa: BLE001 - a version trained elsewhere has no holdout: use the input
+            self.log.info("No holdout for v%s (%s): reason codes explained against the input's first rows",
+                          version.version, type(err).__name__)
+            with self.storage.parquet(self.input_path) as pf:
+                background = next(pf.iter_batches(batch_size=1000, columns=list(features))).to_pandas()
+        explainer = Explainer(model, background, features=features, scorer=scorer)
+        self.log.info("Reason codes: top %d features per row by %s", top_k, explainer.method)
+        return ReasonCodeScorer(scorer, explainer, top_k)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Inputs: the model version it scored with (and the shadow's) and the input partition.

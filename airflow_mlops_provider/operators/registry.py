@@ -160,6 +160,13 @@ class MlflowCompareChallengerOperator(_MlflowRegistryOperator):
     The decision (inputs, numbers, verdict, reasons) is appended to the audit ledger and written
     as tags on the challenger version. A rejection is a normal outcome: the task succeeds and
     returns ``verdict == "rejected"``; the promote task then skips.
+
+    :param explain: feature attributions of challenger and champion on the same holdout sample
+        (:mod:`airflow_mlops_provider.core.explain`), logged as ``explanations.json`` on the challenger's
+        run and returned under ``explanations``. ``None`` (default): on when the ``explain`` extra
+        (shap) is installed, and an explainer failure is logged, not fatal; ``True``: required;
+        ``False``: off.
+    :param explain_rows: the seeded holdout sample the attributions are computed on (bounds the cost).
     """
 
     template_fields: Sequence[str] = ("name", "challenger", "challenger_metrics", "policy", "target",
@@ -168,9 +175,12 @@ class MlflowCompareChallengerOperator(_MlflowRegistryOperator):
 
     def __init__(self, *, name: str, challenger: dict[str, Any], policy: dict[str, Any], target: str,
                  challenger_metrics: dict[str, Any] | None = None, champion_alias: str = CHAMPION,
-                 sensitive_features: Sequence[str] = (), **kwargs: Any) -> None:
+                 sensitive_features: Sequence[str] = (), explain: bool | None = None,
+                 explain_rows: int = 500, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.name = name
+        self.explain = explain
+        self.explain_rows = explain_rows
         self.challenger = challenger
         self.challenger_metrics = challenger_metrics
         self.policy = policy
@@ -272,12 +282,41 @@ class MlflowCompareChallengerOperator(_MlflowRegistryOperator):
             stamp = int(time.time() * 1000)
             client.log_batch(run_id, metrics=[Metric(f"fairness.{k}", float(v), stamp, 0)
                                               for k, v in mine["metrics"].items()])
+        explanations = self._explanations(holdout, task_type, version, run_id, tags, champion)
         log = self.log.info if decision.promote else self.log.warning
         log("Decision for %s v%s against champion %s: %s — %s", self.name, version,
             record["champion_version"], decision.verdict.upper(), "; ".join(decision.reasons))
-        return {"task_type": task_type, **{k: record[k] for k in (
+        result: DecisionResult = {"task_type": task_type, **{k: record[k] for k in (  # type: ignore[typeddict-item]
             "model", "challenger_version", "champion_version", "verdict", "reasons", "checks",
             "challenger_metrics", "champion_metrics", "eval_rows")}}
+        if explanations is not None:
+            result["explanations"] = explanations
+        return result
+
+    def _explanations(self, holdout: Any, task_type: str, version: str, run_id: str, tags: dict[str, str],
+                      champion: Any) -> dict[str, Any] | None:
+        """Attributions of challenger (and champion) on one holdout sample, logged on the challenger's run."""
+        from airflow_mlops_provider.core.explain import shap_available, version_explanations
+        from airflow_mlops_provider.core.tasks import classes_from_tags
+
+        if self.explain is False or (self.explain is None and not shap_available()):
+            return None
+
+        def load(v: str) -> Any:
+            return self.hook.load_pyfunc(f"models:/{self.name}/{v}")
+
+        try:
+            found = version_explanations(
+                load(version), holdout, task_type, classes_from_tags(tags), version=version, rows=self.explain_rows,
+                champion=None if champion is None else (load(str(champion.version)), str(champion.version),
+                                                        classes_from_tags(champion.tags or {})))
+        except Exception as err:
+            if self.explain:
+                raise
+            self.log.warning("No explanations for %s v%s: %s", self.name, version, err)
+            return None
+        self.hook.client.log_dict(run_id, found, "explanations.json")
+        return found
 
 
 class MlflowPromoteModelOperator(_MlflowRegistryOperator):

@@ -26,7 +26,7 @@ from airflow_mlops_provider.pipelines.common import (
     check_macros,
     daily_dag,
 )
-from airflow_mlops_provider.pipelines.config import ModelConfig
+from airflow_mlops_provider.pipelines.config import MAX_EXPLAIN_TOP_K, ModelConfig
 
 DRIFT_POLICY_SCHEMA: dict[str, Any] = {
     "type": "object", "additionalProperties": False,
@@ -52,6 +52,9 @@ def batch_scoring_params(model: ModelConfig, shards: int | None = None) -> dict[
                         description="Parallel scoring tasks (dynamically mapped)"),
         "shadow_alias": Param("", type="string", pattern=ALIAS_PATTERN, maxLength=255,
                               description="Also score with this alias, e.g. challenger"),
+        "explain_top_k": Param(model.explain_top_k, type="integer", minimum=0, maximum=MAX_EXPLAIN_TOP_K,
+                               description="Per-row reason codes: the top k features and their contributions "
+                                           "(reason_<i>_feature / reason_<i>_contribution); 0: none"),
         "drift_policy": Param(dict(model.drift_policy), type="object", schema=DRIFT_POLICY_SCHEMA,
                               description="When drift schedules a retrain: share of drifted features, key "
                                           "features, or drifted model outputs"),
@@ -96,7 +99,7 @@ def batch_scoring_pipeline(model: ModelConfig, *, input_path: str = INPUT_PATH, 
                             input_path=input_path, output_path=output_path,
                             expected_rows=inspected.output["rows"],
                             key_columns=key_columns, shadow_alias="{{ params.shadow_alias or '' }}",
-                            shards="{{ params.shards }}")
+                            shards="{{ params.shards }}", **_explain_kwargs(backend, model))
     committed = scoring.commit.output
     # Drift reads the facts the commit recorded: the version that scored every row, the output partition.
     drift = EvidentlyCheckDriftOperator(
@@ -107,6 +110,20 @@ def batch_scoring_pipeline(model: ModelConfig, *, input_path: str = INPUT_PATH, 
     partition >> inspected >> validate_input >> scoring.first
     return {"champion": champion, "partition": partition, "validate_input": validate_input, "score": scoring.score,
             "commit": committed, "check_drift": drift, "signal_drift": signalled}
+
+
+def _explain_kwargs(backend: Any, model: ModelConfig) -> dict[str, Any]:
+    """``explain_top_k`` for a backend whose ``tasks()`` takes it; a backend that does not can only
+    serve a model without reason codes."""
+    import inspect
+
+    params = inspect.signature(backend.tasks).parameters
+    if "explain_top_k" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return {"explain_top_k": "{{ params.explain_top_k }}"}
+    if model.explain_top_k:
+        raise ValueError(f"ModelConfig({model.name!r}).explain_top_k is set but the scoring backend "
+                         f"{backend.name!r} does not write reason codes (its tasks() takes no explain_top_k)")
+    return {}
 
 
 def batch_scoring_dag(model: ModelConfig, *, dag_id: str, schedule: Any = "0 2 * * *",

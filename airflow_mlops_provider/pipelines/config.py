@@ -23,6 +23,7 @@ DEFAULT_DRIFT_POLICY: dict[str, Any] = {"drift_share": 0.5, "key_features": [], 
 #: ``airflow pools set mlops_promotion 1 "champion promotions, one at a time"`` (``make ui`` and the
 #: compose init do); a task whose pool does not exist is never scheduled.
 PROMOTION_POOL = "mlops_promotion"
+MAX_EXPLAIN_TOP_K = 20  # reason columns per row in batch scoring
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,8 @@ class ModelConfig:
         performance-monitoring pipeline; :class:`~airflow_mlops_provider.core.decay.DecayPolicy`);
         None: the task type's default (:data:`~airflow_mlops_provider.core.decay.DEFAULT_DECAY_POLICIES`).
     :param labels_lookback_days: how many days of scored partitions the labels of a day are matched to.
+    :param explain_top_k: default of the batch pipeline's ``explain_top_k`` Param: per-row reason codes
+        (the top k features and their contributions; 0: none; needs the ``explain`` extra).
     :param promotion_pool: the 1-slot pool every ``promote`` task runs in (:data:`PROMOTION_POOL`);
         None: Airflow's default pool (promotions then rely on the per-host lock alone).
     :param connections: the connection ids of the model's pipelines (:class:`Connections`: MLflow,
@@ -135,6 +138,7 @@ class ModelConfig:
     sensitive_as_features: bool = False
     decay_policy: Mapping[str, Any] | None = None
     labels_lookback_days: int = 14
+    explain_top_k: int = 0
     connections: Connections = field(default_factory=Connections)
 
     def __post_init__(self) -> None:
@@ -176,6 +180,10 @@ class ModelConfig:
                 or not 0 <= self.labels_lookback_days <= 366:
             raise ValueError(f"ModelConfig({self.name!r}).labels_lookback_days must be an integer in 0..366, "
                              f"got {self.labels_lookback_days!r}")
+        if isinstance(self.explain_top_k, bool) or not isinstance(self.explain_top_k, int) \
+                or not 0 <= self.explain_top_k <= MAX_EXPLAIN_TOP_K:
+            raise ValueError(f"ModelConfig({self.name!r}).explain_top_k must be an integer in 0..{MAX_EXPLAIN_TOP_K}, "
+                             f"got {self.explain_top_k!r}")
         from airflow_mlops_provider.deploy.base import deploy_target_names
 
         known = deploy_target_names()

@@ -25,7 +25,8 @@ class LocalScoringBackend:
     name = "local"
 
     def tasks(self, *, model_name: str, model_version: Any, input_path: str, output_path: str,
-              expected_rows: Any, key_columns: Sequence[str], shadow_alias: str, shards: Any) -> ScoringTasks:
+              expected_rows: Any, key_columns: Sequence[str], shadow_alias: str, shards: Any,
+              explain_top_k: Any = 0) -> ScoringTasks:
         from airflow_mlops_provider.operators.batch import (
             MlflowBatchScoreOperator,
             ParquetCommitShardsOperator,
@@ -36,7 +37,7 @@ class LocalScoringBackend:
         scores = MlflowBatchScoreOperator.partial(
             task_id="score", model_name=model_name, model_version=model_version, input_path=input_path,
             output_path=STAGING_PATH, key_columns=list(key_columns), shadow_alias=shadow_alias,
-            scoring_backend=self.name,
+            scoring_backend=self.name, explain_top_k=explain_top_k,
         ).expand(row_groups=plan.output)
         commit = ParquetCommitShardsOperator(task_id="commit", shards=scores.output, expected_rows=expected_rows,
                                              input_path=input_path, output_path=output_path,

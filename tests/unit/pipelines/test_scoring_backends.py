@@ -73,3 +73,28 @@ def test_an_unknown_backend_is_refused_by_name():
         batch_scoring_dag(config(), dag_id="fraud_spark", scoring_backend="spark")
     with pytest.raises(TypeError, match="is not a scoring backend"):
         register_scoring_backend(object())
+
+
+def test_reason_codes_reach_the_local_scoring_task_through_a_param():
+    dag = batch_scoring_dag(config(explain_top_k=3), dag_id="fraud_reasons")
+    assert dag.params["explain_top_k"] == 3
+    assert dag.task_dict["score"].partial_kwargs["explain_top_k"] == "{{ params.explain_top_k }}"
+    assert batch_scoring_dag(config(), dag_id="fraud_plain").params["explain_top_k"] == 0
+
+
+def test_reason_codes_on_a_backend_that_cannot_write_them_are_refused_at_parse():
+    register_scoring_backend(OneTaskBackend())
+    try:
+        batch_scoring_dag(config(), dag_id="fraud_one_task_plain", scoring_backend="one-task")  # no reasons: fine
+        with pytest.raises(ValueError, match=r"explain_top_k is set but the scoring backend 'one-task' does not"):
+            batch_scoring_dag(config(explain_top_k=2), dag_id="fraud_one_task_reasons", scoring_backend="one-task")
+    finally:
+        from airflow_mlops_provider import scoring
+
+        scoring._REGISTERED.pop("one-task", None)
+
+
+@pytest.mark.parametrize("bad", [-1, 21, True, "3"])
+def test_explain_top_k_out_of_range_is_refused_naming_the_field(bad):
+    with pytest.raises(ValueError, match=r"ModelConfig\('fraud'\)\.explain_top_k must be an integer in 0\.\.20"):
+        config(explain_top_k=bad)
