@@ -130,6 +130,8 @@ class ScoreResult(TypedDict, total=False):
     seconds: float
     rows_per_second: float
     shadow: dict[str, Any]
+    # The spark backend: per output column count/mean/std/min/max (class counts for a label), from Spark.
+    summary: dict[str, Any]
 
 
 class PartitionResult(TypedDict):

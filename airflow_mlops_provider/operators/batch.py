@@ -24,19 +24,23 @@ class MlflowBatchScoreOperator(MlflowHookMixin, ObjectStorageMixin):
     :param row_groups: score only these row groups (one shard); see :func:`airflow_mlops_provider.core.scoring.plan_shards`.
     :param shadow_alias: also score with this alias (e.g. ``challenger``) and record agreement.
     :param scoring_backend: the registered scoring backend that scores the file
-        (:mod:`airflow_mlops_provider.scoring`; ``local``: streamed Arrow batches on this worker).
+        (:mod:`airflow_mlops_provider.scoring`; ``local``: streamed Arrow batches on this worker;
+        ``spark``: ``mlflow.pyfunc.spark_udf`` on a Spark Connect session, :mod:`airflow_mlops_provider.scoring.spark`).
+    :param backend_config: the backend's own settings (``spark``: ``spark_conn_id``, ``master``,
+        ``spark_staging_path``, ``spark_input_path``). (templated)
     :param conn_id: the object store's connection for ``input_path`` and ``output_path``. (templated)
     """
 
     template_fields: Sequence[str] = ("model_name", "alias", "model_version", "input_path", "output_path",
-                                      "key_columns", "shadow_alias", "row_groups", "mlflow_conn_id", "conn_id")
+                                      "key_columns", "shadow_alias", "row_groups", "backend_config", "mlflow_conn_id",
+                                      "conn_id")
     ui_color = "#5ec8e5"
 
     def __init__(self, *, model_name: str, input_path: str, output_path: str, key_columns: Sequence[str] = (),
                  alias: str = "champion", model_version: str | None = None, shadow_alias: str | None = None,
                  chunk_rows: int = 100_000,
                  row_groups: Sequence[int] | None = None, scoring_backend: str = "local",
-                 **kwargs: Any) -> None:
+                 backend_config: dict[str, Any] | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         self.model_name = model_name
@@ -49,6 +53,7 @@ class MlflowBatchScoreOperator(MlflowHookMixin, ObjectStorageMixin):
         self.chunk_rows = chunk_rows
         self.row_groups = row_groups
         self.scoring_backend = scoring_backend
+        self.backend_config = backend_config
 
     def _resolve(self) -> Any:
         return self.hook.resolve_version(self.model_name, self.model_version, alias=self.alias)
@@ -90,7 +95,8 @@ class MlflowBatchScoreOperator(MlflowHookMixin, ObjectStorageMixin):
             output_path=str(self.output_path), key_columns=list(self.key_columns), expected_types=expected,
             row_groups=list(self.row_groups) if self.row_groups is not None else None, chunk_rows=self.chunk_rows,
             shadow_scorer=shadow_predict, shadow_threshold=task.shadow_threshold,
-            shadow_labels=task.categorical_output), self.storage)
+            shadow_labels=task.categorical_output,
+            extra={**(self.backend_config or {}), "shadow_version": shadow_version}), self.storage)
         self._lineage_state = {"registry_uri": self.hook.registry_uri, "version": str(version.version),
                                "run_id": version.run_id, "shadow_version": shadow_version}
         result: ScoreResult = {
@@ -105,6 +111,8 @@ class MlflowBatchScoreOperator(MlflowHookMixin, ObjectStorageMixin):
         push_task_metrics(context, model=self.model_name, version=str(version.version), metrics={
             "rows_scored": stats.rows, "scoring_rows_per_second": stats.rows_per_second,
             "scoring_seconds": stats.seconds})
+        if getattr(stats, "summary", None):  # a backend that summarised its predictions (spark)
+            result["summary"] = stats.summary
         if shadow_version:
             result["shadow"] = {"alias": self.shadow_alias, "version": shadow_version, **stats.shadow}
             for key, value in stats.shadow.items():
