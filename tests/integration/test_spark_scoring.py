@@ -166,8 +166,9 @@ def test_the_version_is_pinned_at_run_start_and_shadow_scored(env, models):
     src = partition(home, model, seed=8)
     client = MlflowHook().client
     first = model["version"]
-    second = client.create_model_version(model["name"], f"runs:/{model['run_id']}/model", model["run_id"],
-                                         tags={"mlops.task_type": "binary", **_classes_tag(client, model)})
+    pinned_version = client.get_model_version(model["name"], first)
+    second = client.create_model_version(model["name"], pinned_version.source, pinned_version.run_id,
+                                         tags=dict(pinned_version.tags))
     client.set_registered_model_alias(model["name"], "challenger", second.version)
     try:
         pinned = score(model, src, home / "outputs" / "pinned.parquet", "spark", model_version=first,
@@ -180,11 +181,6 @@ def test_the_version_is_pinned_at_run_start_and_shadow_scored(env, models):
         assert table.column("shadow_score").to_pylist() == table.column("score").to_pylist()
     finally:
         client.delete_registered_model_alias(model["name"], "challenger")
-
-
-def _classes_tag(client, model) -> dict:
-    tags = client.get_model_version(model["name"], model["version"]).tags
-    return {k: v for k, v in tags.items() if k == "mlops.classes"}
 
 
 def test_a_missing_column_is_named_and_nothing_is_written(env, models):
