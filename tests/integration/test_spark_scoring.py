@@ -22,7 +22,9 @@ import pytest
 from airflow_mlops_provider.core.scoring import ScoringInputError
 from tests.reliability.conftest import context
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("spark")]
+# The first test pays the JVM start, three trainings and the Python workers' first model load: minutes
+# on a loaded 2-core machine, so the limit is above the suite's default 600 s.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("spark"), pytest.mark.timeout(1800)]
 
 SPARK_CONN = "spark_connect_test"
 
