@@ -41,6 +41,9 @@ def spark_url():
 
     url = backend.local_connect_url("local[2]")
     yield url
+    for key, session in list(backend._LOCAL.items()):  # the Connect sessions first, then the server
+        if isinstance(key, tuple):
+            session.stop()
     classic = backend._LOCAL.pop("classic", None)
     backend._LOCAL.clear()
     if classic is not None:
