@@ -137,6 +137,8 @@ class ScoreResult(TypedDict, total=False):
     rows_per_second: float
     shadow: dict[str, Any]
     reason_codes: dict[str, Any]  # {"top_k", "method", "seconds"} with explain_top_k
+    # The spark backend: per output column count/mean/std/min/max (class counts for a label), from Spark.
+    summary: dict[str, Any]
 
 
 class PartitionResult(TypedDict):

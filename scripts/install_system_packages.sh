@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # System packages the tests drive for real, from Debian: Chromium for the Models view test
 # (Playwright cannot download its own browsers here), Prometheus and its Pushgateway for the
-# metrics test. Installs only what is missing; a no-op when everything is there.
+# metrics test, a Java 17 runtime for the local Spark of the spark scoring backend's tests (pyspark 4
+# needs Java 17+). Installs only what is missing; a no-op when everything is there.
 set -euo pipefail
 missing=()
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus-pushgateway >/dev/null 2>&1 || missing+=(prometheus-pushgateway)
+command -v java >/dev/null 2>&1 || [ -n "${JAVA_HOME:-}" ] || missing+=(openjdk-17-jre-headless)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

@@ -27,7 +27,10 @@ class MlflowBatchScoreOperator(MlflowHookMixin, ObjectStorageMixin):
         ``MLOPS_SCORING_THREADS``, else ``[mlops] scoring_threads``, else the cores this task may run
         on (its CPU affinity and quota). See :mod:`airflow_mlops_provider.core.threads`. (templated)
     :param scoring_backend: the registered scoring backend that scores the file
-        (:mod:`airflow_mlops_provider.scoring`; ``local``: streamed Arrow batches on this worker).
+        (:mod:`airflow_mlops_provider.scoring`; ``local``: streamed Arrow batches on this worker;
+        ``spark``: ``mlflow.pyfunc.spark_udf`` on a Spark Connect session, :mod:`airflow_mlops_provider.scoring.spark`).
+    :param backend_config: the backend's own settings (``spark``: ``spark_conn_id``, ``master``,
+        ``spark_staging_path``, ``spark_input_path``). (templated)
     :param conn_id: the object store's connection for ``input_path`` and ``output_path``. (templated)
     :param explain_top_k: with k >= 1, each row also gets its k most important features and their signed
         contributions, ``reason_<i>_feature`` / ``reason_<i>_contribution`` (i = 1..k, most important
@@ -39,14 +42,15 @@ class MlflowBatchScoreOperator(MlflowHookMixin, ObjectStorageMixin):
 
     template_fields: Sequence[str] = ("model_name", "alias", "model_version", "input_path", "output_path",
                                       "key_columns", "shadow_alias", "row_groups", "scoring_threads", "explain_top_k",
-                                      "mlflow_conn_id", "conn_id")
+                                      "backend_config", "mlflow_conn_id", "conn_id")
     ui_color = "#5ec8e5"
 
     def __init__(self, *, model_name: str, input_path: str, output_path: str, key_columns: Sequence[str] = (),
                  alias: str = "champion", model_version: str | None = None, shadow_alias: str | None = None,
                  chunk_rows: int = 100_000,
                  row_groups: Sequence[int] | None = None, scoring_backend: str = "local",
-                 scoring_threads: int | None = None, explain_top_k: int | str = 0, **kwargs: Any) -> None:
+                 scoring_threads: int | None = None, explain_top_k: int | str = 0,
+                 backend_config: dict[str, Any] | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         self.model_name = model_name
@@ -61,6 +65,7 @@ class MlflowBatchScoreOperator(MlflowHookMixin, ObjectStorageMixin):
         self.scoring_backend = scoring_backend
         self.scoring_threads = scoring_threads
         self.explain_top_k = explain_top_k
+        self.backend_config = backend_config
 
     def _resolve(self) -> Any:
         return self.hook.resolve_version(self.model_name, self.model_version, alias=self.alias)
@@ -111,7 +116,8 @@ class MlflowBatchScoreOperator(MlflowHookMixin, ObjectStorageMixin):
             row_groups=list(self.row_groups) if self.row_groups is not None else None, chunk_rows=self.chunk_rows,
             threads=threads,
             shadow_scorer=shadow_predict, shadow_threshold=task.shadow_threshold,
-            shadow_labels=task.categorical_output), self.storage)
+            shadow_labels=task.categorical_output,
+            extra={**(self.backend_config or {}), "shadow_version": shadow_version}), self.storage)
         self._lineage_state = {"registry_uri": self.hook.registry_uri, "version": str(version.version),
                                "run_id": version.run_id, "shadow_version": shadow_version}
         result: ScoreResult = {
@@ -129,6 +135,8 @@ class MlflowBatchScoreOperator(MlflowHookMixin, ObjectStorageMixin):
         if top_k:
             result["reason_codes"] = {"top_k": scorer.top_k, "method": scorer.explainer.method,
                                       "seconds": round(scorer.explain_seconds, 3)}
+        if getattr(stats, "summary", None):  # a backend that summarised its predictions (spark)
+            result["summary"] = stats.summary
         if shadow_version:
             result["shadow"] = {"alias": self.shadow_alias, "version": shadow_version, **stats.shadow}
             for key, value in stats.shadow.items():

@@ -62,12 +62,13 @@ def batch_scoring_params(model: ModelConfig, shards: int | None = None) -> dict[
 
 
 def batch_scoring_pipeline(model: ModelConfig, *, input_path: str = INPUT_PATH, output_path: str = OUTPUT_PATH,
-                           scoring_backend: str = "local") -> dict[str, Any]:
+                           scoring_backend: str | None = None) -> dict[str, Any]:
     """Add the batch-scoring tasks for ``model`` to the DAG being defined; returns them by name.
 
     ``scoring_backend`` names the registered backend (:mod:`airflow_mlops_provider.scoring`) that
-    turns the validated input into the committed output partition; ``local`` adds ``plan_shards``,
-    ``score`` (mapped) and ``commit``.
+    turns the validated input into the committed output partition (None: ``model.scoring_backend``);
+    ``local`` adds ``plan_shards``, ``score`` (mapped) and ``commit``; ``spark`` adds ``score`` (one
+    Spark job) and ``commit``, with ``model.scoring_config`` handed to the backend.
     """
     from airflow_mlops_provider import assets
     from airflow_mlops_provider.operators.batch import (
@@ -81,7 +82,7 @@ def batch_scoring_pipeline(model: ModelConfig, *, input_path: str = INPUT_PATH, 
     from airflow_mlops_provider.scoring import get_scoring_backend
     from airflow_mlops_provider.sensors.object_storage import ObjectStoragePartitionSensor
 
-    backend = get_scoring_backend(scoring_backend)
+    backend = get_scoring_backend(scoring_backend or model.scoring_backend)
     key_columns = list(model.id_columns)
     champion = MlflowGetModelVersionOperator(task_id="resolve_champion", name=model.name, alias="champion")
     dag = check_dag(champion, "batch_scoring_pipeline", batch_scoring_params(model), "batch_scoring_params",
@@ -99,7 +100,8 @@ def batch_scoring_pipeline(model: ModelConfig, *, input_path: str = INPUT_PATH, 
                             input_path=input_path, output_path=output_path,
                             expected_rows=inspected.output["rows"],
                             key_columns=key_columns, shadow_alias="{{ params.shadow_alias or '' }}",
-                            shards="{{ params.shards }}", **_explain_kwargs(backend, model))
+                            shards="{{ params.shards }}", **_explain_kwargs(backend, model),
+                            **({"config": dict(model.scoring_config)} if model.scoring_config else {}))
     committed = scoring.commit.output
     # Drift reads the facts the commit recorded: the version that scored every row, the output partition.
     drift = EvidentlyCheckDriftOperator(
@@ -128,7 +130,7 @@ def _explain_kwargs(backend: Any, model: ModelConfig) -> dict[str, Any]:
 
 def batch_scoring_dag(model: ModelConfig, *, dag_id: str, schedule: Any = "0 2 * * *",
                       start_date: datetime | None = None, doc_md: str | None = None, tags: list[str] | None = None,
-                      scoring_backend: str = "local", **dag_kwargs: Any) -> Any:
+                      scoring_backend: str | None = None, **dag_kwargs: Any) -> Any:
     """A complete nightly batch-scoring DAG for ``model`` (``schedule`` is a UTC cron or a timetable;
     ``scoring_backend``: see :func:`batch_scoring_pipeline`)."""
     with daily_dag(model, dag_id=dag_id, schedule=schedule, start_date=start_date,

@@ -104,6 +104,14 @@ class ModelConfig:
         (the top k features and their contributions; 0: none; needs the ``explain`` extra).
     :param promotion_pool: the 1-slot pool every ``promote`` task runs in (:data:`PROMOTION_POOL`);
         None: Airflow's default pool (promotions then rely on the per-host lock alone).
+    :param scoring_backend: the registered scoring backend of the batch pipeline
+        (:mod:`airflow_mlops_provider.scoring`): ``local`` (streamed, sharded over mapped tasks) or
+        ``spark`` (``mlflow.pyfunc.spark_udf`` on Spark Connect, :mod:`airflow_mlops_provider.scoring.spark`).
+    :param scoring_config: the backend's settings; ``spark``: ``spark_conn_id`` (an Airflow
+        connection of type ``spark_connect``; absent: a local Spark in the task), ``master`` (the
+        local Spark's, default ``local[*]``), ``spark_staging_path`` (a folder both Spark and the
+        worker reach, for a remote cluster), ``spark_input_path`` (the input as Spark names it,
+        e.g. ``s3a://``, when it differs).
     :param connections: the connection ids of the model's pipelines (:class:`Connections`: MLflow,
         object storage, AWS, Kubernetes); a dict of the same keys is accepted.
     """
@@ -140,6 +148,8 @@ class ModelConfig:
     labels_lookback_days: int = 14
     explain_top_k: int = 0
     connections: Connections = field(default_factory=Connections)
+    scoring_backend: str = "local"
+    scoring_config: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name or ""):
@@ -156,6 +166,13 @@ class ModelConfig:
             object.__setattr__(self, "task_type", parse_task_type(self.task_type))
         except TaskTypeError as err:
             raise TaskTypeError(f"ModelConfig({self.name!r}).task_type: {err}") from None
+        from airflow_mlops_provider.scoring import scoring_backend_names
+
+        if self.scoring_backend not in scoring_backend_names():
+            raise ValueError(f"ModelConfig({self.name!r}).scoring_backend {self.scoring_backend!r} is not a registered "
+                             f"scoring backend; known: {scoring_backend_names()}")
+        if not isinstance(self.scoring_config, Mapping):
+            raise TypeError(f"ModelConfig({self.name!r}).scoring_config must be a dict of the backend's settings")
         if not callable(self.train):
             raise TypeError(f"ModelConfig.train of {self.name!r} must be a callable train(X, y, **params)")
         if not self.target:

@@ -67,10 +67,12 @@ def test_a_registered_backend_plugs_in_behind_the_builder():
 
 
 def test_an_unknown_backend_is_refused_by_name():
-    with pytest.raises(ValueError, match=r"unknown scoring backend 'spark'; known: \[.*'local'.*\]"):
-        get_scoring_backend("spark")
-    with pytest.raises(ValueError, match="unknown scoring backend 'spark'"):
-        batch_scoring_dag(config(), dag_id="fraud_spark", scoring_backend="spark")
+    with pytest.raises(ValueError, match=r"unknown scoring backend 'dask'; known: \[.*'local'.*'spark'.*\]"):
+        get_scoring_backend("dask")
+    with pytest.raises(ValueError, match="unknown scoring backend 'dask'"):
+        batch_scoring_dag(config(), dag_id="fraud_dask", scoring_backend="dask")
+    with pytest.raises(ValueError, match=r"ModelConfig\('fraud'\).scoring_backend 'dask' is not a registered"):
+        config(scoring_backend="dask")
     with pytest.raises(TypeError, match="is not a scoring backend"):
         register_scoring_backend(object())
 
@@ -98,3 +100,23 @@ def test_reason_codes_on_a_backend_that_cannot_write_them_are_refused_at_parse()
 def test_explain_top_k_out_of_range_is_refused_naming_the_field(bad):
     with pytest.raises(ValueError, match=r"ModelConfig\('fraud'\)\.explain_top_k must be an integer in 0\.\.20"):
         config(explain_top_k=bad)
+
+
+def test_the_spark_backend_is_registered_by_entry_point_and_builds_score_then_commit():
+    """``spark`` comes from the entry-point group (as a plug-in's backend would); the builder takes it
+    from the model config, with the config's Spark settings handed to the scoring task."""
+    from importlib.metadata import entry_points
+
+    from airflow_mlops_provider.scoring.spark import STAGING_PATH, SparkScoringBackend
+
+    assert "spark" in {ep.name for ep in entry_points(group="airflow_mlops_provider.scoring_backends")}
+    assert isinstance(get_scoring_backend("spark"), SparkScoringBackend)
+    dag = batch_scoring_dag(config(scoring_backend="spark", scoring_config={"spark_conn_id": "spark_prod"}),
+                            dag_id="fraud_spark")
+    assert "plan_shards" not in dag.task_dict
+    score, commit = dag.task_dict["score"], dag.task_dict["commit"]
+    assert score.scoring_backend == "spark" and score.backend_config == {"spark_conn_id": "spark_prod"}
+    assert score.model_version is not None and score.output_path == STAGING_PATH
+    assert score.upstream_task_ids >= {"validate_input"} and commit.upstream_task_ids == {"score", "inspect_partition"}
+    assert commit.scoring_backend == "spark"
+    assert dag.task_dict["check_drift"].upstream_task_ids == {"commit"}
