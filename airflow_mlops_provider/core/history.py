@@ -108,6 +108,9 @@ def moves(records: Iterable[Mapping[str, Any]], model: str, *, alias: str | None
         if at is None:
             continue
         event = record["event"]
+        if event == "champion_rolled_back":  # written by the promote operator: its fields are the fallback
+            record = {"to_version": record.get("challenger_version"),
+                      "from_version": record.get("previous_champion"), **record}
         changes: list[tuple[str | None, str | None]] = []  # (to, from)
         if target is not None:
             if event in ("promoted", "champion_rolled_back") and deploy_target_of(record) == target:
@@ -269,7 +272,7 @@ def last_good_version(records: Iterable[Mapping[str, Any]], model: str, current:
     """The version a rollback of ``@champion`` goes back to: the latest earlier champion that is not
     ``current`` and was never rolled back from (a rollback away from a version marks it bad)."""
     records = list(records)
-    bad = {_str(r.get("from_version")) for r in records
+    bad = {_str(r.get("from_version") or r.get("previous_champion")) for r in records
            if r.get("model") == model and r.get("event") == "champion_rolled_back"}
     current = _str(current)
     for move in reversed(moves(records, model, alias=CHAMPION)):
