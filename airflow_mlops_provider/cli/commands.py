@@ -11,8 +11,9 @@ call them one by one.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -329,6 +330,22 @@ def describe(answer: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send file descriptor 1 to stderr meanwhile (loggers hold the stdout stream, not its name)."""
+    import os
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def history_command(args: argparse.Namespace) -> int:
     """``history``: the same answer as the Models view's ``/mlops/api/history`` route."""
     import json
@@ -338,16 +355,18 @@ def history_command(args: argparse.Namespace) -> int:
     from airflow_mlops_provider.core.settings import mlops_home
     from airflow_mlops_provider.hooks.mlflow import MlflowHook
 
-    hook = MlflowHook(mlflow_conn_id=args.mlflow_conn_id)
-    try:
-        if args.compare:
-            answer = history.compare_versions(hook.client, mlops_home().ledger_path, args.model, *args.compare)
-        else:
-            answer = history.history(hook.client, mlops_home().ledger_path, args.model, at=args.at,
-                                     alias=args.alias, target=args.target)
-    except HistoryError as err:
-        print(f"history: {err}", file=sys.stderr)
-        return 2
+    # Logs (Airflow's and MLflow's) go to stderr: stdout carries the answer only, JSON that parses.
+    with _stdout_to_stderr():
+        hook = MlflowHook(mlflow_conn_id=args.mlflow_conn_id)
+        try:
+            if args.compare:
+                answer = history.compare_versions(hook.client, mlops_home().ledger_path, args.model, *args.compare)
+            else:
+                answer = history.history(hook.client, mlops_home().ledger_path, args.model, at=args.at,
+                                         alias=args.alias, target=args.target)
+        except HistoryError as err:
+            print(f"history: {err}", file=sys.stderr)
+            return 2
     if args.json or args.compare:
         print(json.dumps(answer, indent=2, sort_keys=True, default=str))
     else:

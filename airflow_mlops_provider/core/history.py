@@ -77,14 +77,24 @@ def _str(value: Any) -> str | None:
     return None if value in (None, "", "None") else str(value)
 
 
-def deploy_target_of(record: Mapping[str, Any]) -> str | None:
-    """The deploy target a promotion or rollback record served on: its ``deploy_target`` field, else the
-    lane's TaskGroup in ``task_id`` (``local.promote`` → ``local``); None: aliases only."""
+def deploy_targets_of(record: Mapping[str, Any]) -> list[str]:
+    """The deploy targets a promotion or rollback record served on: its ``deploy_targets`` (a rollback
+    restores serving wherever the model was live), its ``deploy_target``, else the lane's TaskGroup in
+    ``task_id`` (``local.promote`` → ``local``); empty: aliases only."""
+    listed = record.get("deploy_targets")
+    if isinstance(listed, (list, tuple)):
+        return [str(t) for t in listed if _str(t) and t != "none"]
     target = _str(record.get("deploy_target"))
     if target:
-        return None if target == "none" else target
+        return [] if target in ("none", "auto") else [target]
     task_id = str(record.get("task_id") or "")
-    return task_id.split(".", 1)[0] if "." in task_id else None
+    return [task_id.split(".", 1)[0]] if "." in task_id else []
+
+
+def deploy_target_of(record: Mapping[str, Any]) -> str | None:
+    """The first of :func:`deploy_targets_of` (None: aliases only)."""
+    targets = deploy_targets_of(record)
+    return targets[0] if targets else None
 
 
 def _who(record: Mapping[str, Any]) -> str | None:
@@ -113,7 +123,7 @@ def moves(records: Iterable[Mapping[str, Any]], model: str, *, alias: str | None
                       "from_version": record.get("previous_champion"), **record}
         changes: list[tuple[str | None, str | None]] = []  # (to, from)
         if target is not None:
-            if event in ("promoted", "champion_rolled_back") and deploy_target_of(record) == target:
+            if event in ("promoted", "champion_rolled_back") and target in deploy_targets_of(record):
                 to = record.get("challenger_version") if event == "promoted" else record.get("to_version")
                 frm = record.get("previous_champion") if event == "promoted" else record.get("from_version")
                 changes.append((_str(to), _str(frm)))
@@ -323,5 +333,5 @@ def reconcile(records: Iterable[Mapping[str, Any]], model: str, mlflow_aliases: 
     return out
 
 
-__all__ = ["HistoryError", "LEDGER_ALIASES", "compare", "deploy_target_of", "last_good_version", "ledger_state",
+__all__ = ["HistoryError", "LEDGER_ALIASES", "compare", "deploy_target_of", "deploy_targets_of", "last_good_version", "ledger_state",
            "live_at", "live_intervals", "moves", "parse_time", "reconcile", "timeline"]

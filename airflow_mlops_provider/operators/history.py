@@ -83,23 +83,45 @@ class MlflowPlanRollbackOperator(MlflowHookMixin):
         (:func:`~airflow_mlops_provider.core.history.last_good_version`: the latest earlier champion
         never rolled back from).
     :param reason: why (recorded).
+    :param deploy_target: where serving goes back: a target's name, ``none``, or ``auto`` (every
+        target in ``deploy_targets`` where the model has a live deployment now).
+    :param deploy_targets: the targets ``auto`` looks at (the pipeline's lanes).
     Who asked is the DAG run's triggering user (Airflow records it; a form field could be forged).
     Returns ``{"model", "challenger_version": the version to restore, "champion_version": the
     current champion (the compare-and-set's expectation), "verdict": "promote", "reasons",
-    "ledger_fields": {"from_version", "to_version", "requested_by", "reason", "deploy_target"}}``.
+    "ledger_fields": {"from_version", "to_version", "requested_by", "reason", "deploy_targets"},
+    "deploy_targets": [targets whose serving goes back]}``.
     """
 
     template_fields: Sequence[str] = ("name", "to_version", "reason", "deploy_target", "mlflow_conn_id")
     ui_color = "#f5c6cb"
 
     def __init__(self, *, name: str, to_version: str | int | None = None, reason: str = "",
-                 deploy_target: str = "none", **kwargs: Any) -> None:
+                 deploy_target: str = "auto", deploy_targets: Sequence[str] = (), **kwargs: Any) -> None:
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         self.name = name
         self.to_version = to_version
         self.reason = reason
         self.deploy_target = deploy_target
+        self.deploy_targets = list(deploy_targets)
+
+    def serving_targets(self) -> list[str]:
+        """The targets whose serving goes back (``auto``: those where the model is live now)."""
+        from airflow_mlops_provider.deploy.base import get_deploy_target, serving_of
+
+        choice = str(self.deploy_target or "none")
+        if choice == "none":
+            return []
+        if choice != "auto":
+            return [choice]
+        live = []
+        for name in self.deploy_targets:
+            rows = serving_of(get_deploy_target(name), self.name)
+            if any(r.get("role") == "live" and r.get("available") is not False for r in rows):
+                live.append(name)
+        self.log.info("%s is live on %s", self.name, live or "no deploy target")
+        return live
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow_mlops_provider.core import ledger
@@ -127,7 +149,9 @@ class MlflowPlanRollbackOperator(MlflowHookMixin):
         reason = str(self.reason or "").strip()[:500]
         line = f"rollback of @champion from v{current_v} to v{wanted} requested by {who or 'an unnamed user'}"
         self.log.info("%s%s", line, f": {reason}" if reason else "")
+        targets = self.serving_targets()
         return {"model": self.name, "challenger_version": wanted, "champion_version": current_v,
                 "verdict": "promote", "reasons": [line + (f": {reason}" if reason else "")],
                 "ledger_fields": {"from_version": current_v, "to_version": wanted, "requested_by": who,
-                                  "reason": reason, "deploy_target": str(self.deploy_target or "none")}}
+                                  "reason": reason, "deploy_targets": targets},
+                "deploy_targets": targets}

@@ -3,9 +3,10 @@
 ``rollback_dag(model, dag_id=...)``: ``reconcile_aliases`` → ``plan`` (what ``@champion`` goes
 back to: a version given, else the last good champion) → ``rollback_champion`` (the promote
 operator: compare-and-set under the promotion lock and pool, ledger record
-``champion_rolled_back`` naming who triggered the run and why) → ``route`` → the chosen deploy
-target's own rollback step ``<target>.rollback`` (serving goes back to what ``@champion`` names)
-or ``no_serving``. Its tag ``rollback:<model>`` is how the Models view finds it.
+``champion_rolled_back`` naming who triggered the run and why) → ``route`` → the own rollback
+step ``<target>.rollback`` of each deploy target where the model was live (Param
+``deploy_target``: ``auto``, or one target, or ``none``): serving goes back to what ``@champion``
+names; else ``no_serving``. Its tag ``rollback:<model>`` is how the Models view finds it.
 
 ``alias_audit_dag(model, dag_id=...)``: ``reconcile_aliases`` on a schedule (hourly by default),
 so an alias moved in MLflow's UI or with a client is recorded even when no pipeline runs.
@@ -34,8 +35,9 @@ def rollback_params(model: ModelConfig) -> dict[str, Any]:
         "to_version": Param("", type="string", pattern=r"^(v?[0-9]+)?$", maxLength=12,
                             description="The version @champion goes back to; empty: the last good champion"),
         "reason": Param("", type="string", maxLength=500, description="Why (recorded in the audit ledger)"),
-        "deploy_target": Param(model.deploy_target, enum=["none", *model.lanes],
-                               description="Where serving goes back to the restored champion"),
+        "deploy_target": Param("auto", enum=["auto", "none", *model.lanes],
+                               description="Where serving goes back to the restored champion (auto: every "
+                                           "target where the model is live now)"),
     }
     for name in model.lanes:
         target = get_deploy_target(name)
@@ -86,7 +88,7 @@ def rollback_pipeline(model: ModelConfig) -> dict[str, Any]:
     check_dag(reconcile, "rollback_pipeline", rollback_params(model), "rollback_params", "rollback_dag")
     plan = MlflowPlanRollbackOperator(task_id="plan", name=model.name, to_version="{{ params.to_version | tojson }}",
                                       reason="{{ params.reason | tojson }}",
-                                      deploy_target="{{ params.deploy_target }}")
+                                      deploy_target="{{ params.deploy_target }}", deploy_targets=list(model.lanes))
     champion = MlflowPromoteModelOperator(
         task_id="rollback_champion", name=model.name, decision=plan.output, event="champion_rolled_back",
         ledger_fields=plan.output["ledger_fields"], on_superseded="fail", outlets=[_champion_changed(model)],
@@ -95,12 +97,13 @@ def rollback_pipeline(model: ModelConfig) -> dict[str, Any]:
     step_ids = {name: op.task_id for name, op in steps.items()}
 
     @task.branch(task_id="route")
-    def route(**context: Any) -> str:
-        """Serving goes back only on the chosen target."""
-        return step_ids.get(context["params"]["deploy_target"], "no_serving")
+    def route(targets: list[str]) -> list[str]:
+        """Serving goes back on the targets the plan chose (where the model was live)."""
+        return [step_ids[t] for t in targets if t in step_ids] or ["no_serving"]
 
     no_serving = EmptyOperator(task_id="no_serving")
-    reconcile >> plan >> champion >> route() >> [no_serving, *steps.values()]
+    reconcile >> plan >> champion
+    champion >> route(plan.output["deploy_targets"]) >> [no_serving, *steps.values()]
     return {"reconcile": reconcile, "plan": plan, "rollback_champion": champion, "serving": steps}
 
 

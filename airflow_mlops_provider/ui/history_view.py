@@ -33,11 +33,11 @@ def _e(value: Any) -> str:
 def history_facts(records: list[dict[str, Any]], model: str) -> dict[str, Any]:
     """What the page's history section shows: the champion's timeline, each deploy target's, and the
     moves made outside the pipeline (newest first)."""
-    from airflow_mlops_provider.core.history import deploy_target_of, timeline
+    from airflow_mlops_provider.core.history import deploy_targets_of, timeline
 
     targets = sorted({t for r in records if r.get("model") == model
                       and r.get("event") in ("promoted", "champion_rolled_back")
-                      for t in [deploy_target_of(r)] if t})
+                      for t in deploy_targets_of(r)})
     external = [r for r in records if r.get("model") == model and r.get("event") == "external_change"]
     return {"champion": timeline(records, model, alias="champion"),
             "targets": {t: timeline(records, model, target=t) for t in targets},
