@@ -231,6 +231,9 @@ def install(app: Any, facts: Any) -> None:
     @app.get("/api/history")
     def history_json(model: str, alias: str | None = None, target: str | None = None,
                      at: str | None = None) -> JSONResponse:
+        from airflow_mlops_provider.core.history import parse_time
+
+        answer(lambda: parse_time(at))  # a bad time is a 400 naming it, before MLflow is asked anything
         client, ledger_path = client_and_ledger()
         return answer(lambda: history.history(client, ledger_path, model, at=at, alias=alias, target=target))
 
