@@ -124,11 +124,11 @@ def stack(tmp_path_factory):
     port = free_port()
     log = open(root / "ui.log", "w")
     proc = subprocess.Popen([str(BIN / "python"), str(REPO_ROOT / "scripts" / "ui.py"), "--port", str(port),
-                             "--no-mlflow", "--ready-timeout", "300"],
+                             "--no-mlflow", "--ready-timeout", "600"],
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 420
+        deadline = time.time() + 720
         while "ready; Ctrl-C" not in (root / "ui.log").read_text():
             if proc.poll() is not None or time.time() > deadline:
                 logs = "".join(f"--- {p}\n{p.read_text(errors='replace')[-2500:]}\n"
