@@ -172,6 +172,10 @@ def _browser(pw, stack):
 
 def _page(browser, stack, user: str):
     context = browser.new_context(viewport={"width": 1280, "height": 1400})
+    # The view's first page asks every deploy target what it serves (5 s each when unreachable) and
+    # imports MLflow: over 30 s (Playwright's default) on the loaded 2-core machine.
+    context.set_default_timeout(180_000)
+    context.set_default_navigation_timeout(180_000)
     context.add_cookies([{"name": "_token", "value": stack["tokens"][user], "url": stack["base"]}])
     return context.new_page()
 
