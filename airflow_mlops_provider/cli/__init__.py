@@ -1,9 +1,10 @@
-"""The provider's command line: ``init`` (pool, folders, allowed roots) and ``doctor`` (what works).
+"""The provider's command line: ``init`` (pool, folders, allowed roots), ``doctor`` (what works) and
+``history`` (which version was live when, and why; two versions side by side).
 
 Two doors, one implementation (:mod:`airflow_mlops_provider.cli.commands`):
 
-- the console script ``airflow-mlops init|doctor`` (:func:`main`);
-- ``airflow mlops init|doctor`` through the provider's CLI hook (:func:`get_cli_commands`,
+- the console script ``airflow-mlops init|doctor|history`` (:func:`main`);
+- ``airflow mlops init|doctor|history`` through the provider's CLI hook (:func:`get_cli_commands`,
   listed under ``cli`` in the provider info).
 
 Nothing heavy is imported here: Airflow builds its parser from this module on every ``airflow`` call.
@@ -34,6 +35,17 @@ DOCTOR_ARGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
                                                       "credentials from the environment)"}),
 ]
 
+HISTORY_ARGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (("--model",), {"required": True, "help": "the registered model"}),
+    (("--alias",), {"default": None, "help": "the alias asked about (default: champion)"}),
+    (("--target",), {"default": None, "help": "a deploy target instead of an alias (local, kserve, ...)"}),
+    (("--at",), {"default": None, "help": "ISO date or time, UTC unless it says otherwise (default: now)"}),
+    (("--compare",), {"nargs": 2, "metavar": "VERSION", "default": None,
+                      "help": "two versions side by side instead"}),
+    (("--json",), {"action": "store_true", "help": "print the answer as JSON (what GET /mlops/api/history gives)"}),
+    (("--mlflow-conn-id",), {"default": "mlflow_default", "help": "MLflow connection"}),
+]
+
 
 def _add(parser: argparse.ArgumentParser, args: list[tuple[tuple[str, ...], dict[str, Any]]]) -> None:
     for flags, kwargs in args:
@@ -47,6 +59,8 @@ def build_parser(prog: str = "airflow-mlops") -> argparse.ArgumentParser:
          INIT_ARGS)
     _add(sub.add_parser("doctor", help="check connections, versions, the pool, the plugin and the allowed roots"),
          DOCTOR_ARGS)
+    _add(sub.add_parser("history", help="which version an alias or deploy target served at a time, and why"),
+         HISTORY_ARGS)
     return parser
 
 
@@ -55,11 +69,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from airflow_mlops_provider.cli import commands
 
     args = build_parser().parse_args(argv)
-    return {"init": commands.init_command, "doctor": commands.doctor_command}[args.command](args)
+    return {"init": commands.init_command, "doctor": commands.doctor_command,
+            "history": commands.history_command}[args.command](args)
 
 
 def get_cli_commands() -> list[Any]:
-    """``airflow mlops init|doctor``: the provider's CLI hook (``cli`` in the provider info)."""
+    """``airflow mlops init|doctor|history``: the provider's CLI hook (``cli`` in the provider info)."""
     from airflow.cli.cli_config import ActionCommand, Arg, GroupCommand, lazy_load_command
 
     def arguments(spec: list[tuple[tuple[str, ...], dict[str, Any]]]) -> tuple[Any, ...]:
@@ -69,9 +84,12 @@ def get_cli_commands() -> list[Any]:
         # Airflow ignores an action's return value: exit with the check's status instead.
         return lazy_load_command(f"airflow_mlops_provider.cli.commands.{name}_and_exit")
 
-    return [GroupCommand(name="mlops", help="Set up and check the MLOps provider (init, doctor)", subcommands=(
+    return [GroupCommand(name="mlops", help="Set up and check the MLOps provider (init, doctor, history)",
+                         subcommands=(
         ActionCommand(name="init", help="Create the promotion pool and the MLOPS_HOME folders; check allowed roots",
                       func=exiting("init"), args=arguments(INIT_ARGS)),
         ActionCommand(name="doctor", help="Check connections, versions, the pool, the plugin and the allowed roots",
                       func=exiting("doctor"), args=arguments(DOCTOR_ARGS)),
+        ActionCommand(name="history", help="Which version an alias or deploy target served at a time, and why",
+                      func=exiting("history"), args=arguments(HISTORY_ARGS)),
     ))]

@@ -11,8 +11,9 @@ call them one by one.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -303,6 +304,76 @@ def init_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def describe(answer: dict[str, Any]) -> str:
+    """One paragraph a person reads: what was live, since when, why, and a warning if MLflow disagrees."""
+    live = answer["live"]
+    subject = f"@{live['alias']}" if live.get("alias") else f"deploy target {live['target']!r}"
+    lines = []
+    if not live["known"]:
+        lines.append(f"{live['model']} {subject} at {live['at']}: nothing recorded in the ledger before then")
+    else:
+        why = live["why"] or {}
+        until = f" until {live['until']}" if live.get("until") else " (still)"
+        lines.append(f"{live['model']} {subject} at {live['at']}: v{live['version']} since {live['since']}{until}")
+        lines.append(f"  why: {why.get('event')} by {why.get('who') or 'unknown (MLflow records no author)'}"
+                     + (f": {why['reason']}" if why.get("reason") else ""))
+        decision = why.get("decision")
+        if decision:
+            lines.append(f"  gate: {decision.get('verdict')} against champion v{decision.get('champion_version')}"
+                         f" — {'; '.join(map(str, decision.get('reasons') or [])) or 'no reasons recorded'}")
+    if live.get("warning"):
+        lines.append(f"  WARNING: {live['warning']}")
+    lines.append(f"  timeline ({len(answer['timeline'])} move(s)):")
+    for move in answer["timeline"]:
+        lines.append(f"    {move['at']}  v{move['from_version'] or '-'} -> v{move['version'] or '-'}  {move['event']}"
+                     f"  {move['who'] or ''}".rstrip())
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send file descriptor 1 to stderr meanwhile (loggers hold the stdout stream, not its name)."""
+    import os
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def history_command(args: argparse.Namespace) -> int:
+    """``history``: the same answer as the Models view's ``/mlops/api/history`` route."""
+    import json
+
+    from airflow_mlops_provider import history
+    from airflow_mlops_provider.core.history import HistoryError
+    from airflow_mlops_provider.core.settings import mlops_home
+    from airflow_mlops_provider.hooks.mlflow import MlflowHook
+
+    # Logs (Airflow's and MLflow's) go to stderr: stdout carries the answer only, JSON that parses.
+    with _stdout_to_stderr():
+        hook = MlflowHook(mlflow_conn_id=args.mlflow_conn_id)
+        try:
+            if args.compare:
+                answer = history.compare_versions(hook.client, mlops_home().ledger_path, args.model, *args.compare)
+            else:
+                answer = history.history(hook.client, mlops_home().ledger_path, args.model, at=args.at,
+                                         alias=args.alias, target=args.target)
+        except HistoryError as err:
+            print(f"history: {err}", file=sys.stderr)
+            return 2
+    if args.json or args.compare:
+        print(json.dumps(answer, indent=2, sort_keys=True, default=str))
+    else:
+        print(describe(answer))
+    return 0
+
+
 def _exit(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> Any:
     code = command(args)
     if code:
@@ -315,3 +386,7 @@ def init_and_exit(args: argparse.Namespace) -> None:
 
 def doctor_and_exit(args: argparse.Namespace) -> None:
     _exit(doctor_command, args)
+
+
+def history_and_exit(args: argparse.Namespace) -> None:
+    _exit(history_command, args)

@@ -331,17 +331,22 @@ class MlflowPromoteModelOperator(_MlflowRegistryOperator):
     :param on_superseded: ``skip`` (default) — a superseded promotion skips, nothing else
         happened; ``fail`` — raise :class:`PromotionSuperseded`, for DAGs where the challenger
         already serves traffic and a failure here must trigger the rollback.
+    :param event: the ledger event of a move (``promoted``; a rollback of the champion records
+        ``champion_rolled_back``, see :mod:`airflow_mlops_provider.core.history`).
+    :param ledger_fields: more fields for the ledger record (who asked, why, the deploy target).
     """
 
-    template_fields: Sequence[str] = ("name", "decision", "on_superseded", "mlflow_conn_id")
+    template_fields: Sequence[str] = ("name", "decision", "on_superseded", "ledger_fields", "mlflow_conn_id")
     template_fields_renderers = {"decision": "json"}
 
     def __init__(self, *, name: str, decision: dict[str, Any], on_superseded: str = "skip",
-                 **kwargs: Any) -> None:
+                 event: str = "promoted", ledger_fields: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.name = name
         self.decision = decision
         self.on_superseded = on_superseded
+        self.event = event
+        self.ledger_fields = ledger_fields
 
     def execute(self, context: Any) -> PromotionResult:
         result = self._promote(context)
@@ -375,17 +380,18 @@ class MlflowPromoteModelOperator(_MlflowRegistryOperator):
         with ledger.file_lock(home.root / "locks" / f"promote-{self.name}.lock"):
             current = self.hook.get_version_by_alias(self.name, CHAMPION, required=False)
             current_v = str(current.version) if current is not None else None
+            # task_id names the lane (``local.promote``): the history of what a deploy target served.
             base = {"model": self.name, "challenger_version": version, "dag_id": ti.dag_id,
-                    "run_id": ti.run_id}
+                    "run_id": ti.run_id, "task_id": ti.task_id, **dict(self.ledger_fields or {})}
             if current_v == version:
                 previous = self._previous()
                 promoted = [r for r in ledger.read(home.ledger_path)
-                            if r.get("event") == "promoted" and r.get("model") == self.name
+                            if r.get("event") == self.event and r.get("model") == self.name
                             and str(r.get("challenger_version")) == version]
                 if not promoted:
                     # An earlier try moved the alias, then died (kill -9) before writing the ledger:
                     # the audit trail must still say who promoted what.
-                    ledger.append(home.ledger_path, {**base, "event": "promoted", "previous_champion": previous,
+                    ledger.append(home.ledger_path, {**base, "event": self.event, "previous_champion": previous,
                                                      "recovered": True})
                     self.log.warning("%s v%s was made champion by an interrupted try; ledger entry recovered",
                                      self.name, version)
@@ -405,11 +411,12 @@ class MlflowPromoteModelOperator(_MlflowRegistryOperator):
             if current_v is not None:
                 client.set_registered_model_alias(self.name, PREVIOUS, current_v)
             client.set_registered_model_alias(self.name, CHAMPION, version)
-            try:
-                client.delete_registered_model_alias(self.name, CHALLENGER)
-            except Exception:  # noqa: BLE001 - the alias may already be gone
-                pass
-            ledger.append(home.ledger_path, {**base, "event": "promoted", "previous_champion": current_v})
+            if self.event == "promoted":  # a rollback leaves a waiting challenger where it is
+                try:
+                    client.delete_registered_model_alias(self.name, CHALLENGER)
+                except Exception:  # noqa: BLE001 - the alias may already be gone
+                    pass
+            ledger.append(home.ledger_path, {**base, "event": self.event, "previous_champion": current_v})
         self.log.info("Promoted %s v%s to champion (previous: %s)", self.name, version, current_v)
         return self._promoted(version, current_v, changed=True)
 

@@ -76,6 +76,7 @@ def batch_scoring_pipeline(model: ModelConfig, *, input_path: str = INPUT_PATH, 
         ParquetInspectPartitionOperator,
     )
     from airflow_mlops_provider.operators.drift import EvidentlyCheckDriftOperator
+    from airflow_mlops_provider.operators.history import MlflowReconcileAliasesOperator
     from airflow_mlops_provider.operators.registry import MlflowGetModelVersionOperator
     from airflow_mlops_provider.operators.signals import SignalDriftDetectedOperator
     from airflow_mlops_provider.operators.validation import GreatExpectationsValidateDataOperator
@@ -88,6 +89,9 @@ def batch_scoring_pipeline(model: ModelConfig, *, input_path: str = INPUT_PATH, 
     dag = check_dag(champion, "batch_scoring_pipeline", batch_scoring_params(model), "batch_scoring_params",
                     "batch_scoring_dag")
     check_macros(dag, input_path, output_path)
+    # First: an alias moved outside the pipeline is recorded before this run scores with it.
+    reconcile = MlflowReconcileAliasesOperator(task_id="reconcile_aliases", name=model.name)
+    reconcile >> champion
     partition = ObjectStoragePartitionSensor(
         task_id="wait_for_partition", path=input_path, deferrable=True, poke_interval=60, timeout=6 * 3600)
     inspected = ParquetInspectPartitionOperator(task_id="inspect_partition", path=input_path,
@@ -110,7 +114,7 @@ def batch_scoring_pipeline(model: ModelConfig, *, input_path: str = INPUT_PATH, 
     signalled = SignalDriftDetectedOperator(task_id="signal_drift", drift=drift.output,
                                             outlets=[assets.drift_detected(model.name)])
     partition >> inspected >> validate_input >> scoring.first
-    return {"champion": champion, "partition": partition, "validate_input": validate_input, "score": scoring.score,
+    return {"reconcile": reconcile, "champion": champion, "partition": partition, "validate_input": validate_input, "score": scoring.score,
             "commit": committed, "check_drift": drift, "signal_drift": signalled}
 
 

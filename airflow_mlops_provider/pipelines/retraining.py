@@ -187,6 +187,7 @@ def retraining_pipeline(model: ModelConfig) -> dict[str, Any]:
 
     from airflow_mlops_provider.operators.deploy import DeploymentRecordRollbackOperator
     from airflow_mlops_provider.operators.dvc import DvcGetDataVersionOperator
+    from airflow_mlops_provider.operators.history import MlflowReconcileAliasesOperator
     from airflow_mlops_provider.operators.registry import (
         MlflowCompareChallengerOperator,
         MlflowPromoteModelOperator,
@@ -222,6 +223,9 @@ def retraining_pipeline(model: ModelConfig) -> dict[str, Any]:
         task_id="decide", name=model.name, challenger=registration.output,
         challenger_metrics=evaluation.output["metrics"], policy="{{ params.policy }}", target=model.target,
         sensitive_features=list(model.sensitive_features))
+    # An alias moved outside the pipeline is recorded before the gate reads @champion.
+    reconcile = MlflowReconcileAliasesOperator(task_id="reconcile_aliases", name=model.name)
+    reconcile >> decision
 
     lanes = {name: deployment_lane(name, model=model, decision=decision.output, challenger=registration.output)
              for name in model.lanes}
@@ -254,7 +258,7 @@ def retraining_pipeline(model: ModelConfig) -> dict[str, Any]:
     summary = MlflowSummarizeDecisionOperator(
         task_id="summarize", decision=decision.output, promote_task_ids=[t.task_id for t in promote_tasks])
     promote_tasks >> summary
-    return {"data_version": data_version, "validation": validation, "train": training, "evaluate": evaluation,
+    return {"reconcile": reconcile, "data_version": data_version, "validation": validation, "train": training, "evaluate": evaluation,
             "register": registration, "decide": decision, "promote": promote, "lanes": lanes,
             "record_rollback": record, "summarize": summary}
 

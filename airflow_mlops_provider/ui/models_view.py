@@ -30,7 +30,8 @@ from typing import Any
 from urllib.parse import quote
 
 ALIASES = ("champion", "challenger", "previous")
-LEDGER_EVENTS = ("decision", "promoted", "promotion_superseded", "rolled_back")
+LEDGER_EVENTS = ("decision", "promoted", "promotion_superseded", "rolled_back", "champion_rolled_back",
+                 "external_change")
 _REPORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.html$")
 
 
@@ -175,6 +176,7 @@ def _serving(name: str, unreachable: dict[str, str]) -> list[dict[str, Any]]:
 def collect(client: Any, *, home: Any, tracking_uri: str | None, model: str | None = None) -> dict[str, Any]:
     """Everything the page shows, as JSON-safe data."""
     from airflow_mlops_provider.core import ledger
+    from airflow_mlops_provider.ui.history_view import history_facts
 
     records = ledger.read(home.ledger_path) if home.ledger_path.exists() else []
     unreachable: dict[str, str] = {}  # deploy target -> why it cannot say what it serves
@@ -194,6 +196,7 @@ def collect(client: Any, *, home: Any, tracking_uri: str | None, model: str | No
             "drift": _drift_history(client, registered.name, home.reports_dir),
             "performance": _performance_history(client, registered.name),
             "serving": _serving(registered.name, unreachable),
+            "history": history_facts(records, registered.name),
         })
     docs_index = home.reports_dir / "data_docs" / "index.html"
     return {"models": models, "mlflow_ui": mlflow_ui_url(tracking_uri), "data_docs": docs_index.is_file(),
@@ -390,6 +393,8 @@ def _gate_table(gate: dict[str, Any], airflow: str) -> str:
 def render(facts: dict[str, Any], *, base: str = "/mlops", airflow: str = "") -> str:
     """The page. ``base``: where the plugin is mounted; ``airflow``: the Airflow UI's base URL
     (empty: same origin), for links to DAG runs."""
+    from airflow_mlops_provider.ui.history_view import history_section
+
     ui = facts.get("mlflow_ui")
     out = ["<!doctype html><html><head><meta charset='utf-8'><title>MLOps models</title>",
            f"<meta name='color-scheme' content='light dark'>{_THEME_SCRIPT}<style>{_STYLE}</style></head>"
@@ -497,11 +502,12 @@ def render(facts: dict[str, Any], *, base: str = "/mlops", airflow: str = "") ->
                 out.append(f"<tr><td>{_e((r.get('recorded_at') or '')[:19].replace('T', ' '))}</td>"
                            f"<td class='{_verdict_class(kind)}'>{_e(r['event'])}"
                            f"{': ' + _e(kind) if r['event'] == 'decision' else ''}</td>"
-                           f"<td>v{_e(r.get('challenger_version'))}</td>"
+                           f"<td>v{_e(r.get('challenger_version') or r.get('to_version'))}</td>"
                            f"<td>{'v' + _e(against) if against else '—'}</td>"
                            f"<td>{_e('; '.join(map(str, reasons)))}</td>"
                            f"<td>{_airflow_run(airflow, r.get('dag_id'), r.get('run_id'))}</td></tr>")
             out.append("</table>")
+        out.append(history_section(model, base=base))
         out.append("</section>")
     out.append("</body></html>")
     return "".join(out)
@@ -541,7 +547,7 @@ def login_redirect(request: Any, status_code: int, detail: Any) -> Any:
 def create_app() -> Any:
     """The FastAPI sub-application the plugin mounts at ``/mlops``."""
     from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
-    from airflow.api_fastapi.core_api.security import requires_access_view
+    from airflow.api_fastapi.core_api.security import get_user, requires_access_view
     from fastapi import Depends, FastAPI, HTTPException, Request
     from fastapi.exception_handlers import http_exception_handler
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
@@ -570,8 +576,11 @@ def create_app() -> Any:
                                 detail=str(hook.unavailable(err, "reading the model registry"))) from err
 
     @app.get("/models", response_class=HTMLResponse)
-    def models_page(model: str | None = None) -> HTMLResponse:
-        return HTMLResponse(render(facts(model), airflow=api_base_path()))
+    def models_page(model: str | None = None, rollback_run: str | None = None,
+                    user=Depends(get_user)) -> HTMLResponse:  # noqa: B008 - FastAPI's dependency
+        from airflow_mlops_provider.ui.history_view import page_actions
+
+        return HTMLResponse(render(page_actions(facts(model), user, rollback_run), airflow=api_base_path()))
 
     @app.get("/api/models")
     def models_json(model: str | None = None) -> JSONResponse:
@@ -585,6 +594,10 @@ def create_app() -> Any:
         if target is None or not target.is_relative_to(resolved_root) or not target.is_file():
             raise HTTPException(status_code=404, detail="no such report")
         return FileResponse(target)
+
+    from airflow_mlops_provider.ui import history_view
+
+    history_view.install(app, facts)  # /api/history, /api/compare, the rollback routes
 
     reports = REPORTS_URL_PREFIX.removeprefix("/mlops")
 

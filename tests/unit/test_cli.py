@@ -20,7 +20,8 @@ def test_both_doors_take_the_same_commands_and_arguments():
     assert group.name == "mlops"
     flags = {c.name: sorted(a.flags[0] for a in c.args) for c in group.subcommands}
     assert flags == {"init": ["--allowed-roots", "--data-repo", "--pool"],
-                     "doctor": ["--dvc-conn-id", "--mlflow-conn-id", "--pool", "--storage-conn-id"]}
+                     "doctor": ["--dvc-conn-id", "--mlflow-conn-id", "--pool", "--storage-conn-id"],
+                     "history": ["--alias", "--at", "--compare", "--json", "--mlflow-conn-id", "--model", "--target"]}
 
 
 def test_the_provider_info_lists_the_cli_and_the_plugin():
