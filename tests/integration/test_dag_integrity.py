@@ -23,7 +23,7 @@ def test_there_are_dags():
 @pytest.mark.parametrize(("folder", "dag_ids"), [
     ("dags", {"mlops_retrain", "mlops_batch_inference", "mlops_performance_monitoring"}),
     ("examples", {"species_retrain", "species_batch_inference", "house_price_retrain", "house_price_batch_inference",
-                  "visit_count_retrain", "visit_count_batch_inference"}),
+                  "visit_count_retrain", "visit_count_batch_inference", "fraud_governed_retrain"}),
 ])
 def test_dagbag_imports_every_file_without_errors(folder, dag_ids, monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
