@@ -216,6 +216,17 @@ VECTORISED: dict[str, Callable[..., dict[str, Any]]] = {
     "binary": _binary, "multiclass": _multiclass, "regression": _regression}
 
 
+def _vectorised(task: Any) -> Callable[..., dict[str, Any]] | None:
+    """The vectorised form of ``task``'s metrics: a built-in, or a subclass that keeps the built-in's metrics."""
+    from airflow_mlops_provider.core.task_types import BUILTIN
+
+    for builtin in BUILTIN:
+        if isinstance(task, type(builtin)) and type(task).compute_metrics is type(builtin).compute_metrics \
+                and dict(type(task).metrics) == dict(type(builtin).metrics):
+            return VECTORISED.get(builtin.name)
+    return None
+
+
 def metric_samples(task_type: Any, y_true: Any, raw: Any, classes: Sequence[Any] | None, W: Any,
                    idx: Any = None) -> dict[str, Any]:
     """``{metric: (B,) values}`` of ``task_type``'s metrics for each row of the count matrix ``W``."""
@@ -224,7 +235,7 @@ def metric_samples(task_type: Any, y_true: Any, raw: Any, classes: Sequence[Any]
     from airflow_mlops_provider.core.task_types import get_task_type
 
     task = get_task_type(task_type)
-    fn = VECTORISED.get(task.name)
+    fn = _vectorised(task)
     if fn is not None:
         return fn(W, y_true, raw, classes, task)
     # A plug-in type: its own metrics on each resample (correct, not fast).
