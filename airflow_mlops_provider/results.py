@@ -103,6 +103,8 @@ class DecisionResult(_DecisionEvidence):
     challenger_metrics: dict[str, float]
     champion_metrics: dict[str, float] | None
     eval_rows: int
+    #: The model card's artifacts: ``{"json": "runs:/<run>/model_card/model_card.json", "html": ...}``.
+    card: dict[str, str]
 
 
 class PromotionResult(TypedDict):

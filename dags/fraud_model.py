@@ -66,4 +66,14 @@ FRAUD = ModelConfig(
     # Late labels: retrain when roc_auc on >= 200 labelled rows falls 0.05 below the holdout's.
     decay_policy={"metrics": [{"name": "roc_auc", "max_degradation": 0.05}], "min_rows": 200,
                   "max_label_delay_days": 7},
+    # The model card (written at the promotion gate on every challenger version) shows these.
+    owner="fraud-analytics team",
+    intended_use="Rank card transactions by fraud risk so analysts review the riskiest first.",
+    out_of_scope_uses=["Blocking a card or declining a payment without human review",
+                       "Credit or other decisions about a customer"],
+    limitations=["Trained on synthetic demo data (core.demo_data)",
+                 "Scores assume the merchant categories seen in training; a new category scores as unknown"],
+    # Reported per slice (challenger and champion on the same rows, with intervals) on the model card;
+    # add "slices" rules to the policy to gate on them.
+    slices=[{"column": "merchant_category"}, {"column": "amount", "bins": [0, 20, 100, None]}],
 )

@@ -99,15 +99,20 @@ def check_policy_metrics(task_type: str, policy: dict[str, Any], where: str = "p
     """Refuse a policy that names a metric the task type does not produce, naming it and the options."""
     task_type = parse_task_type(task_type)
     known = {**METRICS[task_type], **GROUP_METRICS[task_type]}
-    for i, rule in enumerate((policy or {}).get("metrics") or []):
-        name = rule.get("name") if isinstance(rule, dict) else None
-        if name not in known:
-            raise TaskTypeError(
-                f"{where}.metrics[{i}] names metric {name!r}, which a {task_type} model does not produce; "
-                f"{task_type} metrics: {sorted(k for k, v in known.items() if v)}")
-        direction = rule.get("direction")
-        if direction and known[name] and direction != known[name]:
-            raise TaskTypeError(f"{where}.metrics[{i}]: {name!r} is better when {known[name]}, not {direction}")
+    sliced = (policy or {}).get("slices")
+    lists = [("metrics", (policy or {}).get("metrics") or [], known)]
+    if isinstance(sliced, dict):  # slice rules judge the task type's own metrics, not group metrics
+        lists.append(("slices.metrics", sliced.get("metrics") or [], dict(METRICS[task_type])))
+    for label, rules, allowed in lists:
+        for i, rule in enumerate(rules):
+            name = rule.get("name") if isinstance(rule, dict) else None
+            if name not in allowed:
+                raise TaskTypeError(
+                    f"{where}.{label}[{i}] names metric {name!r}, which a {task_type} model does not produce; "
+                    f"{task_type} metrics: {sorted(k for k, v in allowed.items() if v)}")
+            direction = rule.get("direction")
+            if direction and allowed[name] and direction != allowed[name]:
+                raise TaskTypeError(f"{where}.{label}[{i}]: {name!r} is better when {allowed[name]}, not {direction}")
 
 
 def complete_policy(task_type: str, policy: dict[str, Any]) -> dict[str, Any]:
@@ -120,7 +125,12 @@ def complete_policy(task_type: str, policy: dict[str, Any]) -> dict[str, Any]:
     known = {**METRICS[task_type], **GROUP_METRICS[task_type]}
     rules = [{**rule, "direction": rule.get("direction") or known[rule["name"]] or "higher"}
              for rule in policy.get("metrics") or []]
-    return {**policy, "metrics": rules}
+    out = {**policy, "metrics": rules}
+    if isinstance(policy.get("slices"), dict):
+        out["slices"] = {**policy["slices"], "metrics": [
+            {**rule, "direction": rule.get("direction") or known[rule["name"]] or "higher"}
+            for rule in policy["slices"].get("metrics") or []]}
+    return out
 
 
 def check_classifier_output(task_type: str, raw: Any, n_classes: int, flavor: str) -> None:

@@ -170,13 +170,14 @@ class MlflowCompareChallengerOperator(_MlflowRegistryOperator):
     """
 
     template_fields: Sequence[str] = ("name", "challenger", "challenger_metrics", "policy", "target",
-                                      "mlflow_conn_id")
-    template_fields_renderers = {"policy": "json", "challenger": "json"}
+                                      "slices", "model_card", "mlflow_conn_id")
+    template_fields_renderers = {"policy": "json", "challenger": "json", "slices": "json", "model_card": "json"}
 
     def __init__(self, *, name: str, challenger: dict[str, Any], policy: dict[str, Any], target: str,
                  challenger_metrics: dict[str, Any] | None = None, champion_alias: str = CHAMPION,
                  sensitive_features: Sequence[str] = (), explain: bool | None = None,
-                 explain_rows: int = 500, **kwargs: Any) -> None:
+                 explain_rows: int = 500, slices: Sequence[dict[str, Any]] = (),
+                 model_card: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.name = name
         self.explain = explain
@@ -187,17 +188,14 @@ class MlflowCompareChallengerOperator(_MlflowRegistryOperator):
         self.target = target
         self.champion_alias = champion_alias
         self.sensitive_features = list(sensitive_features or ())
+        self.slices = list(slices or ())
+        self.model_card = model_card
 
     def execute(self, context: Any) -> DecisionResult:
         from airflow_mlops_provider.core import ledger
         from airflow_mlops_provider.core.policy import PromotionPolicy
         from airflow_mlops_provider.core.task_types import task_type_of_tags, task_type_of_version
-        from airflow_mlops_provider.core.tasks import (
-            TaskTypeError,
-            classes_from_tags,
-            complete_policy,
-            score_holdout,
-        )
+        from airflow_mlops_provider.core.tasks import TaskTypeError, classes_from_tags, complete_policy
 
         self.hook.activate()
         version = str(self.challenger["version"])
@@ -207,11 +205,27 @@ class MlflowCompareChallengerOperator(_MlflowRegistryOperator):
         task_type = task_type_of_tags(tags, f"model {self.name!r} version {version}").name
         policy = PromotionPolicy.from_dict(complete_policy(task_type, self.policy))
         holdout = self.hook.load_holdout(run_id)
+        raw_outputs: dict[str, Any] = {}
+
+        def predict(model_version: str) -> Any:
+            """The version's raw pyfunc output on the holdout, predicted once (metrics, groups, bootstrap, card)."""
+            if model_version not in raw_outputs:
+                from airflow_mlops_provider.core.tasks import model_features
+
+                uri = f"models:/{self.name}/{model_version}"
+                model = self.hook.load_pyfunc(uri)
+                features = model_features(model)
+                missing = [c for c in [*features, self.target] if c not in holdout.columns]
+                if missing:
+                    raise KeyError(f"{uri} needs columns {missing} that the holdout lacks")
+                raw_outputs[model_version] = model.predict(holdout[features])
+            return raw_outputs[model_version]
 
         def score(model_version: str, model_tags: dict[str, str]) -> dict[str, float]:
-            uri = f"models:/{self.name}/{model_version}"
-            return score_holdout(self.hook.load_pyfunc(uri), holdout, self.target, task_type,
-                                 classes_from_tags(model_tags), model_uri=uri)
+            from airflow_mlops_provider.core.tasks import compute_metrics
+
+            return compute_metrics(task_type, holdout[self.target], predict(model_version),
+                                   classes_from_tags(model_tags))
 
         fairness: dict[str, Any] = {}
 
@@ -221,16 +235,13 @@ class MlflowCompareChallengerOperator(_MlflowRegistryOperator):
             if not self.sensitive_features:
                 return metrics
             from airflow_mlops_provider.core.fairness import FairnessError, group_metrics
-            from airflow_mlops_provider.core.tasks import model_features
 
             missing = [c for c in self.sensitive_features if c not in holdout.columns]
             if missing:
                 raise FairnessError(f"{self.name}: sensitive column(s) {missing} are not in challenger v{version}'s "
                                     f"holdout (columns: {sorted(holdout.columns)[:30]})")
-            model = self.hook.load_pyfunc(f"models:/{self.name}/{model_version}")
-            raw = model.predict(holdout[model_features(model)])
-            result = group_metrics(task_type, holdout[self.target], raw, holdout[self.sensitive_features],
-                                   classes_from_tags(model_tags))
+            result = group_metrics(task_type, holdout[self.target], predict(model_version),
+                                   holdout[self.sensitive_features], classes_from_tags(model_tags))
             fairness[side] = {"version": model_version, **result}
             return {**metrics, **result["metrics"]}
 
@@ -252,7 +263,12 @@ class MlflowCompareChallengerOperator(_MlflowRegistryOperator):
                 raise TaskTypeError(f"{self.name}: the champion v{champion.version} cannot be scored on challenger "
                                     f"v{version}'s holdout: {err}. If the data changed (e.g. a new class), retire "
                                     f"the champion (delete or move @{self.champion_alias}) and rerun") from err
-        decision = policy.decide(challenger_metrics, champion_metrics, eval_rows=len(holdout))
+        evidence = self._evidence(task_type, policy, holdout, {
+            "challenger": predict(version),
+            "champion": predict(str(champion.version)) if champion is not None else None},
+            {"challenger": classes_from_tags(tags),
+             "champion": classes_from_tags(champion.tags or {}) if champion is not None else None})
+        decision = policy.decide(challenger_metrics, champion_metrics, eval_rows=len(holdout), evidence=evidence)
         ti = context["ti"]
         record = {
             "event": "decision", "model": self.name, "challenger_version": version,
@@ -265,6 +281,9 @@ class MlflowCompareChallengerOperator(_MlflowRegistryOperator):
         }
         if fairness:
             record["fairness"] = {"sensitive_features": self.sensitive_features, **fairness}
+        gains = (evidence.get("bootstrap") or {}).get("gains")
+        if gains:
+            record["gains"] = gains  # the paired-bootstrap intervals the significance rule read
         ledger.append(mlops_home().ledger_path, record)
         client = self.hook.client
         client.set_model_version_tag(self.name, version, "mlops.decision", decision.verdict)
@@ -283,12 +302,15 @@ class MlflowCompareChallengerOperator(_MlflowRegistryOperator):
             client.log_batch(run_id, metrics=[Metric(f"fairness.{k}", float(v), stamp, 0)
                                               for k, v in mine["metrics"].items()])
         explanations = self._explanations(holdout, task_type, version, run_id, tags, champion)
+        if explanations is not None:
+            evidence["explanations"] = explanations  # shown in the card; not judged by the policy
+        card = self._publish_card(record, evidence, tags, holdout, fairness)
         log = self.log.info if decision.promote else self.log.warning
         log("Decision for %s v%s against champion %s: %s — %s", self.name, version,
             record["champion_version"], decision.verdict.upper(), "; ".join(decision.reasons))
         result: DecisionResult = {"task_type": task_type, **{k: record[k] for k in (  # type: ignore[typeddict-item]
             "model", "challenger_version", "champion_version", "verdict", "reasons", "checks",
-            "challenger_metrics", "champion_metrics", "eval_rows")}}
+            "challenger_metrics", "champion_metrics", "eval_rows")}, "card": card}
         if explanations is not None:
             result["explanations"] = explanations
         return result
@@ -317,6 +339,78 @@ class MlflowCompareChallengerOperator(_MlflowRegistryOperator):
             return None
         self.hook.client.log_dict(run_id, found, "explanations.json")
         return found
+
+
+    def _evidence(self, task_type: str, policy: Any, holdout: Any, raw_by_side: dict[str, Any],
+                  classes: dict[str, Any]) -> dict[str, Any]:
+        """Bootstrap intervals and paired gains, slices and plots on the holdout (``core.card.gate_evidence``).
+
+        The dict is the gate's evidence: the policy judges it and the model card shows it; other
+        evidence (``explanations``) is added under its own key."""
+        from airflow_mlops_provider.core.card import gate_evidence
+        from airflow_mlops_provider.core.task_types import get_task_type
+
+        task = get_task_type(task_type)
+        slice_metrics = [r.name for r in policy.slices.metrics] if policy.slices is not None else \
+            [r.name for r in policy.metrics if r.name in task.metrics]
+        return gate_evidence(task, holdout, self.target, raw_by_side, classes, bootstrap_spec=policy.bootstrap,
+                             slices=self.slices, slice_metrics=slice_metrics,
+                             sensitive_features=self.sensitive_features,
+                             directions={**task.metrics, **task.group_metrics})
+
+    def _publish_card(self, record: dict[str, Any], evidence: dict[str, Any], tags: dict[str, str],
+                      holdout: Any, fairness: dict[str, Any]) -> dict[str, str]:
+        """Write the model card (JSON + HTML) as artifacts of the challenger's run; tag and describe the version."""
+        import tempfile
+        from pathlib import Path
+
+        from airflow_mlops_provider.core import ledger
+        from airflow_mlops_provider.core.card import (
+            CARD_DIR,
+            CARD_HTML,
+            CARD_JSON,
+            CARD_TAG,
+            build_card,
+            label_balance,
+            render_html,
+        )
+        from airflow_mlops_provider.core.task_types import get_task_type
+
+        client = self.hook.client
+        version, run_id = record["challenger_version"], self.challenger["run_id"]
+        params = client.get_run(run_id).data.params
+        task = get_task_type(record["task_type"])
+        identity = {"name": self.name, "version": version, "task_type": record["task_type"],
+                    "flavor": tags.get("mlops.flavor"), "run_id": run_id, "source": self.challenger.get("source"),
+                    "classes": tags.get("mlops.classes"), "owner": None, "intended_use": None,
+                    "out_of_scope_uses": [], "limitations": [], **(self.model_card or {})}
+        training = {key.removeprefix("mlops."): value for key, value in sorted(tags.items())
+                    if key.startswith(("mlops.data.", "mlops.validation.")) or key == "mlops.code_version"}
+        training.update({"train_rows": params.get("train_rows"), "holdout_rows": len(holdout),
+                         "features": params.get("features"),
+                         "label_balance": label_balance(holdout[self.target], task.has_classes)})
+        history = [r for r in ledger.read(mlops_home().ledger_path) if r.get("model") == self.name]
+        card = build_card(identity=identity, training_data=training, decision=record,
+                          metrics={"challenger": record["challenger_metrics"],
+                                   "champion": record["champion_metrics"]},
+                          evidence=evidence, fairness={"sensitive_features": self.sensitive_features, **fairness}
+                          if fairness else None, history=history, policy=record["policy"],
+                          champion_version=record["champion_version"], eval_rows=record["eval_rows"])
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / CARD_DIR
+            folder.mkdir()
+            (folder / "model_card.json").write_text(json.dumps(card, indent=1), encoding="utf-8")
+            (folder / "model_card.html").write_text(render_html(card), encoding="utf-8")
+            # One call for both files: the card is replaced whole on a rerun, never half-written.
+            client.log_artifacts(run_id, str(folder), artifact_path=CARD_DIR)
+        uris = {"json": f"runs:/{run_id}/{CARD_JSON}", "html": f"runs:/{run_id}/{CARD_HTML}"}
+        client.set_model_version_tag(self.name, version, CARD_TAG, uris["html"])
+        client.update_model_version(self.name, version, description=(
+            f"Model card: {uris['html']} (JSON: {uris['json']}); in the Models view: "
+            f"/mlops/models/{self.name}/versions/{version}/card. Gate: {record['verdict']} — "
+            + "; ".join(record["reasons"]))[:5000])
+        self.log.info("Model card of %s v%s: %s", self.name, version, uris["html"])
+        return uris
 
 
 class MlflowPromoteModelOperator(_MlflowRegistryOperator):

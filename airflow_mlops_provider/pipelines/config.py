@@ -114,6 +114,13 @@ class ModelConfig:
         e.g. ``s3a://``, when it differs).
     :param connections: the connection ids of the model's pipelines (:class:`Connections`: MLflow,
         object storage, AWS, Kubernetes); a dict of the same keys is accepted.
+    :param slices: holdout slices the gate reports and the policy's ``slices`` rules judge
+        (:mod:`airflow_mlops_provider.core.slices`): ``{"column": c}`` (each value),
+        ``{"column": c, "values": [...]}``, ``{"column": c, "bins": [0, 50, None]}``.
+    :param owner: who answers for the model (shown on its model card).
+    :param intended_use: what the model is for (model card).
+    :param out_of_scope_uses: uses it must not be put to (model card).
+    :param limitations: known limitations (model card).
     """
 
     name: str
@@ -150,8 +157,14 @@ class ModelConfig:
     connections: Connections = field(default_factory=Connections)
     scoring_backend: str = "local"
     scoring_config: Mapping[str, Any] = field(default_factory=dict)
+    slices: Sequence[Mapping[str, Any]] = ()
+    owner: str | None = None
+    intended_use: str | None = None
+    out_of_scope_uses: Sequence[str] = ()
+    limitations: Sequence[str] = ()
 
     def __post_init__(self) -> None:
+        self._check_card()
         if not _NAME.match(self.name or ""):
             raise ValueError(f"ModelConfig.name {self.name!r} must match {_NAME.pattern}")
         if isinstance(self.connections, Mapping):
@@ -178,6 +191,12 @@ class ModelConfig:
         if not self.target:
             raise ValueError(f"ModelConfig.target of {self.name!r} is empty")
         check_policy_metrics(self.task_type, dict(self.effective_policy), where=f"ModelConfig({self.name!r}).policy")
+        from airflow_mlops_provider.core.policy import PolicyError, PromotionPolicy
+
+        try:  # bootstrap settings, slice rules: refused at parse, not at the gate
+            PromotionPolicy.from_dict(self.effective_policy)
+        except PolicyError as err:
+            raise PolicyError(f"ModelConfig({self.name!r}): {err}") from None
         from airflow_mlops_provider.core.tasks import GROUP_METRICS
 
         grouped = [r["name"] for r in self.effective_policy["metrics"] if r["name"] in GROUP_METRICS[self.task_type]]
@@ -213,6 +232,30 @@ class ModelConfig:
         unknown = set(self.deploy_config) - set(self.lanes)
         if unknown:
             raise ValueError(f"ModelConfig({self.name!r}).deploy_config names targets without a lane: {sorted(unknown)}")
+
+    def _check_card(self) -> None:
+        """Slices and the model card's identity fields, refused naming the field."""
+        from airflow_mlops_provider.core.slices import parse_slices
+
+        object.__setattr__(self, "slices", parse_slices(self.slices, where=f"ModelConfig({self.name!r}).slices"))
+        for name in ("owner", "intended_use"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"ModelConfig({self.name!r}).{name} must be a string, got {type(value).__name__}")
+        for name in ("out_of_scope_uses", "limitations"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+                raise TypeError(f"ModelConfig({self.name!r}).{name} must be a list of strings")
+            object.__setattr__(self, name, list(value))
+        policy = self.policy or {}
+        if policy.get("slices") and not self.slices:
+            raise ValueError(f"ModelConfig({self.name!r}).policy has slice rules, but no slices are declared "
+                             "(ModelConfig.slices)")
+
+    def card_identity(self) -> dict[str, Any]:
+        """The model card's declared identity fields (owner, intended use, out-of-scope uses, limitations)."""
+        return {"owner": self.owner, "intended_use": self.intended_use,
+                "out_of_scope_uses": list(self.out_of_scope_uses), "limitations": list(self.limitations)}
 
     @property
     def effective_policy(self) -> dict[str, Any]:

@@ -21,29 +21,37 @@ from airflow_mlops_provider.deploy.base import VERIFY_DEFAULTS, get_deploy_targe
 from airflow_mlops_provider.pipelines.common import check_dag, connection_defaults
 from airflow_mlops_provider.pipelines.config import ModelConfig
 
+_RULE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["name"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string"},
+        "direction": {"enum": ["higher", "lower"]},
+        "floor": {"type": ["number", "null"]},
+        "max_regression": {"type": "number", "minimum": 0},
+        "min_improvement": {"type": ["number", "null"]},
+        "max_relative_regression": {"type": ["number", "null"], "minimum": 0},
+        "require_significant_improvement": {"type": "boolean"},
+    },
+}
+
 POLICY_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["metrics"],
     "additionalProperties": False,
     "properties": {
         "min_eval_rows": {"type": "integer", "minimum": 1},
-        "metrics": {
-            "type": "array",
-            "minItems": 1,
-            "items": {
-                "type": "object",
-                "required": ["name"],
-                "additionalProperties": False,
-                "properties": {
-                    "name": {"type": "string"},
-                    "direction": {"enum": ["higher", "lower"]},
-                    "floor": {"type": ["number", "null"]},
-                    "max_regression": {"type": "number", "minimum": 0},
-                    "min_improvement": {"type": ["number", "null"]},
-                    "max_relative_regression": {"type": ["number", "null"], "minimum": 0},
-                },
-            },
-        },
+        "metrics": {"type": "array", "minItems": 1, "items": _RULE_SCHEMA},
+        # Confidence intervals of every gate metric (core.bootstrap); resamples 0: off.
+        "bootstrap": {"type": "object", "additionalProperties": False, "properties": {
+            "resamples": {"type": "integer", "minimum": 0, "maximum": 100000},
+            "seed": {"type": "integer", "minimum": 0},
+            "confidence": {"type": "number", "minimum": 0.5, "exclusiveMaximum": 1}}},
+        # Rules per declared slice (ModelConfig.slices; core.slices).
+        "slices": {"type": "object", "required": ["metrics"], "additionalProperties": False, "properties": {
+            "min_rows": {"type": "integer", "minimum": 1},
+            "metrics": {"type": "array", "minItems": 1, "items": _RULE_SCHEMA}}},
     },
 }
 
@@ -222,7 +230,8 @@ def retraining_pipeline(model: ModelConfig) -> dict[str, Any]:
     decision = MlflowCompareChallengerOperator(
         task_id="decide", name=model.name, challenger=registration.output,
         challenger_metrics=evaluation.output["metrics"], policy="{{ params.policy }}", target=model.target,
-        sensitive_features=list(model.sensitive_features))
+        sensitive_features=list(model.sensitive_features), slices=list(model.slices),
+        model_card=model.card_identity())
     # An alias moved outside the pipeline is recorded before the gate reads @champion.
     reconcile = MlflowReconcileAliasesOperator(task_id="reconcile_aliases", name=model.name)
     reconcile >> decision

@@ -11,6 +11,8 @@ cookie or a bearer token) and the auth manager's permission to view plugins.
   the MLflow runs and the serving endpoint, and a performance-history chart per model version
   (its metric on late labels per labels day against its holdout; red where the decay policy fired).
 - ``GET /mlops/api/models`` — the same facts as JSON.
+- ``GET /mlops/models/<name>/versions/<n>/card`` (and ``/mlops/api/...`` for its JSON) — the
+  model card of any version, from its MLflow artifacts (:mod:`airflow_mlops_provider.ui.cards`).
 - ``GET /mlops/reports/drift/<file>.html`` and ``/mlops/reports/data_docs/<path>`` — the reports
   under ``MLOPS_HOME/reports`` (only there; nothing is listed or written).
 
@@ -177,6 +179,7 @@ def collect(client: Any, *, home: Any, tracking_uri: str | None, model: str | No
     """Everything the page shows, as JSON-safe data."""
     from airflow_mlops_provider.core import ledger
     from airflow_mlops_provider.ui.history_view import history_facts
+    from airflow_mlops_provider.ui.cards import card_versions
 
     records = ledger.read(home.ledger_path) if home.ledger_path.exists() else []
     unreachable: dict[str, str] = {}  # deploy target -> why it cannot say what it serves
@@ -197,6 +200,7 @@ def collect(client: Any, *, home: Any, tracking_uri: str | None, model: str | No
             "performance": _performance_history(client, registered.name),
             "serving": _serving(registered.name, unreachable),
             "history": history_facts(records, registered.name),
+            "cards": card_versions(client, registered.name),
         })
     docs_index = home.reports_dir / "data_docs" / "index.html"
     return {"models": models, "mlflow_ui": mlflow_ui_url(tracking_uri), "data_docs": docs_index.is_file(),
@@ -394,6 +398,7 @@ def render(facts: dict[str, Any], *, base: str = "/mlops", airflow: str = "") ->
     """The page. ``base``: where the plugin is mounted; ``airflow``: the Airflow UI's base URL
     (empty: same origin), for links to DAG runs."""
     from airflow_mlops_provider.ui.history_view import history_section
+    from airflow_mlops_provider.ui.cards import cards_section
 
     ui = facts.get("mlflow_ui")
     out = ["<!doctype html><html><head><meta charset='utf-8'><title>MLOps models</title>",
@@ -441,6 +446,7 @@ def render(facts: dict[str, Any], *, base: str = "/mlops", airflow: str = "") ->
             cells = "".join(f"<td>{_mlflow_run(ui, h.get('experiment_id'), h.get('run_id'))}</td>"
                             for h in holders.values())
             out.append(f"<tr><th>MLflow run</th>{cells}</tr></table>")
+        out.append(cards_section(model, base))
         if model["serving"]:
             out.append("<h3>Serving</h3><ul>")
             for s in model["serving"]:
@@ -615,4 +621,12 @@ def create_app() -> Any:
 
         return _report(mlops_home().reports_dir / "data_docs", path)
 
+    from airflow_mlops_provider.ui.cards import register_card_routes
+
+    def mlflow_client() -> Any:
+        from airflow_mlops_provider.hooks.mlflow import MlflowHook
+
+        return MlflowHook().client
+
+    register_card_routes(app, mlflow_client)
     return app

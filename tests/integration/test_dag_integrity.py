@@ -24,7 +24,8 @@ def test_there_are_dags():
     ("dags", {"mlops_retrain", "mlops_batch_inference", "mlops_performance_monitoring", "mlops_rollback",
               "mlops_alias_audit"}),
     ("examples", {"species_retrain", "species_batch_inference", "house_price_retrain", "house_price_batch_inference",
-                  "visit_count_retrain", "visit_count_batch_inference", "species_spark_batch_inference"}),
+                  "visit_count_retrain", "visit_count_batch_inference", "species_spark_batch_inference",
+                  "fraud_governed_retrain"}),
 ])
 def test_dagbag_imports_every_file_without_errors(folder, dag_ids, monkeypatch):
     from airflow.dag_processing.dagbag import DagBag

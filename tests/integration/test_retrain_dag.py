@@ -59,6 +59,9 @@ def test_first_run_crowns_a_champion_then_a_worse_model_is_rejected(mlops_home, 
     records = ledger.read(home_settings().ledger_path)
     assert [r["event"] for r in records] == ["decision", "promoted"]
     assert records[0]["verdict"] == "promote" and records[0]["champion_version"] is None
+    first_card = _card(client, champion)
+    assert first_card["evaluation"]["champion_version"] is None and "champion" not in first_card["evaluation"]["metrics"]
+    assert first_card["identity"]["owner"] == "fraud-analytics team"
 
     # Same data, a deliberately crippled model: worse than the champion on the same holdout.
     second = run_dag("mlops_retrain", "2026-11-08",
@@ -74,6 +77,44 @@ def test_first_run_crowns_a_champion_then_a_worse_model_is_rejected(mlops_home, 
     assert any("worse than champion" in r for r in decision["reasons"]), decision["reasons"]
     rejected = client.get_model_version(MODEL, decision["challenger_version"])
     assert rejected.tags["mlops.decision"] == "rejected"
+
+    # The rejected challenger's model card: both models on the same holdout rows, with intervals,
+    # slices (declared in dags/fraud_model.py), plots, the decision and the history so far.
+    card = _card(client, rejected)
+    assert card["identity"]["version"] == str(rejected.version) and card["identity"]["task_type"] == "binary"
+    assert card["identity"]["intended_use"] and card["identity"]["out_of_scope_uses"]
+    assert card["training_data"]["data.md5"] == v1["md5"] and card["training_data"]["validation.success"] == "True"
+    assert card["training_data"]["holdout_rows"] == 1000 and card["training_data"]["train_rows"] == "4000"
+    evaluation = card["evaluation"]
+    assert evaluation["champion_version"] == str(champion.version)
+    for side in ("challenger", "champion"):
+        auc = evaluation["metrics"][side]["roc_auc"]
+        assert auc["low"] < auc["value"] < auc["high"], (side, auc)
+    gain = evaluation["gains"]["roc_auc"]
+    assert gain["high"] < 0 and not gain["significant"]  # the crippled model is worse beyond noise
+    slices = {s["slice"]: s for s in card["slices"]}
+    assert "merchant_category=gaming" in slices and "amount in [100, ∞)" in slices
+    assert sum(slices[k]["rows"] for k in ("amount in [0, 20)", "amount in [20, 100)", "amount in [100, ∞)")) == 1000
+    grocery = slices["merchant_category=grocery"]
+    assert set(grocery["metrics"]) == {"challenger", "champion"}
+    assert grocery["intervals"]["champion"]["roc_auc"]["low"] is not None
+    assert set(card["plots"]) == {"roc", "precision_recall", "calibration", "confusion_matrix"}
+    assert card["decision"]["verdict"] == "rejected" and card["decision"]["reasons"] == decision["reasons"]
+    assert [h["event"] for h in card["history"]] == ["decision", "promoted", "decision"]
+    assert client.get_model_version(MODEL, champion.version).tags["mlops.card"].endswith("model_card.html")
+
+
+def _card(client, version) -> dict:
+    """The model card JSON of a version, through the tag that links it."""
+    import json
+
+    MlflowHook().activate()  # runs:/ URIs resolve through the process's tracking URI
+    current = client.get_model_version(MODEL, version.version)
+    html_uri = current.tags["mlops.card"]
+    assert html_uri in current.description
+    page = mlflow.artifacts.load_text(html_uri)
+    assert "<img" in page and "data:image/png;base64," in page
+    return json.loads(mlflow.artifacts.load_text(html_uri.replace("model_card.html", "model_card.json")))
 
 
 def test_corrupt_data_fails_validation_and_nothing_is_trained(mlops_home, run_dag):
