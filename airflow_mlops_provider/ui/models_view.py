@@ -178,8 +178,8 @@ def _serving(name: str, unreachable: dict[str, str]) -> list[dict[str, Any]]:
 def collect(client: Any, *, home: Any, tracking_uri: str | None, model: str | None = None) -> dict[str, Any]:
     """Everything the page shows, as JSON-safe data."""
     from airflow_mlops_provider.core import ledger
-    from airflow_mlops_provider.ui.history_view import history_facts
     from airflow_mlops_provider.ui.cards import card_versions
+    from airflow_mlops_provider.ui.history_view import history_facts
 
     records = ledger.read(home.ledger_path) if home.ledger_path.exists() else []
     unreachable: dict[str, str] = {}  # deploy target -> why it cannot say what it serves
@@ -397,8 +397,8 @@ def _gate_table(gate: dict[str, Any], airflow: str) -> str:
 def render(facts: dict[str, Any], *, base: str = "/mlops", airflow: str = "") -> str:
     """The page. ``base``: where the plugin is mounted; ``airflow``: the Airflow UI's base URL
     (empty: same origin), for links to DAG runs."""
-    from airflow_mlops_provider.ui.history_view import history_section
     from airflow_mlops_provider.ui.cards import cards_section
+    from airflow_mlops_provider.ui.history_view import history_section
 
     ui = facts.get("mlflow_ui")
     out = ["<!doctype html><html><head><meta charset='utf-8'><title>MLOps models</title>",
