@@ -387,8 +387,8 @@ class DeploymentVerifyOperator(BaseOperator):
                   "challenger_version": str(self.challenger["version"]), "target": target,
                   "verdict": "failed" if broken else "passed", "figures": figures, "policy": policy,
                   "broken_limits": broken,
-                  "dag_id": getattr(ti, "dag_id", None), "run_id": getattr(ti, "run_id", None),
-                  "task_id": getattr(ti, "task_id", self.task_id)}
+                  **{key: value if isinstance(value := getattr(ti, key, None), str) else None
+                     for key in ("dag_id", "run_id")}, "task_id": self.task_id}
         ledger.append(mlops_home().ledger_path, record)
         if ti is not None:
             ti.xcom_push(key=event, value=record)
