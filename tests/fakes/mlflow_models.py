@@ -50,3 +50,14 @@ def register_versions(name: str, workdir: Path, count: int = 2, champion: int | 
     if champion:
         hook.client.set_registered_model_alias(name, "champion", out[champion - 1]["version"])
     return out
+
+
+def served_model(name: str, version: str):
+    """``rows -> predictions`` of a registered version (columns :data:`COLUMNS`): what a fake serving
+    platform answers when the test wants it to serve that version's real model."""
+    import pandas as pd
+
+    from airflow_mlops_provider.hooks.mlflow import MlflowHook
+
+    model = MlflowHook().load_pyfunc(f"models:/{name}/{version}")
+    return lambda rows: [int(p) for p in model.predict(pd.DataFrame(rows, columns=COLUMNS))]
