@@ -18,7 +18,6 @@ import pytest
 from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
 
 from airflow_mlops_provider.core import ledger
-from airflow_mlops_provider.core.settings import mlops_home as home_settings
 from airflow_mlops_provider.core.kserve import (
     PREVIOUS_STORAGE_URI_ANNOTATION,
     InferenceServiceSpec,
@@ -26,6 +25,7 @@ from airflow_mlops_provider.core.kserve import (
     load_schema,
     parse_status,
 )
+from airflow_mlops_provider.core.settings import mlops_home as home_settings
 from airflow_mlops_provider.deploy.kserve import InferenceServiceProbe
 from airflow_mlops_provider.exceptions import DeploymentRolledBack, KServeError
 from airflow_mlops_provider.hooks.kserve import KServeHook

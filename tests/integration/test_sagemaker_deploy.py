@@ -19,8 +19,8 @@ from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
 
 from airflow_mlops_provider.core import ledger
 from airflow_mlops_provider.core.sagemaker import SageMakerSpecError, version_resource_name
-from airflow_mlops_provider.exceptions import DeploymentRolledBack, SageMakerError
 from airflow_mlops_provider.core.settings import mlops_home as home_settings
+from airflow_mlops_provider.exceptions import DeploymentRolledBack, SageMakerError
 from airflow_mlops_provider.hooks.mlflow import MlflowHook
 from airflow_mlops_provider.links.sagemaker import SageMakerEndpointLink
 from airflow_mlops_provider.operators.deploy_sagemaker import (
