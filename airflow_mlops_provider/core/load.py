@@ -44,6 +44,14 @@ LOAD_LIMITS: dict[str, dict[str, Any]] = {
                      "description": "the least completed requests per second; 0: no throughput limit"},
 }
 
+# Where the load test's and the canary's rows come from: not a limit, a source. Empty: the first rows
+# of the challenger's holdout; else a scored partition (Parquet, or CSV by its suffix), its last rows.
+PAYLOAD_FIELDS: dict[str, dict[str, Any]] = {
+    "payload_uri": {"type": "string", "default": "",
+                    "description": "a scored partition whose last rows the load test and the canary send; "
+                                   "empty: the challenger's holdout"},
+}
+
 
 def check_limits(rules: dict[str, dict[str, Any]], given: dict[str, Any]) -> dict[str, Any]:
     """``given`` (possibly templated strings) cast to the JSON-schema types of ``rules`` and checked

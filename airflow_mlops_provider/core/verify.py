@@ -53,9 +53,9 @@ def lane_check_limits() -> dict[str, dict[str, Any]]:
     (:data:`VERIFY_LIMITS`), the load test (:data:`~airflow_mlops_provider.core.load.LOAD_LIMITS`)
     and the quality canary (:data:`~airflow_mlops_provider.core.canary.CANARY_LIMITS`)."""
     from airflow_mlops_provider.core.canary import CANARY_LIMITS
-    from airflow_mlops_provider.core.load import LOAD_LIMITS
+    from airflow_mlops_provider.core.load import LOAD_LIMITS, PAYLOAD_FIELDS
 
-    return {**VERIFY_LIMITS, **LOAD_LIMITS, **CANARY_LIMITS}
+    return {**VERIFY_LIMITS, **LOAD_LIMITS, **CANARY_LIMITS, **PAYLOAD_FIELDS}
 
 
 # max_latency_ms may be None (no latency limit) when an operator is used on its own.

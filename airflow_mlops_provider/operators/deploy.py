@@ -245,11 +245,13 @@ class DeploymentVerifyOperator(BaseOperator):
        (:data:`~airflow_mlops_provider.core.load.LOAD_LIMITS`) run by
        :func:`~airflow_mlops_provider.core.load.run_load` against the candidate only;
     3. **quality canary** (``canary_rows`` > 0 and a ``@champion`` other than the challenger):
-       the same ``canary_rows`` holdout rows to candidate and champion, their answers compared
+       the same ``canary_rows`` rows to candidate and champion, their answers compared
        (:func:`~airflow_mlops_provider.core.canary.compare_predictions`) and judged by
        :data:`~airflow_mlops_provider.core.canary.CANARY_LIMITS`.
 
-    The load test's and the canary's figures go to the ledger (events ``load_test`` and
+    The load test and the canary send the first rows of the challenger's holdout, or, when
+    ``payload_uri`` names a scored partition (Parquet, or CSV by suffix), its last rows.
+    Their figures go to the ledger (events ``load_test`` and
     ``quality_canary``, with ``verdict`` and the broken limits), to Prometheus and to XCom (key
     ``release_checks``) before a broken limit fails the task, naming the limit and the measured
     figure; the lane's rollback then runs as after any failed verification.
@@ -399,20 +401,50 @@ class DeploymentVerifyOperator(BaseOperator):
         raise self.failure(message, reason="smoke", broken_limits=[b["limit"] for b in broken],
                            **self.result_head(self.deployment), **context)
 
+    def _payload_source(self) -> str:
+        uri = str(getattr(self, "payload_uri", "") or "").strip()
+        return uri if uri and uri != "None" else "holdout"
+
+    def _payload(self, mlflow: MlflowHook, n: int) -> tuple[list[list[Any]], list[str]]:
+        """(rows, columns) of the load test and the canary: the last ``n`` rows of ``payload_uri`` (a scored
+        partition), else the first ``n`` of the challenger's holdout; the signature's input columns only."""
+        from airflow_mlops_provider.hooks.mlflow_serving import input_columns, smoke_frame
+
+        name, version = str(self.challenger["name"]), str(self.challenger["version"])
+        uri = self._payload_source()
+        if uri == "holdout":
+            return smoke_frame(mlflow, self.challenger["run_id"], name, version, n)
+        import json
+
+        from airflow_mlops_provider.hooks.storage import ObjectStorageHook
+
+        columns = input_columns(mlflow, name, version)
+        storage = ObjectStorageHook()
+        storage.check(uri, "payload_uri")
+        try:
+            frame = storage.read_frame(uri, "csv" if uri.lower().endswith(".csv") else "parquet")
+        except (FileNotFoundError, ValueError, OSError) as err:
+            raise self.failure(f"{self.task_id}: payload_uri {uri!r} cannot be read: {err}", field="payload_uri",
+                               reason="invalid") from err
+        missing = [c for c in columns if c not in frame.columns]
+        if missing or frame.empty:
+            why = f"lacks the input columns {missing} of {name!r} v{version}" if missing else "has no rows"
+            raise self.failure(f"{self.task_id}: payload_uri {uri!r} {why}", field="payload_uri", reason="invalid")
+        rows = json.loads(frame[columns].tail(int(n)).to_json(orient="split", index=False, date_format="iso"))["data"]
+        return rows, columns
+
     def _load_test(self, context: Any, deployment: dict[str, Any], mlflow: MlflowHook, limits: dict[str, Any],
                    target: str) -> dict[str, Any]:
         from airflow_mlops_provider.core.load import LOAD_LIMITS, judge_load, run_load
-        from airflow_mlops_provider.hooks.mlflow_serving import smoke_frame
         from airflow_mlops_provider.hooks.prometheus import push_task_metrics
 
         challenger = self.challenger
-        rows, columns = smoke_frame(mlflow, challenger["run_id"], str(challenger["name"]),
-                                    str(challenger["version"]), limits["load_rows"])
+        rows, columns = self._payload(mlflow, limits["load_rows"])
         send = self.request_sender(deployment, rows, columns)
         policy = {k: limits[k] for k in LOAD_LIMITS}
         figures = run_load(send, concurrency=policy["load_concurrency"], requests=policy["load_requests"],
                            duration_s=policy["load_duration_s"])
-        figures["rows_per_request"] = len(rows)
+        figures["rows_per_request"], figures["payload"] = len(rows), self._payload_source()
         broken = judge_load(figures, policy)
         self.log.info("Load test of %s: %s", target, figures)
         push_task_metrics(context, model=str(challenger["name"]), version=str(challenger["version"]), metrics={
@@ -430,7 +462,6 @@ class DeploymentVerifyOperator(BaseOperator):
     def _quality_canary(self, context: Any, deployment: dict[str, Any], mlflow: MlflowHook,
                         limits: dict[str, Any], target: str) -> dict[str, Any] | None:
         from airflow_mlops_provider.core.canary import CANARY_LIMITS, compare_predictions, judge_canary
-        from airflow_mlops_provider.hooks.mlflow_serving import smoke_frame
         from airflow_mlops_provider.hooks.prometheus import push_task_metrics
 
         challenger = self.challenger
@@ -441,7 +472,7 @@ class DeploymentVerifyOperator(BaseOperator):
             self.log.info("Quality canary skipped: %s has %s", name,
                           "no @champion" if champion is None else f"v{version} as @champion already")
             return None
-        rows, columns = smoke_frame(mlflow, challenger["run_id"], name, version, limits["canary_rows"])
+        rows, columns = self._payload(mlflow, limits["canary_rows"])
         candidate_answers = self.prediction_sender(deployment, rows, columns, role="candidate", champion=champion)()
         champion_answers = self.prediction_sender(deployment, rows, columns, role="champion", champion=champion)()
         policy = {k: limits[k] for k in CANARY_LIMITS}
@@ -450,7 +481,7 @@ class DeploymentVerifyOperator(BaseOperator):
         except ValueError as err:
             raise self.failure(f"quality canary of {target}: {err}", reason="smoke",
                                **self.result_head(deployment)) from err
-        figures["champion_version"] = champion
+        figures["champion_version"], figures["payload"] = champion, self._payload_source()
         broken = judge_canary(figures, policy)
         self.log.info("Quality canary of %s (v%s against @champion v%s): %s", target, version, champion, figures)
         push_task_metrics(context, model=name, version=version, metrics={

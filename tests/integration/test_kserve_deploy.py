@@ -368,6 +368,20 @@ def test_quality_canary_rolls_back_a_dissenting_candidate_and_passes_an_agreeing
     assert decisions == [("load_test", v3["version"], "passed"), ("quality_canary", v3["version"], "failed"),
                          ("load_test", v2["version"], "passed"), ("quality_canary", v2["version"], "passed")]
 
+    # The rows can come from the last scored partition instead of the holdout: its last rows.
+    import pandas as pd
+
+    scored = mlops_home / "outputs" / "churn" / "scored.parquet"
+    scored.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"amount": [0.1 * i for i in range(12)], "age": [1.0] * 12, "score": [0] * 12}).to_parquet(scored)
+    checks.update(payload_uri=str(scored), canary_rows=5, load_rows=3)
+    recent = verify(agreeing, v2)
+    assert recent["canary"]["rows"] == 5 and recent["canary"]["payload"] == str(scored)
+    assert recent["load"]["rows_per_request"] == 3 and recent["canary"]["agreement"] == 1.0
+    checks.update(payload_uri=str(scored.with_name("nope.parquet")))
+    with pytest.raises(KServeError, match=r"payload_uri '.*nope\.parquet' cannot be read: .*does not exist"):
+        verify(agreeing, v2)
+
 
 # -- MLflow ---------------------------------------------------------------------------------------
 def test_storage_uri_resolved_from_mlflow_model_version(kube, mlflow_sqlite_uri, monkeypatch, tmp_path):
