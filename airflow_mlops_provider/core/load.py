@@ -55,10 +55,15 @@ PAYLOAD_FIELDS: dict[str, dict[str, Any]] = {
 
 def check_limits(rules: dict[str, dict[str, Any]], given: dict[str, Any]) -> dict[str, Any]:
     """``given`` (possibly templated strings) cast to the JSON-schema types of ``rules`` and checked
-    against their bounds; raises ``ValueError`` naming the field when one is missing or out of range."""
+    against their bounds; raises ``ValueError`` naming the field when one is out of range.
+
+    A field not given, or rendered empty (a DAG config that predates the field: its template
+    renders ``""``), takes its default."""
     out: dict[str, Any] = {}
     for name, rule in rules.items():
-        value = given.get(name, rule.get("default"))
+        value = given.get(name)
+        if value is None or (isinstance(value, str) and value.strip() in ("", "None")):
+            value = rule.get("default")
         try:
             number: float = float(value)
             if rule["type"] == "integer":

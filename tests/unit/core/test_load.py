@@ -34,6 +34,8 @@ def test_policy_derives_from_the_one_definition_and_names_bad_fields():
         load_policy(load_requests="2.5")
     with pytest.raises(ValueError, match=r"load_max_p95_ms must be in \(0, inf\], got 0"):
         load_policy(load_max_p95_ms=0)
+    # A config that predates a field renders its template empty: the default applies.
+    assert load_policy(load_concurrency="", load_min_rps=None)["load_concurrency"] == LOAD_LIMITS["load_concurrency"]["default"]
     with pytest.raises(ValueError, match="load_speed is not a load policy field"):
         load_policy(load_speed=3)
 
