@@ -37,6 +37,13 @@ def config_field(config: str, key: str) -> str:
     return "{{ " + config + "." + key + " }}"
 
 
+def optional_config_field(config: str, key: str) -> str:
+    """Like :func:`config_field` for a key a run's config may lack (one given in full by an older
+    trigger: Airflow replaces a dict Param whole and renders with StrictUndefined); it renders
+    ``None`` then, and the check takes its default."""
+    return "{{ " + config + ".get('" + key + "') }}"
+
+
 class DeployTargetOperator(BaseOperator):
     """Base of a deploy target's operators: MLflow version resolution and the wait.
 
@@ -294,7 +301,9 @@ class DeploymentVerifyOperator(BaseOperator):
     @classmethod
     def from_config(cls, config: str, *, task_id: str = "verify", **kwargs: Any) -> DeploymentVerifyOperator:
         """The lane's verify step, every limit read from the target's config (``params.<target>``)."""
-        return cls(task_id=task_id, **{key: config_field(config, key) for key in lane_check_limits()}, **kwargs)
+        fields = {key: config_field(config, key) for key in VERIFY_LIMITS}
+        fields.update({key: optional_config_field(config, key) for key in _RELEASE_LIMITS})
+        return cls(task_id=task_id, **fields, **kwargs)
 
     def request_sender(self, deployment: dict[str, Any], rows: list[list[Any]],
                        columns: list[str]) -> Callable[[], float]:
