@@ -308,10 +308,10 @@ def predictions_from_response(body: Any, protocol: str) -> list[Any]:
 
 def smoke_test(url: str, model_name: str, rows: list[list[Any]], *, columns: list[str] | None = None,
                protocol: str = "v2", timeout: float = 30.0, max_latency_ms: float | None = None,
-               headers: dict[str, str] | None = None) -> dict[str, Any]:
+               headers: dict[str, str] | None = None, max_predictions: int | None = 10) -> dict[str, Any]:
     """POST ``rows`` to a served model; check one prediction per row and the latency.
 
-    Returns ``{"url", "rows", "latency_ms", "predictions"}`` (the first 10 predictions);
+    Returns ``{"url", "rows", "latency_ms", "predictions"}`` (the first ``max_predictions``; None: all);
     raises :class:`KServeError` (reason ``smoke``) naming the URL otherwise.
     """
     if not rows:
@@ -324,7 +324,7 @@ def smoke_test(url: str, model_name: str, rows: list[list[Any]], *, columns: lis
     if max_latency_ms is not None and latency_ms > max_latency_ms:
         raise KServeError(f"smoke test: {endpoint} took {latency_ms:.0f} ms, above the {max_latency_ms:.0f} ms "
                           f"limit", url=endpoint, reason="smoke", latency_ms=round(latency_ms, 1))
-    return {"url": endpoint, "rows": len(rows), "latency_ms": round(latency_ms, 1), "predictions": predictions[:10]}
+    return {"url": endpoint, "rows": len(rows), "latency_ms": round(latency_ms, 1), "predictions": predictions[:max_predictions]}
 
 
 

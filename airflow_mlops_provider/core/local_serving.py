@@ -253,7 +253,7 @@ def stop_server(server: Server, timeout: float = 15.0) -> bool:
 
 # -- requests ----------------------------------------------------------------------------------
 def invoke(url: str, rows: list[list[Any]], columns: list[str] | None = None, *,
-           timeout: float = 30.0) -> dict[str, Any]:
+           timeout: float = 30.0, max_predictions: int | None = 10) -> dict[str, Any]:
     """POST ``rows`` to ``<url>/invocations`` in MLflow's scoring format; one prediction per row.
 
     Returns ``{"url", "rows", "latency_ms", "predictions"}`` (the first 10 predictions); raises
@@ -266,4 +266,4 @@ def invoke(url: str, rows: list[list[Any]], columns: list[str] | None = None, *,
         raise LocalServingError(f"cannot send to {endpoint}: {err}", url=endpoint, reason="invalid") from err
     predictions, latency_ms = post_for_predictions(endpoint, body, len(rows), parse=predictions_from_body,
                                                    failure=LocalServingError, timeout=timeout, what="invocation")
-    return {"url": endpoint, "rows": len(rows), "latency_ms": round(latency_ms, 1), "predictions": predictions[:10]}
+    return {"url": endpoint, "rows": len(rows), "latency_ms": round(latency_ms, 1), "predictions": predictions[:max_predictions]}

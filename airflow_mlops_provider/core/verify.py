@@ -46,6 +46,18 @@ VERIFY_LIMITS: dict[str, dict[str, Any]] = {
     "max_error_rate": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.0},
     "max_latency_ms": {"type": "number", "exclusiveMinimum": 0, "default": 2000},
 }
+
+
+def lane_check_limits() -> dict[str, dict[str, Any]]:
+    """Every limit of a lane's checks, each defined once where its check lives: the verification
+    (:data:`VERIFY_LIMITS`), the load test (:data:`~airflow_mlops_provider.core.load.LOAD_LIMITS`)
+    and the quality canary (:data:`~airflow_mlops_provider.core.canary.CANARY_LIMITS`)."""
+    from airflow_mlops_provider.core.canary import CANARY_LIMITS
+    from airflow_mlops_provider.core.load import LOAD_LIMITS, PAYLOAD_FIELDS
+
+    return {**VERIFY_LIMITS, **LOAD_LIMITS, **CANARY_LIMITS, **PAYLOAD_FIELDS}
+
+
 # max_latency_ms may be None (no latency limit) when an operator is used on its own.
 _NULLABLE = ("max_latency_ms",)
 
@@ -81,15 +93,20 @@ def bake_limits(*, smoke_rows: Any, bake_requests: Any, max_error_rate: Any, max
 
 def rollback_record(decision: dict[str, Any], *, target: str, states: dict[str, str | None],
                     lane_task_ids: list[str], rollback_task_id: str | None, rollback: Any, approval: Any,
-                    dag_id: str, run_id: str) -> dict[str, Any] | None:
-    """The ledger record of a deployment lane that failed; None when no lane step failed."""
+                    dag_id: str, run_id: str, checks: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+    """The ledger record of a deployment lane that failed; None when no lane step failed.
+
+    ``checks``: the lane's load-test / quality-canary records; those that failed are named in
+    ``broken_limits`` (``{"check", "limit", "limit_value", "measured", "message"}``)."""
     failed = sorted(t for t in lane_task_ids if states.get(t) in ("failed", "upstream_failed"))
     if not failed:
         return None
     return {"event": "rolled_back", "model": decision["model"], "target": target,
             "challenger_version": decision["challenger_version"], "champion_version": decision.get("champion_version"),
             "failed_tasks": failed, "approval": approval, "rollback_task": rollback_task_id, "rollback": rollback,
-            "dag_id": dag_id, "run_id": run_id}
+            "dag_id": dag_id, "run_id": run_id,
+            "broken_limits": [{"check": c.get("event"), **b} for c in checks or [] if c.get("verdict") == "failed"
+                              for b in c.get("broken_limits") or []]}
 
 
 # -- MLflow's scoring-server format (SageMaker's MLflow image and ``mlflow models serve``) -----------

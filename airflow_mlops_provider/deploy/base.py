@@ -24,17 +24,18 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any, ClassVar
 
-from airflow_mlops_provider.core.verify import VERIFY_LIMITS
+from airflow_mlops_provider.core.verify import lane_check_limits
 from airflow_mlops_provider.exceptions import DeploymentError
 
 ENTRY_POINT_GROUP = "airflow_mlops_provider.deploy_targets"
 # The provider's own distribution: its targets come first in every list.
 PROVIDER_DISTRIBUTION = "airflow-mlops-provider"
 
-# Verification limits every target's config carries (defined once, in core.verify.VERIFY_LIMITS).
-VERIFY_DEFAULTS: dict[str, Any] = {name: rule["default"] for name, rule in VERIFY_LIMITS.items()}
+# The limits every target's config carries: verification, load test, quality canary (each defined
+# once: core.verify.VERIFY_LIMITS, core.load.LOAD_LIMITS, core.canary.CANARY_LIMITS).
+VERIFY_DEFAULTS: dict[str, Any] = {name: rule["default"] for name, rule in lane_check_limits().items()}
 VERIFY_SCHEMA: dict[str, Any] = {name: {k: v for k, v in rule.items() if k != "default"}
-                                 for name, rule in VERIFY_LIMITS.items()}
+                                 for name, rule in lane_check_limits().items()}
 
 # The keys of one row of ``DeployTarget.serving(model)``.
 SERVING_KEYS = ("target", "resource", "role", "version", "url", "traffic_percent")

@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 from airflow.configuration import conf
 
 from airflow_mlops_provider.core.lineage import LineageDataset
-from airflow_mlops_provider.core.verify import VERIFY_LIMITS
+from airflow_mlops_provider.core.verify import VERIFY_LIMITS, lane_check_limits
 from airflow_mlops_provider.deploy.base import DONE, FAILED, DeployProbe
 from airflow_mlops_provider.exceptions import DeploymentError, MlopsProviderError
 from airflow_mlops_provider.hooks.mlflow import MlflowHook
@@ -35,6 +35,13 @@ from airflow_mlops_provider.version_compat import BaseOperator
 def config_field(config: str, key: str) -> str:
     """The Jinja reference to ``key`` of a target's config (``config`` is e.g. ``"params.kserve"``)."""
     return "{{ " + config + "." + key + " }}"
+
+
+def optional_config_field(config: str, key: str) -> str:
+    """Like :func:`config_field` for a key a run's config may lack (one given in full by an older
+    trigger: Airflow replaces a dict Param whole and renders with StrictUndefined); it renders
+    ``None`` then, and the check takes its default."""
+    return "{{ " + config + ".get('" + key + "') }}"
 
 
 class DeployTargetOperator(BaseOperator):
@@ -230,21 +237,46 @@ class DeployTargetRollbackOperator(DeployTargetOperator):
         return self.alias_version(self.model_name, self.alias)
 
 
-class DeploymentVerifyOperator(BaseOperator):
-    """Smoke test, then a bake of repeated requests against error-rate and p95-latency limits.
+# The load policy's and the quality canary's limits (core.load.LOAD_LIMITS, core.canary.CANARY_LIMITS):
+# arguments of the verify step, templated, their defaults from the one definition.
+_RELEASE_LIMITS: dict[str, dict[str, Any]] = {k: v for k, v in lane_check_limits().items() if k not in VERIFY_LIMITS}
 
-    The rows are the first ``smoke_rows`` holdout rows of the challenger's run, restricted to the
-    model signature's input columns. A target subclass supplies :meth:`request_sender` (one
-    request → its latency in ms, raising ``failure`` when the answer is wrong) and
-    :meth:`result_head` (what names the deployment in the result).
+
+class DeploymentVerifyOperator(BaseOperator):
+    """Smoke test, bake, load test and quality canary of a candidate, before traffic moves to it.
+
+    1. **smoke and bake**: the first ``smoke_rows`` holdout rows of the challenger's run
+       (the model signature's input columns), ``bake_requests`` sequential requests, judged on
+       ``max_error_rate`` and the p95 ``max_latency_ms``;
+    2. **load test** (``load_concurrency`` > 0): the load policy
+       (:data:`~airflow_mlops_provider.core.load.LOAD_LIMITS`) run by
+       :func:`~airflow_mlops_provider.core.load.run_load` against the candidate only;
+    3. **quality canary** (``canary_rows`` > 0 and a ``@champion`` other than the challenger):
+       the same ``canary_rows`` rows to candidate and champion, their answers compared
+       (:func:`~airflow_mlops_provider.core.canary.compare_predictions`) and judged by
+       :data:`~airflow_mlops_provider.core.canary.CANARY_LIMITS`.
+
+    The load test and the canary send the first rows of the challenger's holdout, or, when
+    ``payload_uri`` names a scored partition (Parquet, or CSV by suffix), its last rows.
+    Their figures go to the ledger (events ``load_test`` and
+    ``quality_canary``, with ``verdict`` and the broken limits), to Prometheus and to XCom (key
+    ``release_checks``) before a broken limit fails the task, naming the limit and the measured
+    figure; the lane's rollback then runs as after any failed verification.
+
+    A target subclass supplies :meth:`request_sender` (one request to the candidate → its latency
+    in ms, raising ``failure`` when the answer is wrong), :meth:`result_head` (what names the
+    deployment in the result) and, for the quality canary, :meth:`prediction_sender` (the
+    candidate's and the champion's answers to rows; by default the champion's come from its
+    registered model, loaded in the worker).
 
     :param deployment: the lane's deploy XCom.
     :param challenger: the registered challenger (``{"name", "version", "run_id"}``).
-    Returns ``{**result_head, "requests", "errors", "error_rate", "p95_latency_ms", "rows"}``.
+    Returns ``{**result_head, "requests", "errors", "error_rate", "p95_latency_ms", "rows", "load",
+    "canary"}`` (``load`` / ``canary``: their figures, None when off).
     """
 
     template_fields: Sequence[str] = ("deployment", "challenger", "smoke_rows", "bake_requests", "max_error_rate",
-                                      "max_latency_ms", "request_timeout", "mlflow_conn_id")
+                                      "max_latency_ms", *_RELEASE_LIMITS, "request_timeout", "mlflow_conn_id")
     template_fields_renderers = {"deployment": "json", "challenger": "json"}
     failure: type[MlopsProviderError] = DeploymentError
     ui_color = "#c3e6cb"
@@ -253,6 +285,7 @@ class DeploymentVerifyOperator(BaseOperator):
                  bake_requests: int = 5, max_error_rate: float = 0.0, max_latency_ms: float | None = 2000,
                  request_timeout: float = 30, mlflow_conn_id: str = MlflowHook.default_conn_name,
                  **kwargs: Any) -> None:
+        policy = {key: kwargs.pop(key, rule["default"]) for key, rule in _RELEASE_LIMITS.items()}
         super().__init__(**kwargs)
         self.deployment = deployment
         self.challenger = challenger
@@ -260,13 +293,17 @@ class DeploymentVerifyOperator(BaseOperator):
         self.bake_requests = bake_requests
         self.max_error_rate = max_error_rate
         self.max_latency_ms = max_latency_ms
+        for key, value in policy.items():
+            setattr(self, key, value)
         self.request_timeout = request_timeout
         self.mlflow_conn_id = mlflow_conn_id
 
     @classmethod
     def from_config(cls, config: str, *, task_id: str = "verify", **kwargs: Any) -> DeploymentVerifyOperator:
-        """The lane's verify step, its limits read from the target's config (``params.<target>``)."""
-        return cls(task_id=task_id, **{key: config_field(config, key) for key in VERIFY_LIMITS}, **kwargs)
+        """The lane's verify step, every limit read from the target's config (``params.<target>``)."""
+        fields = {key: config_field(config, key) for key in VERIFY_LIMITS}
+        fields.update({key: optional_config_field(config, key) for key in _RELEASE_LIMITS})
+        return cls(task_id=task_id, **fields, **kwargs)
 
     def request_sender(self, deployment: dict[str, Any], rows: list[list[Any]],
                        columns: list[str]) -> Callable[[], float]:
@@ -275,11 +312,36 @@ class DeploymentVerifyOperator(BaseOperator):
     def result_head(self, deployment: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
+    def prediction_sender(self, deployment: dict[str, Any], rows: list[list[Any]], columns: list[str], *,
+                          role: str, champion: str) -> Callable[[], list[Any]]:
+        """One call → the predictions of ``role`` (``candidate`` or ``champion``, v``champion``) for ``rows``.
+
+        A target that can address the champion's endpoint while the candidate holds its share
+        answers both roles; this default answers the champion from its registered model, loaded
+        in the worker (the artifact the platform serves), and has no candidate answer.
+        """
+        if role != "champion":
+            raise NotImplementedError(f"{type(self).__name__} cannot send rows to the candidate for the quality "
+                                      "canary: it does not implement prediction_sender")
+        hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+        name = str(self.challenger["name"])
+
+        def predict() -> list[Any]:
+            import pandas as pd
+
+            model = hook.load_pyfunc(f"models:/{name}/{champion}")
+            answer = model.predict(pd.DataFrame(rows, columns=columns))
+            return list(answer.tolist() if hasattr(answer, "tolist") else answer)
+
+        return predict
+
     def target(self, deployment: dict[str, Any]) -> str:
         """How messages name the deployment under test."""
         return str(next(iter(self.result_head(deployment).values()), self.task_id))
 
     def _checked(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        from airflow_mlops_provider.core.canary import canary_policy
+        from airflow_mlops_provider.core.load import load_policy
         from airflow_mlops_provider.core.verify import bake_limits
 
         for name in ("deployment", "challenger"):
@@ -292,6 +354,8 @@ class DeploymentVerifyOperator(BaseOperator):
         try:
             limits = bake_limits(smoke_rows=self.smoke_rows, bake_requests=self.bake_requests,
                                  max_error_rate=self.max_error_rate, max_latency_ms=self.max_latency_ms)
+            limits.update(load_policy(**{k: getattr(self, k) for k in _RELEASE_LIMITS if k.startswith("load_")}))
+            limits.update(canary_policy(**{k: getattr(self, k) for k in _RELEASE_LIMITS if k.startswith("canary_")}))
         except ValueError as err:
             raise self.failure(f"{self.task_id}: {err}", field=str(err).split(" ", 1)[0], reason="invalid") from err
         return self.deployment, self.challenger, limits
@@ -301,8 +365,9 @@ class DeploymentVerifyOperator(BaseOperator):
         from airflow_mlops_provider.hooks.mlflow_serving import smoke_frame
 
         deployment, challenger, limits = self._checked()
-        rows, columns = smoke_frame(MlflowHook(mlflow_conn_id=self.mlflow_conn_id), challenger["run_id"],
-                                    challenger["name"], str(challenger["version"]), limits["smoke_rows"])
+        mlflow = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+        name, version = str(challenger["name"]), str(challenger["version"])
+        rows, columns = smoke_frame(mlflow, challenger["run_id"], name, version, limits["smoke_rows"])
         send = self.request_sender(deployment, rows, columns)
         target = self.target(deployment)
         outcome = bake(send, limits["bake_requests"], max_error_rate=limits["max_error_rate"],
@@ -311,10 +376,132 @@ class DeploymentVerifyOperator(BaseOperator):
         self.log.info("Verified %s: %s", target, outcome)
         from airflow_mlops_provider.hooks.prometheus import push_task_metrics
 
-        push_task_metrics(context, model=str(challenger["name"]), version=str(challenger["version"]), metrics={
+        push_task_metrics(context, model=name, version=version, metrics={
             "bake_p95_latency_ms": outcome.get("p95_latency_ms"), "bake_error_rate": outcome.get("error_rate"),
             "bake_requests": outcome.get("requests")})
-        return {**self.result_head(deployment), **outcome, "rows": len(rows)}
+        checks: dict[str, Any] = {"load": None, "canary": None}
+        if limits["load_concurrency"] > 0:
+            checks["load"] = self._load_test(context, deployment, mlflow, limits, target)
+        if limits["canary_rows"] > 0:
+            checks["canary"] = self._quality_canary(context, deployment, mlflow, limits, target)
+        return {**self.result_head(deployment), **outcome, "rows": len(rows), **checks}
+
+    # -- the load test and the quality canary -----------------------------------------------------
+    def _record(self, context: Any, event: str, figures: dict[str, Any], broken: list[dict[str, Any]],
+                policy: dict[str, Any], target: str) -> dict[str, Any]:
+        """The check's ledger record (like every gate decision), also pushed to XCom."""
+        from airflow_mlops_provider.core import ledger
+        from airflow_mlops_provider.core.settings import mlops_home
+
+        ti = context.get("ti") if isinstance(context, dict) else None
+        record = {"event": event, "model": str(self.challenger["name"]),
+                  "challenger_version": str(self.challenger["version"]), "target": target,
+                  "verdict": "failed" if broken else "passed", "figures": figures, "policy": policy,
+                  "broken_limits": broken,
+                  **{key: value if isinstance(value := getattr(ti, key, None), str) else None
+                     for key in ("dag_id", "run_id")}, "task_id": self.task_id}
+        ledger.append(mlops_home().ledger_path, record)
+        if ti is not None:
+            ti.xcom_push(key=event, value=record)
+        return record
+
+    def _raise_broken(self, what: str, broken: list[dict[str, Any]], target: str, **context: Any) -> None:
+        message = f"{what} of {target}: " + "; ".join(b["message"] for b in broken)
+        raise self.failure(message, reason="smoke", broken_limits=[b["limit"] for b in broken],
+                           **self.result_head(self.deployment), **context)
+
+    def _payload_source(self) -> str:
+        uri = str(getattr(self, "payload_uri", "") or "").strip()
+        return uri if uri and uri != "None" else "holdout"
+
+    def _payload(self, mlflow: MlflowHook, n: int) -> tuple[list[list[Any]], list[str]]:
+        """(rows, columns) of the load test and the canary: the last ``n`` rows of ``payload_uri`` (a scored
+        partition), else the first ``n`` of the challenger's holdout; the signature's input columns only."""
+        from airflow_mlops_provider.hooks.mlflow_serving import input_columns, smoke_frame
+
+        name, version = str(self.challenger["name"]), str(self.challenger["version"])
+        uri = self._payload_source()
+        if uri == "holdout":
+            return smoke_frame(mlflow, self.challenger["run_id"], name, version, n)
+        import json
+
+        from airflow_mlops_provider.hooks.storage import ObjectStorageHook
+
+        columns = input_columns(mlflow, name, version)
+        storage = ObjectStorageHook()
+        storage.check(uri, "payload_uri")
+        try:
+            frame = storage.read_frame(uri, "csv" if uri.lower().endswith(".csv") else "parquet")
+        except (FileNotFoundError, ValueError, OSError) as err:
+            raise self.failure(f"{self.task_id}: payload_uri {uri!r} cannot be read: {err}", field="payload_uri",
+                               reason="invalid") from err
+        missing = [c for c in columns if c not in frame.columns]
+        if missing or frame.empty:
+            why = f"lacks the input columns {missing} of {name!r} v{version}" if missing else "has no rows"
+            raise self.failure(f"{self.task_id}: payload_uri {uri!r} {why}", field="payload_uri", reason="invalid")
+        rows = json.loads(frame[columns].tail(int(n)).to_json(orient="split", index=False, date_format="iso"))["data"]
+        return rows, columns
+
+    def _load_test(self, context: Any, deployment: dict[str, Any], mlflow: MlflowHook, limits: dict[str, Any],
+                   target: str) -> dict[str, Any]:
+        from airflow_mlops_provider.core.load import LOAD_LIMITS, judge_load, run_load
+        from airflow_mlops_provider.hooks.prometheus import push_task_metrics
+
+        challenger = self.challenger
+        rows, columns = self._payload(mlflow, limits["load_rows"])
+        send = self.request_sender(deployment, rows, columns)
+        policy = {k: limits[k] for k in LOAD_LIMITS}
+        figures = run_load(send, concurrency=policy["load_concurrency"], requests=policy["load_requests"],
+                           duration_s=policy["load_duration_s"])
+        figures["rows_per_request"], figures["payload"] = len(rows), self._payload_source()
+        broken = judge_load(figures, policy)
+        self.log.info("Load test of %s: %s", target, figures)
+        push_task_metrics(context, model=str(challenger["name"]), version=str(challenger["version"]), metrics={
+            "load_p50_latency_ms": figures["p50_ms"], "load_p95_latency_ms": figures["p95_ms"],
+            "load_p99_latency_ms": figures["p99_ms"], "load_throughput_rps": figures["throughput_rps"],
+            "load_error_rate": figures["error_rate"], "load_requests": figures["requests"],
+            "load_passed": 0 if broken else 1},
+            descriptions={"load_throughput_rps": "completed requests per second in the lane's load test"})
+        self._record(context, "load_test", figures, broken, policy, target)
+        if broken:
+            self._raise_broken(f"load test ({figures['requests']} requests, {figures['concurrency']} concurrent, "
+                               f"{figures['elapsed_s']:g}s)", broken, target, figures=figures)
+        return figures
+
+    def _quality_canary(self, context: Any, deployment: dict[str, Any], mlflow: MlflowHook,
+                        limits: dict[str, Any], target: str) -> dict[str, Any] | None:
+        from airflow_mlops_provider.core.canary import CANARY_LIMITS, compare_predictions, judge_canary
+        from airflow_mlops_provider.hooks.prometheus import push_task_metrics
+
+        challenger = self.challenger
+        name, version = str(challenger["name"]), str(challenger["version"])
+        champion_mv = mlflow.get_version_by_alias(name, "champion", required=False)
+        champion = None if champion_mv is None else str(champion_mv.version)
+        if champion is None or champion == version:
+            self.log.info("Quality canary skipped: %s has %s", name,
+                          "no @champion" if champion is None else f"v{version} as @champion already")
+            return None
+        rows, columns = self._payload(mlflow, limits["canary_rows"])
+        candidate_answers = self.prediction_sender(deployment, rows, columns, role="candidate", champion=champion)()
+        champion_answers = self.prediction_sender(deployment, rows, columns, role="champion", champion=champion)()
+        policy = {k: limits[k] for k in CANARY_LIMITS}
+        try:
+            figures = compare_predictions(candidate_answers, champion_answers, threshold=policy["canary_threshold"])
+        except ValueError as err:
+            raise self.failure(f"quality canary of {target}: {err}", reason="smoke",
+                               **self.result_head(deployment)) from err
+        figures["champion_version"], figures["payload"] = champion, self._payload_source()
+        broken = judge_canary(figures, policy)
+        self.log.info("Quality canary of %s (v%s against @champion v%s): %s", target, version, champion, figures)
+        push_task_metrics(context, model=name, version=version, metrics={
+            "canary_agreement": figures["agreement"], "canary_psi": figures["psi"], "canary_ks": figures["ks"],
+            "canary_mean_abs_diff": figures["mean_abs_diff"], "canary_passed": 0 if broken else 1},
+            descriptions={"canary_agreement": "share of canary rows where candidate and champion agree"})
+        self._record(context, "quality_canary", figures, broken, policy, target)
+        if broken:
+            self._raise_broken(f"quality canary (v{version} against @champion v{champion}, {figures['rows']} rows)",
+                               broken, target, figures=figures)
+        return figures
 
 
 class DeploymentRecordRollbackOperator(BaseOperator):
@@ -372,7 +559,9 @@ class DeploymentRecordRollbackOperator(BaseOperator):
             self.decision, target=self.target, states=states, lane_task_ids=lane, rollback_task_id=rollback,
             rollback=ti.xcom_pull(task_ids=rollback) if rollback else None,
             approval=ti.xcom_pull(task_ids=self.approval_task_id, key="answer") if self.approval_task_id else None,
-            dag_id=ti.dag_id, run_id=ti.run_id)
+            dag_id=ti.dag_id, run_id=ti.run_id, checks=[
+                check for task in lane if states.get(task) == "failed" for key in ("load_test", "quality_canary")
+                if isinstance(check := ti.xcom_pull(task_ids=task, key=key), dict)])
         if record is None:
             raise AirflowSkipException("no deployment step failed: nothing was rolled back")
         ledger.append(mlops_home().ledger_path, record)

@@ -381,3 +381,16 @@ class KServeVerifyInferenceServiceOperator(DeploymentVerifyOperator):
         timeout = float(self.request_timeout)
         return lambda: smoke_test(url, name, rows, columns=columns, protocol=str(self.protocol_version),
                                   timeout=timeout)["latency_ms"]
+
+    def prediction_sender(self, deployment: dict[str, Any], rows: list[list[Any]], columns: list[str], *,
+                          role: str, champion: str) -> Callable[[], list[Any]]:
+        """The candidate through the service URL (the canary's revision answers the check's requests, as
+        they carry no traffic tag); the champion from its registered model."""
+        from airflow_mlops_provider.core.kserve import smoke_test
+
+        if role == "champion":
+            return super().prediction_sender(deployment, rows, columns, role=role, champion=champion)
+        url, name = deployment.get("url"), str(deployment.get("name"))
+        timeout = float(self.request_timeout)
+        return lambda: smoke_test(str(url), name, rows, columns=columns, protocol=str(self.protocol_version),
+                                  timeout=timeout, max_predictions=None)["predictions"]

@@ -160,6 +160,21 @@ class LocalVerifyDeploymentOperator(DeploymentVerifyOperator):
         timeout = float(self.request_timeout)
         return lambda: invoke(str(url), rows, columns, timeout=timeout)["latency_ms"]
 
+    def prediction_sender(self, deployment: dict[str, Any], rows: list[list[Any]], columns: list[str], *,
+                          role: str, champion: str) -> Callable[[], list[Any]]:
+        """The candidate's server, and the live server when it serves the champion (else its registered model)."""
+        from airflow_mlops_provider.core.local_serving import invoke, is_running
+
+        url = deployment.get("url")
+        if role == "champion":
+            live = MlflowServingHook(mlflow_conn_id=self.mlflow_conn_id).state(str(self.challenger["name"])).live
+            if live is None or live.version != str(champion) or not is_running(live):
+                self.log.info("No local server runs @champion v%s: its answers come from the registered model", champion)
+                return super().prediction_sender(deployment, rows, columns, role=role, champion=champion)
+            url = live.url
+        timeout = float(self.request_timeout)
+        return lambda: invoke(str(url), rows, columns, timeout=timeout, max_predictions=None)["predictions"]
+
 
 class LocalPromoteModelVersionOperator(_LocalServingOperator):
     """The candidate becomes the live server; the old live server is stopped.

@@ -435,3 +435,17 @@ class SageMakerVerifyEndpointOperator(DeploymentVerifyOperator):
         endpoint = str(deployment.get("endpoint_name"))
         timeout = float(self.request_timeout)
         return lambda: smoke_test_endpoint(runtime, endpoint, rows, timeout, columns=columns)["latency_ms"]
+
+    def prediction_sender(self, deployment: dict[str, Any], rows: list[list[Any]], columns: list[str], *,
+                          role: str, champion: str) -> Callable[[], list[Any]]:
+        """The candidate through ``invoke_endpoint``; the champion from its registered model (once
+        SageMaker's blue/green update has finished, no champion fleet is left to invoke)."""
+        if role == "champion":
+            return super().prediction_sender(deployment, rows, columns, role=role, champion=champion)
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+        runtime = AwsBaseHook(aws_conn_id=self.aws_conn_id, client_type="sagemaker-runtime",
+                              region_name=self.region_name)
+        endpoint = str(deployment.get("endpoint_name"))
+        timeout = float(self.request_timeout)
+        return lambda: smoke_test_endpoint(runtime, endpoint, rows, timeout, columns=columns)["predictions"]

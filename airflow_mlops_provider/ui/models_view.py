@@ -157,6 +157,66 @@ def gate_evidence(events: list[dict[str, Any]], *, limit: int = 5) -> list[dict[
     return out
 
 
+RELEASE_CHECK_EVENTS = ("load_test", "quality_canary")
+
+
+def release_checks(records: list[dict[str, Any]], model: str, *, limit: int = 10) -> list[dict[str, Any]]:
+    """The deployment lanes' load tests and quality canaries of ``model``, newest first, as the
+    ledger recorded them: verdict, figures, broken limits (``{"limit", "measured", "message"}``)."""
+    out = []
+    for r in reversed(records):
+        if r.get("model") != model or r.get("event") not in RELEASE_CHECK_EVENTS:
+            continue
+        out.append({"event": r["event"], "version": str(r.get("challenger_version")), "target": r.get("target"),
+                    "verdict": r.get("verdict"), "figures": dict(r.get("figures") or {}),
+                    "broken_limits": list(r.get("broken_limits") or []), "recorded_at": r.get("recorded_at"),
+                    "dag_id": r.get("dag_id"), "run_id": r.get("run_id")})
+        if len(out) >= limit:
+            break
+    return out
+
+
+# (figure, column heading) shown per check kind
+_CHECK_FIGURES = {
+    "load_test": (("requests", "requests"), ("concurrency", "concurrent"), ("throughput_rps", "requests/s"),
+                  ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms"), ("p99_ms", "p99 ms"), ("error_rate", "error rate")),
+    "quality_canary": (("rows", "rows"), ("champion_version", "champion"), ("agreement", "class agreement"),
+                       ("psi", "PSI"), ("ks", "KS"), ("mean_abs_diff", "mean abs diff")),
+}
+
+
+def release_checks_html(checks: list[dict[str, Any]]) -> str:
+    """The "Load tests and quality canaries" section of a model (:func:`release_checks`)."""
+    out = ["<h3>Load tests and quality canaries (newest first)</h3>"]
+    if not checks:
+        out.append("<p class='muted'>No deployment lane has load-tested or canary-judged this model yet.</p>")
+        return "".join(out)
+    for event, figures in _CHECK_FIGURES.items():
+        rows = [c for c in checks if c["event"] == event]
+        if not rows:
+            continue
+        head = "".join(f"<th>{_e(title)}</th>" for _, title in figures)
+        out.append(f"<table class='release-checks' data-check='{_e(event)}'><tr><th>when</th><th>version</th>"
+                   f"<th>target</th><th>verdict</th>{head}<th>errors by kind</th><th>broken limits</th></tr>"
+                   if event == "load_test" else
+                   f"<table class='release-checks' data-check='{_e(event)}'><tr><th>when</th><th>version</th>"
+                   f"<th>target</th><th>verdict</th>{head}<th>broken limits</th></tr>")
+        for c in rows:
+            cells = "".join(f"<td class='num'>{_fmt(c['figures'].get(key))}</td>" for key, _ in figures)
+            kinds = ""
+            if event == "load_test":
+                by_kind = c["figures"].get("errors_by_kind") or {}
+                kinds = f"<td>{_e(', '.join(f'{k}: {n}' for k, n in sorted(by_kind.items())) or '-')}</td>"
+            broken = "; ".join(str(b.get("message")) for b in c["broken_limits"]) or "-"
+            verdict = "reject" if c["verdict"] == "failed" else "promote"
+            out.append(f"<tr><td>{_e((c.get('recorded_at') or '')[:19].replace('T', ' '))}</td>"
+                       f"<td>v{_e(c['version'])}</td><td>{_e(c['target'])}</td>"
+                       f"<td class='{_verdict_class(verdict)}'>{_e(c['verdict'])}</td>{cells}{kinds}"
+                       f"<td>{_e(broken)}</td></tr>")
+        out.append("</table>")
+    return "".join(out)
+
+
 def _partition_label(data_path: str | None, airflow_run: str) -> str:
     if data_path:
         return Path(data_path.rstrip("/")).name.split(".")[0] or data_path
@@ -193,6 +253,7 @@ def collect(client: Any, *, home: Any, tracking_uri: str | None, model: str | No
         events = [r for r in records if r.get("model") == registered.name and r.get("event") in LEDGER_EVENTS]
         models.append({
             "gate": gate_evidence(events),
+            "release_checks": release_checks(records, registered.name),
             "name": registered.name, "aliases": aliases, "holders": holders,
             "metric_names": sorted({m for h in holders.values() for m in h["metrics"]}),
             "ledger": list(reversed(events))[:100],
@@ -495,6 +556,7 @@ def render(facts: dict[str, Any], *, base: str = "/mlops", airflow: str = "") ->
                            f"<td title='{_e(p['reasons'])}' class='{'reject' if p['degraded'] else ''}'>{fired}</td>"
                            f"<td class='links'>{run}</td></tr>")
             out.append("</table></div>")
+        out.append(release_checks_html(model.get("release_checks") or []))
         out.append("<h3>Decisions, promotions and rollbacks (newest first)</h3>")
         if not model["ledger"]:
             out.append("<p class='muted'>The ledger holds nothing for this model yet.</p>")

@@ -20,7 +20,8 @@ new revision, which becomes Ready after ``ready_after`` GETs (``mode="ok"``), ne
 rolled-out one, as KServe's serverless mode reports it. ``patch_conflicts = k`` makes the next
 k PATCHes answer 409 (a concurrent writer). A tiny predictor answers V2 (``/v2/models/{m}/infer``)
 and V1 (``/v1/models/{m}:predict``) requests at the URL the status reports;
-``predictor_mode`` ``"bad_shape"`` drops one prediction, ``predictor_delay`` adds latency.
+``predictor_mode`` ``"bad_shape"`` drops one prediction, ``predictor_delay`` adds latency, ``model``
+(a function of the rows) replaces the row-sum answer.
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ class FakeKubeApi:
         self.token = token
         self.predictor_mode = "ok"
         self.predictor_delay = 0.0
+        # None: the predictor answers each row's sum; else ``model(rows) -> predictions`` (named columns in order)
+        self.model: Any = None
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
         self.sims: dict[tuple[str, str], _Sim] = {}
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status)
@@ -389,7 +392,14 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         time.sleep(self.fake.predictor_delay)
         try:
-            if v2_model:
+            if self.fake.model is not None:  # the test says what the served model answers
+                if v2_model:
+                    inputs = body["inputs"]
+                    rows = [[inp["data"][i] for inp in inputs] for i in range(int(inputs[0]["shape"][0]))]
+                else:
+                    rows = [list(r.values()) if isinstance(r, dict) else r for r in body["instances"]]
+                preds = list(self.fake.model(rows))
+            elif v2_model:
                 inputs = body["inputs"]
                 rows = int(inputs[0]["shape"][0])
                 if len(inputs) == 1 and len(inputs[0]["shape"]) == 2:  # one [rows, cols] tensor

@@ -14,8 +14,10 @@ REQUIREMENTS = [f"scikit-learn=={importlib.metadata.version('scikit-learn')}"]
 COLUMNS = ["amount", "age"]
 
 
-def register_versions(name: str, workdir: Path, count: int = 2, champion: int | None = 1) -> list[dict]:
+def register_versions(name: str, workdir: Path, count: int = 2, champion: int | None = 1,
+                      flipped: tuple[int, ...] = ()) -> list[dict]:
     """``count`` versions of ``name`` in the store MlflowHook() points at; ``@champion`` on version ``champion``.
+    The versions numbered in ``flipped`` (1-based) learn the inverted label: a model that disagrees.
 
     Returns the registration dicts (``{"name", "version", "run_id"}``) in version order.
     """
@@ -37,7 +39,8 @@ def register_versions(name: str, workdir: Path, count: int = 2, champion: int | 
     experiment = hook.get_or_create_experiment(f"{name}-deploy")
     out = []
     for seed in range(1, count + 1):
-        model = LogisticRegression(random_state=seed, C=seed).fit(frame, label)
+        labels = [1 - y for y in label] if seed in flipped else label
+        model = LogisticRegression(random_state=seed, C=seed).fit(frame, labels)
         with mlflow.start_run(experiment_id=experiment) as run:
             info = mlflow.sklearn.log_model(model, name="model", registered_model_name=name,
                                             signature=infer_signature(frame, model.predict(frame)),
@@ -47,3 +50,14 @@ def register_versions(name: str, workdir: Path, count: int = 2, champion: int | 
     if champion:
         hook.client.set_registered_model_alias(name, "champion", out[champion - 1]["version"])
     return out
+
+
+def served_model(name: str, version: str):
+    """``rows -> predictions`` of a registered version (columns :data:`COLUMNS`): what a fake serving
+    platform answers when the test wants it to serve that version's real model."""
+    import pandas as pd
+
+    from airflow_mlops_provider.hooks.mlflow import MlflowHook
+
+    model = MlflowHook().load_pyfunc(f"models:/{name}/{version}")
+    return lambda rows: [int(p) for p in model.predict(pd.DataFrame(rows, columns=COLUMNS))]

@@ -21,7 +21,8 @@ patches moto's response classes in-process (pytest ``monkeypatch``, undone after
 
 - ``InvokeEndpoint`` is a **test double** of an MLflow scoring container: it reads the
   ``dataframe_split`` JSON and answers ``{"predictions": [...]}`` with one value per row
-  (``invoke_mode="short"`` drops one, ``invoke_delay`` sleeps first to test latency limits).
+  (``invoke_mode="short"`` drops one, ``invoke_delay`` sleeps first to test latency limits,
+  ``model`` — a function of the rows — replaces the stand-in answer).
 
 - ``throttle[action] = n`` makes the next ``n`` calls of that SageMaker action answer
   ``ThrottlingException`` (``calls[action]`` counts every call).
@@ -60,6 +61,7 @@ class SageMakerFake:
     updating_polls: int = 1
     invoke_mode: str = "ok"
     invoke_delay: float = 0.0
+    model: Any = None  # None: one class per row from the row's sum; else ``model(rows) -> predictions``
     throttle: dict[str, int] = field(default_factory=dict)
     calls: Counter = field(default_factory=Counter)
     updates: list[dict[str, Any]] = field(default_factory=list)
@@ -166,7 +168,10 @@ class SageMakerFake:
                 time.sleep(fake.invoke_delay)
             rows = payload["dataframe_split"]["data"]
             # One prediction per row; text columns (e.g. a category) do not add to the score.
-            predictions = [int(sum(float(v) for v in row if isinstance(v, (int, float))) > 0) for row in rows]
+            if fake.model is not None:  # the test says what the served model answers
+                predictions = list(fake.model(rows))
+            else:
+                predictions = [int(sum(float(v) for v in row if isinstance(v, (int, float))) > 0) for row in rows]
             if fake.invoke_mode == "short":
                 predictions = predictions[:-1]
             return 200, {"Content-Type": "application/json"}, json.dumps({"predictions": predictions})

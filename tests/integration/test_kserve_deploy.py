@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
 
+from airflow_mlops_provider.core import ledger
 from airflow_mlops_provider.core.kserve import (
     PREVIOUS_STORAGE_URI_ANNOTATION,
     InferenceServiceSpec,
@@ -24,6 +25,7 @@ from airflow_mlops_provider.core.kserve import (
     load_schema,
     parse_status,
 )
+from airflow_mlops_provider.core.settings import mlops_home as home_settings
 from airflow_mlops_provider.deploy.kserve import InferenceServiceProbe
 from airflow_mlops_provider.exceptions import DeploymentRolledBack, KServeError
 from airflow_mlops_provider.hooks.kserve import KServeHook
@@ -36,7 +38,7 @@ from airflow_mlops_provider.operators.deploy_kserve import (
 )
 from airflow_mlops_provider.triggers.base import DeployTargetWaitTrigger
 from tests.fakes.kube_api import FakeKubeApi
-from tests.fakes.mlflow_models import register_versions
+from tests.fakes.mlflow_models import register_versions, served_model
 
 pytestmark = pytest.mark.integration
 
@@ -332,6 +334,53 @@ def test_verify_bakes_the_deployed_url_with_the_challengers_holdout(kube, mlops_
         verify(max_latency_ms=20)
     with pytest.raises(KServeError, match="challenger lacks \\['run_id'\\]"):
         verify(challenger={"name": "churn", "version": "1"})
+
+
+def test_quality_canary_rolls_back_a_dissenting_candidate_and_passes_an_agreeing_one(kube, mlops_home, tmp_path):
+    """The fake predictor serves each candidate's real model; the champion's answers come from its
+    registered model. Neither candidate has errors or latency: only the agreement decides."""
+    v1, v2, v3 = register_versions("churn", tmp_path, count=3, flipped=(3,))  # @champion: v1
+    deploy("s3://m/1")
+    checks = {"canary_rows": 8, "load_concurrency": 2, "load_requests": 20, "bake_requests": 2}
+
+    def verify(deployment: dict, challenger: dict) -> dict:
+        return KServeVerifyInferenceServiceOperator(task_id="verify", deployment=deployment, challenger=challenger,
+                                                    **checks).execute(ctx())
+
+    dissenting = deploy("s3://m/3", canary_traffic_percent=10)
+    kube.model = served_model("churn", v3["version"])
+    with pytest.raises(KServeError, match=(
+            rf"quality canary \(v{v3['version']} against @champion v{v1['version']}, 8 rows\) of http://\S+: "
+            r"class agreement with the champion 0\.0% is below the canary_min_agreement limit of 95\.0%; "
+            r"mean absolute difference from the champion's scores 1 is above the canary_max_mean_abs_diff")):
+        verify(dissenting, v3)
+    rolled = KServeRollbackInferenceServiceOperator(task_id="rollback", name="churn", **FAST).execute(ctx())
+    assert rolled["mode"] == "traffic" and rolled["traffic"] == {**rolled["traffic"], "latest": 0, "previous": 100}
+
+    agreeing = deploy("s3://m/2", canary_traffic_percent=10)
+    kube.model = served_model("churn", v2["version"])
+    out = verify(agreeing, v2)
+    assert out["canary"]["agreement"] == 1.0 and out["canary"]["champion_version"] == v1["version"]
+    assert out["load"]["requests"] == 20 and out["load"]["errors"] == 0
+    promoted = KServePromoteInferenceServiceOperator(task_id="promote", name="churn", **FAST).execute(ctx())
+    assert promoted["traffic"]["latest"] == 100
+    decisions = [(r["event"], r["challenger_version"], r["verdict"]) for r in ledger.read(home_settings().ledger_path)]
+    assert decisions == [("load_test", v3["version"], "passed"), ("quality_canary", v3["version"], "failed"),
+                         ("load_test", v2["version"], "passed"), ("quality_canary", v2["version"], "passed")]
+
+    # The rows can come from the last scored partition instead of the holdout: its last rows.
+    import pandas as pd
+
+    scored = mlops_home / "outputs" / "churn" / "scored.parquet"
+    scored.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"amount": [0.1 * i for i in range(12)], "age": [1.0] * 12, "score": [0] * 12}).to_parquet(scored)
+    checks.update(payload_uri=str(scored), canary_rows=5, load_rows=3)
+    recent = verify(agreeing, v2)
+    assert recent["canary"]["rows"] == 5 and recent["canary"]["payload"] == str(scored)
+    assert recent["load"]["rows_per_request"] == 3 and recent["canary"]["agreement"] == 1.0
+    checks.update(payload_uri=str(scored.with_name("nope.parquet")))
+    with pytest.raises(KServeError, match=r"payload_uri '.*nope\.parquet' cannot be read: .*does not exist"):
+        verify(agreeing, v2)
 
 
 # -- MLflow ---------------------------------------------------------------------------------------

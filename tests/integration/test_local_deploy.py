@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
 
+from airflow_mlops_provider.core import ledger
 from airflow_mlops_provider.core.local_serving import Server, invoke, is_running
 from airflow_mlops_provider.exceptions import LocalServingError, ModelNotFoundError
 from airflow_mlops_provider.hooks.mlflow import MlflowHook
@@ -30,7 +31,9 @@ from airflow_mlops_provider.operators.deploy_local import (
     LocalVerifyDeploymentOperator,
 )
 from airflow_mlops_provider.triggers.base import DeployTargetWaitTrigger
+from tests.conftest import conn_env
 from tests.fakes.mlflow_models import register_versions
+from tests.prometheus_stack import prometheus_stack, scraped
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +59,16 @@ def _servers_of(home: Path) -> list[int]:
 @pytest.fixture
 def registry(mlops_home, tmp_path):
     """v1 (``@champion``) and v2 of MODEL, each with a signature and its run's holdout."""
-    out = register_versions(MODEL, tmp_path)
+    yield from _serving_cleaned(mlops_home, register_versions(MODEL, tmp_path))
+
+
+@pytest.fixture
+def registry_with_a_dissenter(mlops_home, tmp_path):
+    """v1 (``@champion``), v2 (answers like v1) and v3 (learned the inverted label: answers unlike v1)."""
+    yield from _serving_cleaned(mlops_home, register_versions(MODEL, tmp_path, count=3, flipped=(3,)))
+
+
+def _serving_cleaned(mlops_home: Path, out: list[dict]):
     try:
         yield out
     finally:
@@ -76,9 +88,9 @@ def deploy(version: str, **kwargs) -> dict:
     return run(LocalDeployModelVersionOperator, model_version=version, **kwargs)
 
 
-def verify(deployment: dict, challenger: dict, **kwargs) -> dict:
+def verify(deployment: dict, challenger: dict, context: dict | None = None, **kwargs) -> dict:
     return LocalVerifyDeploymentOperator(task_id="verify", deployment=deployment, challenger=challenger,
-                                         **kwargs).execute({})
+                                         **kwargs).execute(context or {})
 
 
 def answers(url: str) -> bool:
@@ -199,3 +211,84 @@ def test_bad_input_names_the_version_alias_or_field_and_starts_nothing(registry)
     with pytest.raises(LocalServingError, match="no candidate server to promote"):
         run(LocalPromoteModelVersionOperator)
     assert not MlflowServingHook().state(MODEL).servers()
+
+
+class _TaskInstance:
+    """What the verify step reads of its task instance: labels for Prometheus, XCom for the record."""
+
+    dag_id, task_id, run_id, map_index = "release_checks", "local.verify", "manual__1", -1
+
+    def __init__(self) -> None:
+        self.xcom: dict = {}
+
+    def xcom_push(self, key: str, value) -> None:
+        self.xcom[key] = value
+
+
+def checks_in_ledger(event: str) -> list[dict]:
+    from airflow_mlops_provider.core.settings import mlops_home
+
+    return [r for r in ledger.read(mlops_home().ledger_path) if r.get("event") == event]
+
+
+def test_load_policy_and_quality_canary_decide_the_local_lane(registry_with_a_dissenter, tmp_path, monkeypatch):
+    """The lane's verify step against real scoring servers: a candidate that answers without errors
+    but unlike the champion is rolled back; a load policy the server cannot meet is rolled back
+    naming the limit and the measured figure; a reachable one passes and the figures reach the
+    ledger and Prometheus; then the candidate is promoted."""
+    v1, v2, v3 = registry_with_a_dissenter
+    deploy(v1["version"])
+    live = run(LocalPromoteModelVersionOperator)
+
+    # 1. Quality canary: v3 answers every row, fast, and the opposite of @champion (v1, the live server).
+    dissenter = deploy(v3["version"])
+    with pytest.raises(LocalServingError, match=(
+            rf"quality canary \(v{v3['version']} against @champion v{v1['version']}, 8 rows\) of http://\S+: class "
+            r"agreement with the champion 0\.0% is below the canary_min_agreement limit of 95\.0%")):
+        verify(dissenter, v3, canary_rows=8, load_concurrency=0)
+    [record] = checks_in_ledger("quality_canary")
+    assert record["verdict"] == "failed" and record["figures"]["agreement"] == 0.0
+    assert record["figures"]["champion_version"] == v1["version"] and record["figures"]["mean_abs_diff"] == 1.0
+    rolled = run(LocalRollbackModelVersionOperator)
+    assert rolled["action"] == "rolled_back" and rolled["pid"] == live["pid"] and not answers(dissenter["url"])
+
+    # 2. A load policy the server cannot meet: 4 concurrent requests, at least 100000 requests/s.
+    candidate = deploy(v2["version"])
+    with pytest.raises(LocalServingError, match=(
+            r"load test \(\d+ requests, 4 concurrent, [\d.]+s\) of http://\S+: throughput [\d.]+ requests/s is "
+            r"below the load_min_rps limit of 100000\.0 requests/s")) as failed:
+        verify(candidate, v2, load_concurrency=4, load_requests=100, load_min_rps=100000)
+    assert failed.value.context["broken_limits"] == ["load_min_rps"]
+    [load_failed] = checks_in_ledger("load_test")
+    assert load_failed["verdict"] == "failed" and load_failed["broken_limits"][0]["limit"] == "load_min_rps"
+    assert load_failed["broken_limits"][0]["measured"] == load_failed["figures"]["throughput_rps"] < 100000
+
+    # 3. Reachable policy + agreeing canary: passes; figures in the ledger and in Prometheus.
+    with prometheus_stack(tmp_path / "prometheus") as (gateway, query):
+        for key, value in conn_env("pushgateway_default", conn_type="pushgateway", host=gateway).items():
+            monkeypatch.setenv(key, value)
+        serial = verify(candidate, v2, load_concurrency=1, load_requests=100, load_duration_s=60)["load"]
+        ti = _TaskInstance()
+        out = verify(candidate, v2, {"ti": ti}, load_concurrency=4, load_requests=200, load_duration_s=60,
+                     load_max_p95_ms=2000, load_max_p99_ms=5000, load_min_rps=5, canary_rows=8)
+        load, canary = out["load"], out["canary"]
+        print(json.dumps({"local_load_rps": {"concurrency_1": serial["throughput_rps"],
+                                             "concurrency_4": load["throughput_rps"]},
+                          "p95_ms": {"concurrency_1": serial["p95_ms"], "concurrency_4": load["p95_ms"]},
+                          "p99_ms": {"concurrency_1": serial["p99_ms"], "concurrency_4": load["p99_ms"]}}))
+        assert load["requests"] == 200 and load["errors"] == 0 and load["errors_by_kind"] == {}
+        assert load["stopped_by"] == "requests" and load["throughput_rps"] >= 5
+        assert 0 < load["p50_ms"] <= load["p95_ms"] <= load["p99_ms"] <= load_failed["policy"]["load_max_p99_ms"]
+        assert canary["agreement"] == 1.0 and canary["psi"] == 0.0 and canary["mean_abs_diff"] == 0.0
+        assert ti.xcom["load_test"]["verdict"] == "passed" and ti.xcom["quality_canary"]["verdict"] == "passed"
+        passed = checks_in_ledger("load_test")[-1]
+        assert passed["verdict"] == "passed" and passed["figures"] == load and passed["dag_id"] == "release_checks"
+        assert checks_in_ledger("quality_canary")[-1]["figures"] == canary
+        [series] = scraped(query, f'mlops_load_throughput_rps{{model="{MODEL}",task_id="local.verify"}}',
+                           "load-test throughput")
+        assert float(series["value"][1]) == load["throughput_rps"]
+        [agreement] = scraped(query, f'mlops_canary_agreement{{model="{MODEL}"}}', "canary agreement")
+        assert float(agreement["value"][1]) == 1.0
+
+    promoted = run(LocalPromoteModelVersionOperator)
+    assert promoted["model_version"] == v2["version"] and promoted["stopped_version"] == v1["version"]

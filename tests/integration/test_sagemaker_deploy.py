@@ -17,7 +17,9 @@ from unittest.mock import MagicMock
 import pytest
 from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
 
+from airflow_mlops_provider.core import ledger
 from airflow_mlops_provider.core.sagemaker import SageMakerSpecError, version_resource_name
+from airflow_mlops_provider.core.settings import mlops_home as home_settings
 from airflow_mlops_provider.exceptions import DeploymentRolledBack, SageMakerError
 from airflow_mlops_provider.hooks.mlflow import MlflowHook
 from airflow_mlops_provider.links.sagemaker import SageMakerEndpointLink
@@ -30,7 +32,7 @@ from airflow_mlops_provider.operators.deploy_sagemaker import (
 from airflow_mlops_provider.triggers.base import DeployTargetWaitTrigger
 from tests.conftest import free_port
 from tests.fakes import sagemaker as fake_sagemaker
-from tests.fakes.mlflow_models import register_versions
+from tests.fakes.mlflow_models import register_versions, served_model
 
 pytestmark = pytest.mark.integration
 
@@ -412,6 +414,40 @@ def test_verify_operator_uses_its_connection_and_the_holdout_rows(sm, versions, 
     with pytest.raises(SageMakerError, match="2 rows sent, 1 predictions returned"):
         verify()
     sm.invoke_mode = "ok"
+
+
+def test_quality_canary_rolls_back_a_dissenting_candidate_and_passes_an_agreeing_one(sm, mlops_home, tmp_path):
+    """The fake container serves the deployed version's real model; the champion's answers come from its
+    registered model. Neither candidate has errors or latency: only the agreement decides."""
+    name = "fraud-canary"
+    v1, v2, v3 = register_versions(name, tmp_path, count=3, flipped=(3,))  # @champion: v1
+    first = deploy(v1["version"], model_name=name)
+    checks = {"canary_rows": 8, "load_concurrency": 2, "load_requests": 20, "bake_requests": 2}
+
+    def verify(deployment: dict, challenger: dict) -> dict:
+        return SageMakerVerifyEndpointOperator(task_id="verify", deployment=deployment, challenger=challenger,
+                                               aws_conn_id="aws_sm", **checks).execute({"ti": MagicMock()})
+
+    dissenting = deploy(v3["version"], model_name=name)
+    sm.model = served_model(name, v3["version"])
+    with pytest.raises(SageMakerError, match=(
+            rf"quality canary \(v{v3['version']} against @champion v{v1['version']}, 8 rows\) of {ENDPOINT}: class "
+            r"agreement with the champion 0\.0% is below the canary_min_agreement limit of 95\.0%")):
+        verify(dissenting, v3)
+    back = SageMakerRollbackEndpointOperator(
+        task_id="rollback", endpoint_name=ENDPOINT, endpoint_config_name=None, model_name=name,
+        aws_conn_id="aws_sm", poll_interval=0.05, timeout=30).execute({"ti": MagicMock()})
+    assert back["model_version"] == v1["version"]
+    assert live(sm)["EndpointConfigName"] == first["endpoint_config_name"]
+
+    agreeing = deploy(v2["version"], model_name=name)
+    sm.model = served_model(name, v2["version"])
+    out = verify(agreeing, v2)
+    assert out["canary"]["agreement"] == 1.0 and out["canary"]["mean_abs_diff"] == 0.0
+    assert out["load"]["requests"] == 20 and out["load"]["errors"] == 0
+    decisions = [(r["event"], r["challenger_version"], r["verdict"]) for r in ledger.read(home_settings().ledger_path)]
+    assert decisions == [("load_test", v3["version"], "passed"), ("quality_canary", v3["version"], "failed"),
+                         ("load_test", v2["version"], "passed"), ("quality_canary", v2["version"], "passed")]
 
 
 SAGEMAKER_DAG = '''

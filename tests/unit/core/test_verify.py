@@ -78,3 +78,17 @@ def test_scoring_request_names_the_field():
         scoring_request([[1, 2]], ["a"])
     with pytest.raises(ValueError, match="^rows"):
         scoring_request([], None)
+
+
+def test_rollback_record_names_the_broken_limits_of_failed_checks():
+    from airflow_mlops_provider.core.verify import rollback_record
+
+    decision = {"model": "m", "challenger_version": "3", "champion_version": "1"}
+    broken = {"limit": "load_min_rps", "limit_value": 100.0, "measured": 41.2,
+              "message": "throughput 41.2 requests/s is below the load_min_rps limit of 100.0 requests/s"}
+    checks = [{"event": "load_test", "verdict": "failed", "broken_limits": [broken]},
+              {"event": "quality_canary", "verdict": "passed", "broken_limits": []}]
+    out = rollback_record(decision, target="local", states={"local.verify": "failed"}, lane_task_ids=["local.verify"],
+                          rollback_task_id="local.rollback", rollback={}, approval=None, dag_id="d", run_id="r",
+                          checks=checks)
+    assert out is not None and out["broken_limits"] == [{"check": "load_test", **broken}]

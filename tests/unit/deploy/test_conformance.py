@@ -96,7 +96,8 @@ def test_lane_shape(name):
     assert lane.deploy.upstream_task_ids == {"register_challenger"}  # the version is an XComArg
     assert lane.verify.upstream_task_ids == {"register_challenger", f"{name}.deploy"}
     for limit in VERIFY_DEFAULTS:  # the verify limits come from the target's Param
-        assert getattr(lane.verify, limit) == "{{ params." + name + "." + limit + " }}"
+        assert getattr(lane.verify, limit) in ("{{ params." + name + "." + limit + " }}",
+                                               "{{ params." + name + ".get('" + limit + "') }}")
     # One name per setting: the wait's timeout and interval are ready_timeout_s / poll_interval_s.
     for op in (lane.deploy, lane.rollback, *([lane.promote_traffic] if lane.promote_traffic else [])):
         assert op.timeout == "{{ params." + name + ".ready_timeout_s }}"

@@ -207,3 +207,28 @@ def test_serving_lists_every_registered_target_and_says_why_one_is_unavailable(m
     page = render(facts(serving=rows))
     assert "echo live: v2" in page and "100% of traffic" in page
     assert "sagemaker: unavailable (" in page and "aws_default" in page
+
+
+def test_release_checks_show_load_figures_and_canary_agreement_with_the_broken_limit():
+    from airflow_mlops_provider.ui.models_view import release_checks, release_checks_html
+
+    records = [
+        {"event": "load_test", "model": "m", "challenger_version": "2", "target": "local", "verdict": "passed",
+         "figures": {"requests": 200, "concurrency": 4, "throughput_rps": 35.54, "p50_ms": 108.3, "p95_ms": 177.3,
+                     "p99_ms": 195.7, "error_rate": 0.0, "errors_by_kind": {}}, "broken_limits": []},
+        {"event": "quality_canary", "model": "m", "challenger_version": "3", "target": "local", "verdict": "failed",
+         "figures": {"rows": 8, "champion_version": "1", "agreement": 0.0, "psi": 9.2, "ks": 1.0,
+                     "mean_abs_diff": 1.0},
+         "broken_limits": [{"limit": "canary_min_agreement", "measured": 0.0,
+                            "message": "class agreement with the champion 0.0% is below the canary_min_agreement "
+                                       "limit of 95.0%"}]},
+        {"event": "load_test", "model": "other", "challenger_version": "9", "verdict": "passed", "figures": {}},
+        {"event": "decision", "model": "m", "challenger_version": "2", "verdict": "promote"},
+    ]
+    checks = release_checks(records, "m")
+    assert [(c["event"], c["version"], c["verdict"]) for c in checks] == [
+        ("quality_canary", "3", "failed"), ("load_test", "2", "passed")]
+    html = release_checks_html(checks)
+    assert "<th>requests/s</th>" in html and "<td class='num'>35.54</td>" in html and "<td class='num'>195.7</td>" in html
+    assert "below the canary_min_agreement limit of 95.0%" in html and "<td class='reject'>failed</td>" in html
+    assert "No deployment lane" in release_checks_html([])
