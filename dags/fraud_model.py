@@ -10,10 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow.sdk import conf
+
 from airflow_mlops_provider.core.demo_data import CATEGORIES, FEATURES, ID_COLUMN, TARGET
 from airflow_mlops_provider.pipelines.config import ModelConfig
 
 MODEL_NAME = "fraud-detector"
+# Per deployment, in airflow.cfg (or AIRFLOW__MLOPS_EXAMPLE__*): where an accepted challenger of a
+# scheduled or event-triggered retrain is deployed (`none` or a registered target; `make demo` sets
+# `local`), and the weekly retrain's cron (empty: asset events only; `make demo` sets it empty).
+DEPLOY_TARGET = conf.get("mlops_example", "deploy_target", fallback="none")
+RETRAIN_CRON = conf.get("mlops_example", "retrain_cron", fallback="0 3 * * 0") or None
 
 TRAINING_SUITE: dict[str, Any] = {
     "name": "transactions_training",
@@ -66,4 +73,5 @@ FRAUD = ModelConfig(
     # Late labels: retrain when roc_auc on >= 200 labelled rows falls 0.05 below the holdout's.
     decay_policy={"metrics": [{"name": "roc_auc", "max_degradation": 0.05}], "min_rows": 200,
                   "max_label_delay_days": 7},
+    deploy_target=DEPLOY_TARGET,
 )
