@@ -108,6 +108,25 @@ def write_config(home: Path, *, port: int = 8080) -> Path:
     return cfg_path
 
 
+def set_defaults(home: Path, values: dict[tuple[str, str], str]) -> None:
+    """Add ``(section, key): value`` to ``airflow.cfg`` where the key is absent (an edit there wins)."""
+    cfg_path = airflow_home(home) / "airflow.cfg"
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(cfg_path)
+    missing = {k: v for k, v in values.items() if not parser.has_option(*k)}
+    if not missing:
+        return
+    for (section, key), value in missing.items():
+        if not parser.has_section(section):
+            parser.add_section(section)
+        parser.set(section, key, value)
+    tmp = cfg_path.with_suffix(".cfg.tmp")
+    with open(tmp, "w") as fh:
+        parser.write(fh)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, cfg_path)
+
+
 def environment(home: Path, **extra: str) -> dict[str, str]:
     """The process environment for Airflow commands on ``home`` (``airflow.cfg`` holds the rest)."""
     env = {**os.environ, "MLOPS_HOME": str(home), "AIRFLOW_HOME": str(airflow_home(home)),
