@@ -134,6 +134,9 @@ def environment(home: Path, **extra: str) -> dict[str, str]:
     # A stale shell export of these would win over airflow.cfg and show the wrong DAGs.
     for key in ("AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__CORE__PLUGINS_FOLDER", "AIRFLOW__CORE__LOAD_EXAMPLES"):
         env.pop(key, None)
+    # One OpenMP thread per process (an export wins): the demo's model trains in seconds either way,
+    # but on a busy 2-core machine OpenMP's spinning threads made one fit 300 s instead of 46 s.
+    env.setdefault("OMP_NUM_THREADS", "1")
     env.update(extra)
     return env
 
