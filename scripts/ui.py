@@ -213,6 +213,11 @@ def main(argv: list[str] | None = None) -> None:
             elif component in ("scheduler", "triggerer"):
                 cmd += ["--skip-serve-logs"]
             start(component, cmd, env)
+            if component == "api-server":
+                # Tasks reach Airflow through the api-server's execution API: a scheduler started
+                # beside it would run what is due (the demo's queued retrain) into "connection
+                # refused" while it still starts (minutes on a busy 2-core machine).
+                _wait_url(f"http://127.0.0.1:{args.port}/api/v2/monitor/health", procs, args.ready_timeout)
         for i in range(1, args.celery_workers + 1):
             # Each worker on this host needs its own Celery node name; no log server (shared log folder).
             start(f"celery-worker-{i}", [airflow, "celery", "worker", "--celery-hostname", f"worker{i}@%h",
