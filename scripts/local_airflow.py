@@ -79,9 +79,13 @@ def write_config(home: Path, *, port: int = 8080) -> Path:
     }
     # Sized for this machine, set only when absent (an edit in airflow.cfg or an AIRFLOW__* export wins):
     # Airflow's default parallelism (32) starts 32 LocalExecutor worker processes, idle on 2 cores.
+    # Airflow's 30 s DAG import timeout: on a busy 2-core machine mlops_retrain's file took longer, the
+    # dag-processor marked it an import error and the scheduler started none of its queued runs.
     sized = {("core", "parallelism"): str(parallelism()),
              ("dag_processor", "parsing_processes"): str(min(2, os.cpu_count() or 1)),
-             ("api", "workers"): "1"}
+             ("api", "workers"): "1",
+             ("core", "dagbag_import_timeout"): "180",
+             ("dag_processor", "dag_file_processor_timeout"): "240"}
     for (section, key), value in sized.items():
         if not parser.has_section(section):
             parser.add_section(section)
