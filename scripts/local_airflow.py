@@ -85,7 +85,10 @@ def write_config(home: Path, *, port: int = 8080) -> Path:
              ("dag_processor", "parsing_processes"): str(min(2, os.cpu_count() or 1)),
              ("api", "workers"): "1",
              ("core", "dagbag_import_timeout"): "180",
-             ("dag_processor", "dag_file_processor_timeout"): "240"}
+             ("dag_processor", "dag_file_processor_timeout"): "240",
+             # A task's calls to the api-server's execution API (default 5 s): the scheduler's retrain
+             # was killed after read timeouts while the one api-server worker was busy (loaded machine).
+             ("workers", "execution_api_timeout"): "60"}
     for (section, key), value in sized.items():
         if not parser.has_section(section):
             parser.add_section(section)
