@@ -10,10 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow.sdk import conf
+
 from airflow_mlops_provider.core.demo_data import CATEGORIES, FEATURES, ID_COLUMN, TARGET
 from airflow_mlops_provider.pipelines.config import ModelConfig
 
 MODEL_NAME = "fraud-detector"
+# Per deployment, in airflow.cfg (or AIRFLOW__MLOPS_EXAMPLE__*): where an accepted challenger of a
+# scheduled or event-triggered retrain is deployed (`none` or a registered target; `make demo` sets
+# `local`), and the weekly retrain's cron (empty: asset events only; `make demo` sets it empty).
+DEPLOY_TARGET = conf.get("mlops_example", "deploy_target", fallback="none")
+RETRAIN_CRON = conf.get("mlops_example", "retrain_cron", fallback="0 3 * * 0") or None
 
 TRAINING_SUITE: dict[str, Any] = {
     "name": "transactions_training",
@@ -76,4 +83,5 @@ FRAUD = ModelConfig(
     # Reported per slice (challenger and champion on the same rows, with intervals) on the model card;
     # add "slices" rules to the policy to gate on them.
     slices=[{"column": "merchant_category"}, {"column": "amount", "bins": [0, 20, 100, None]}],
+    deploy_target=DEPLOY_TARGET,
 )

@@ -2,7 +2,10 @@
 
 The fraud model's retraining pipeline (``fraud_model.FRAUD``), built by
 :func:`airflow_mlops_provider.pipelines.retraining_dag`. Runs weekly, or as soon as a new
-version of the training data or a drift alert arrives (Airflow Assets).
+version of the training data, a drift alert or a performance-degraded alert arrives (Airflow
+Assets). ``[mlops_example] retrain_cron`` in airflow.cfg changes the weekly cron (empty: events
+only, as in `make demo`'s Airflow); ``[mlops_example] deploy_target`` is the ``deploy_target``
+Param's default (`make demo` sets ``local``).
 
 With ``deploy_target`` set to any registered deploy target (docs/pipelines.md), a
 challenger the policy accepts is first rolled out beside the champion, verified (smoke test plus
@@ -15,11 +18,11 @@ rollback, and the run ends failed.
 
 from __future__ import annotations
 
-from fraud_model import FRAUD
+from fraud_model import FRAUD, RETRAIN_CRON
 
 from airflow_mlops_provider.pipelines import retraining_dag
 
-dag = retraining_dag(FRAUD, dag_id="mlops_retrain", doc_md=__doc__)
+dag = retraining_dag(FRAUD, dag_id="mlops_retrain", cron=RETRAIN_CRON, doc_md=__doc__)
 
 if __name__ == "__main__":
     dag.test()

@@ -9,6 +9,16 @@
    first day's labels agree with the model; the second day's show it got worse (a third of the
    outcomes no longer follow the old pattern), which emits `performance degraded` (the third
    event that schedules mlops_retrain)
+6. data v4, labelled transactions of the new traffic, lands in DVC
+
+mlops_retrain is unpaused before step 4, so Airflow queues the drift and decay events for it
+(AssetDagRunQueue; events of a paused DAG are dropped). No scheduler runs here: `make ui`'s
+scheduler starts that retrain, which trains on data v4 and deploys the accepted challenger to the
+local target (``[mlops_example] deploy_target = local`` in the demo's airflow.cfg), verifies it
+and promotes it. The demo's own retrains pass ``deploy_target: none``.
+
+Every DAG run is `airflow dags test`, run by Airflow's CLI inside this one process (the heavy
+imports are paid once, not once per run); each run's output goes to its own log file.
 Then it prints where to look. Everything lives under MLOPS_HOME (default .mlops/).
 """
 
@@ -16,15 +26,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import local_airflow
 
 HOME = local_airflow.home_dir()
 local_airflow.write_config(HOME)
+# The shipped example DAGs read these (dags/fraud_model.py, dags/mlops_retrain.py); set only when
+# absent, so an edit in airflow.cfg wins. The demo's Airflow retrains on events only: a weekly cron
+# on an unpaused DAG would run last Sunday's tick as soon as `make ui` starts, a second retrain.
+local_airflow.set_defaults(HOME, {("mlops_example", "deploy_target"): "local", ("mlops_example", "retrain_cron"): ""})
 _ENV = local_airflow.environment(HOME)
 os.environ.clear()
 os.environ.update(_ENV)
@@ -32,31 +44,81 @@ os.environ.setdefault("GIT_AUTHOR_NAME", "mlops-demo")
 os.environ.setdefault("GIT_AUTHOR_EMAIL", "mlops-demo@example.invalid")
 os.environ.setdefault("GIT_COMMITTER_NAME", "mlops-demo")
 os.environ.setdefault("GIT_COMMITTER_EMAIL", "mlops-demo@example.invalid")
-BIN = Path(sys.executable).parent
-BATCH_ROWS = int(os.environ.get("MLOPS_DEMO_BATCH_ROWS", 200_000))  # rows per scored day (tests use fewer)
+BATCH_ROWS = int(os.environ.get("MLOPS_DEMO_BATCH_ROWS", 50_000))  # rows per scored day (tests use fewer)
+NO_DEPLOY = '{"deploy_target": "none"}'  # the demo's own retrains; make ui's scheduler run deploys
 
 
 def step(title: str) -> None:
     print(f"\n=== {title} ===", flush=True)
 
 
-def airflow(*args: str) -> None:
+def _airflow_cli(args: list[str]) -> int:
+    """``airflow <args>`` by Airflow's own CLI entry (airflow.__main__), in this process."""
+    from airflow import configuration  # noqa: F401 - first, as airflow.__main__ does (import cycles)
+    from airflow.cli import cli_parser
+    from airflow.configuration import write_default_airflow_configuration_if_needed
+
+    try:
+        parsed = cli_parser.get_parser().parse_args(args)
+        write_default_airflow_configuration_if_needed()
+        parsed.func(parsed)
+    except SystemExit as done:
+        if isinstance(done.code, str):
+            print(done.code, file=sys.stderr)
+            return 1
+        return done.code or 0
+    except BaseException:  # noqa: BLE001 - reported in the run's log and by the exit code, as the CLI would
+        import traceback
+
+        traceback.print_exc()
+        return 1
+    return 0
+
+
+def airflow(*args: str, quiet: bool = False) -> None:
     started = time.time()
-    # One stream, in order: the task logs are cut out of it per task (local_airflow.record_dags_test).
-    proc = subprocess.run([str(BIN / "airflow"), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     log = HOME / "logs" / f"{'-'.join(a for a in args[:3] if not a.startswith('-'))}-{int(started)}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text(proc.stdout)
+    # One stream, in order, into the run's log (the task logs are cut out of it per task,
+    # local_airflow.record_dags_test): this process's stdout and stderr point at the file meanwhile.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log, "wb") as out:
+        os.dup2(out.fileno(), 1)
+        os.dup2(out.fileno(), 2)
+        try:
+            code = _airflow_cli(list(args))
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+    output = log.read_text(errors="replace")
     if args[:2] == ("dags", "test"):
         # The UI shows each task's log and the run's real duration (dags test writes neither).
-        local_airflow.record_dags_test(args[2], proc.stdout)
-    if proc.returncode != 0:
-        print(proc.stdout[-8000:])
-        raise SystemExit(f"airflow {' '.join(args)} failed (exit {proc.returncode}); log: {log}")
-    for line in proc.stdout.splitlines():
+        local_airflow.record_dags_test(args[2], output)
+    if code != 0:
+        print(output[-8000:])
+        raise SystemExit(f"airflow {' '.join(args)} failed (exit {code}); log: {log}")
+    for line in output.splitlines():
         if line.startswith(("fraud-detector v", "output partition", "DRIFT DETECTED")):  # task summaries
             print("   ", line[:400])
-    print(f"    ok in {time.time() - started:.0f}s (log: {log})")
+    if not quiet:
+        print(f"    ok in {time.time() - started:.0f}s (log: {log})", flush=True)
+
+
+def queued_for_retrain(dag_id: str = "mlops_retrain") -> list[str]:
+    """The asset events Airflow queued for ``dag_id`` (AssetDagRunQueue): a scheduler starts its run."""
+    from airflow.models.asset import AssetDagRunQueue, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return list(session.scalars(select(AssetModel.uri).join(AssetDagRunQueue, AssetDagRunQueue.asset_id == AssetModel.id)
+                                    .where(AssetDagRunQueue.target_dag_id == dag_id).order_by(AssetModel.uri)))
 
 
 def drift_events(prefix: str = "mlops://drift/") -> list[dict]:
@@ -85,7 +147,9 @@ def main() -> None:
 
     home = mlops_home().ensure()
     step(f"MLOPS_HOME = {home.root}")
-    local_airflow.prepare(dict(os.environ))
+    # What local_airflow.prepare does for make ui, in this process.
+    airflow("db", "migrate", quiet=True)
+    airflow("pools", "set", local_airflow.PROMOTION_POOL, "1", "champion promotions, one at a time (mlops)", quiet=True)
     init_local_repo(home.dvc_repo, home.dvc_remote)
     hook = DvcHook()
     data = home.dvc_repo / "transactions.parquet"
@@ -98,7 +162,10 @@ def main() -> None:
         generate(n_rows=6000, seed=seed, kind=kind).to_parquet(data, index=False)
         version = hook.commit_version("transactions.parquet", f"data {title}")
         print(f"    DVC version {version.id}")
-        airflow("dags", "test", "mlops_retrain", date)
+        airflow("dags", "test", "mlops_retrain", date, "--conf", NO_DEPLOY)
+
+    # From here on the monitoring DAGs' events are queued for mlops_retrain (paused, they would be dropped).
+    airflow("dags", "unpause", "mlops_retrain", quiet=True)
 
     from airflow_mlops_provider.core.demo_data import TARGET
 
@@ -138,6 +205,14 @@ def main() -> None:
     decay = drift_events("mlops://performance/")
     print(f"    performance degraded events emitted: {len(decay)}")
 
+    step("data v4: labelled transactions of the new traffic (what the next retrain trains on)")
+    generate(n_rows=6000, seed=4, kind="drifted").to_parquet(data, index=False)
+    version = hook.commit_version("transactions.parquet", "data v4: labelled transactions of the new traffic")
+    print(f"    DVC version {version.id}")
+    queued = queued_for_retrain()
+    print(f"    queued for mlops_retrain: {', '.join(queued) or 'nothing'} "
+          "(`make ui`'s scheduler starts the retrain: v4 data, deploy to the local target, verify, promote)")
+
     step("Where to look")
     records = ledger.read(home.ledger_path)
     for rec in records:
@@ -154,7 +229,8 @@ def main() -> None:
           f"{home.airflow_home / 'simple_auth_manager_passwords.json.generated'}; 'Models' in its navigation; "
           "MLflow http://127.0.0.1:5000)")
     print(json.dumps({"decisions": sum(r.get("event") == "decision" for r in records),
-                      "drift_events": len(events), "performance_degraded_events": len(decay)}))
+                      "drift_events": len(events), "performance_degraded_events": len(decay),
+                      "queued_for_retrain": queued}))
     print(f"make demo took {time.time() - started:.0f}s")
 
 

@@ -79,9 +79,16 @@ def write_config(home: Path, *, port: int = 8080) -> Path:
     }
     # Sized for this machine, set only when absent (an edit in airflow.cfg or an AIRFLOW__* export wins):
     # Airflow's default parallelism (32) starts 32 LocalExecutor worker processes, idle on 2 cores.
+    # Airflow's 30 s DAG import timeout: on a busy 2-core machine mlops_retrain's file took longer, the
+    # dag-processor marked it an import error and the scheduler started none of its queued runs.
     sized = {("core", "parallelism"): str(parallelism()),
              ("dag_processor", "parsing_processes"): str(min(2, os.cpu_count() or 1)),
-             ("api", "workers"): "1"}
+             ("api", "workers"): "1",
+             ("core", "dagbag_import_timeout"): "180",
+             ("dag_processor", "dag_file_processor_timeout"): "240",
+             # A task's calls to the api-server's execution API (default 5 s): the scheduler's retrain
+             # was killed after read timeouts while the one api-server worker was busy (loaded machine).
+             ("workers", "execution_api_timeout"): "60"}
     for (section, key), value in sized.items():
         if not parser.has_section(section):
             parser.add_section(section)
@@ -108,6 +115,25 @@ def write_config(home: Path, *, port: int = 8080) -> Path:
     return cfg_path
 
 
+def set_defaults(home: Path, values: dict[tuple[str, str], str]) -> None:
+    """Add ``(section, key): value`` to ``airflow.cfg`` where the key is absent (an edit there wins)."""
+    cfg_path = airflow_home(home) / "airflow.cfg"
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(cfg_path)
+    missing = {k: v for k, v in values.items() if not parser.has_option(*k)}
+    if not missing:
+        return
+    for (section, key), value in missing.items():
+        if not parser.has_section(section):
+            parser.add_section(section)
+        parser.set(section, key, value)
+    tmp = cfg_path.with_suffix(".cfg.tmp")
+    with open(tmp, "w") as fh:
+        parser.write(fh)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, cfg_path)
+
+
 def environment(home: Path, **extra: str) -> dict[str, str]:
     """The process environment for Airflow commands on ``home`` (``airflow.cfg`` holds the rest)."""
     env = {**os.environ, "MLOPS_HOME": str(home), "AIRFLOW_HOME": str(airflow_home(home)),
@@ -115,6 +141,9 @@ def environment(home: Path, **extra: str) -> dict[str, str]:
     # A stale shell export of these would win over airflow.cfg and show the wrong DAGs.
     for key in ("AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__CORE__PLUGINS_FOLDER", "AIRFLOW__CORE__LOAD_EXAMPLES"):
         env.pop(key, None)
+    # One OpenMP thread per process (an export wins): the demo's model trains in seconds either way,
+    # but on a busy 2-core machine OpenMP's spinning threads made one fit 300 s instead of 46 s.
+    env.setdefault("OMP_NUM_THREADS", "1")
     env.update(extra)
     return env
 

@@ -13,6 +13,12 @@ interface on fixed ports 8793/8794): on one host the api-server reads task logs 
 log folder. Ready is printed only when every component runs and reports healthy, and the
 Models view answers.
 
+The scheduler starts what is due: after `make demo`, the retrain its drift and decay events queued
+for mlops_retrain, which deploys to the local target (``mlflow models serve`` processes). On
+shutdown, after Airflow's processes, every local scoring server recorded under
+``MLOPS_HOME/serving`` is stopped too (they run in their own sessions to outlive the task that
+started them); their records stay, so the Models view shows them as not running.
+
 The metadata DB and executor follow the usual Airflow settings: with
 ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` pointing at PostgreSQL and
 ``AIRFLOW__CORE__EXECUTOR=CeleryExecutor`` (broker and result backend in
@@ -121,6 +127,23 @@ def _models_view_answers(port: int, procs: dict[str, subprocess.Popen], timeout:
                      f"(last answer: {status}): is the mlops_models plugin loaded? see the api-server log")
 
 
+def stop_local_servers(home: Path) -> list[str]:
+    """Stop every running local scoring server recorded under ``home/serving`` (the local deploy
+    target's state files); returns ``<model> v<version>`` of each one stopped."""
+    from airflow_mlops_provider.core.local_serving import is_running, locked_state, stop_server
+
+    stopped = []
+    for path in sorted((home / "serving").glob("*.json")):
+        try:
+            with locked_state(path, path.stem) as state:
+                for server in state.servers():
+                    if is_running(server) and stop_server(server):
+                        stopped.append(f"{path.stem} v{server.version}")
+        except Exception as err:  # noqa: BLE001 - the other servers are still stopped; this one is named
+            print(f"could not stop the local servers in {path}: {err}", file=sys.stderr, flush=True)
+    return stopped
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=_env_port("MLOPS_UI_PORT"),
@@ -152,7 +175,13 @@ def main(argv: list[str] | None = None) -> None:
         out = open(logs / f"{name}.log", "ab")
         procs[name] = subprocess.Popen(cmd, env=proc_env, stdout=out, stderr=subprocess.STDOUT, cwd=home)
 
-    def stop(*_: object) -> None:
+    done: list[bool] = []
+
+    def shutdown() -> None:
+        """Airflow's processes first (no task starts a server after this), then the scoring servers."""
+        if done:
+            return
+        done.append(True)
         for proc in procs.values():
             if proc.poll() is None:
                 proc.terminate()
@@ -162,6 +191,15 @@ def main(argv: list[str] | None = None) -> None:
                 proc.wait(timeout=max(1.0, deadline - time.time()))
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait(timeout=10)
+        stopped = stop_local_servers(home)
+        if stopped:
+            print(f"stopped local scoring servers: {', '.join(stopped)}", flush=True)
+
+    def stop(*_: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one shutdown, even when the whole group gets the signal
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        shutdown()
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
@@ -175,6 +213,11 @@ def main(argv: list[str] | None = None) -> None:
             elif component in ("scheduler", "triggerer"):
                 cmd += ["--skip-serve-logs"]
             start(component, cmd, env)
+            if component == "api-server":
+                # Tasks reach Airflow through the api-server's execution API: a scheduler started
+                # beside it would run what is due (the demo's queued retrain) into "connection
+                # refused" while it still starts (minutes on a busy 2-core machine).
+                _wait_url(f"http://127.0.0.1:{args.port}/api/v2/monitor/health", procs, args.ready_timeout)
         for i in range(1, args.celery_workers + 1):
             # Each worker on this host needs its own Celery node name; no log server (shared log folder).
             start(f"celery-worker-{i}", [airflow, "celery", "worker", "--celery-hostname", f"worker{i}@%h",
@@ -211,9 +254,7 @@ def main(argv: list[str] | None = None) -> None:
                     stop()
             time.sleep(2)
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
+        shutdown()  # also after a failed start: nothing it started stays behind
 
 
 if __name__ == "__main__":

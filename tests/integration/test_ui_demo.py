@@ -10,7 +10,12 @@ the MLflow UI. Then, as a user would see it:
 - the Data Docs link on ``validate_data``'s page and the Drift Report link on ``check_drift``'s
   page render, and answer 200 behind the login with the report itself (and 307 to the login
   without it);
-- the Models view shows the gate's evidence: challenger and champion on the same holdout.
+- the loop closes on screen: the demo's drift and decay events, queued for ``mlops_retrain``,
+  make the *scheduler* of `make ui` start a retrain (nobody triggers it); it trains on data v4,
+  deploys to the local target (a real ``mlflow models serve``), verifies and promotes;
+- the Models view shows the gate's evidence (challenger and champion on the same holdout) and the
+  endpoint the local target runs, which answers;
+- stopping `make ui` stops that scoring server too (no orphan).
 """
 
 from __future__ import annotations
@@ -84,11 +89,11 @@ def ui(tmp_path_factory):
     port = free_port()
     log = open(root / "ui.log", "w")
     proc = subprocess.Popen([str(BIN / "python"), str(REPO_ROOT / "scripts" / "ui.py"), "--port", str(port),
-                             "--no-mlflow", "--ready-timeout", "300"],
+                             "--no-mlflow", "--ready-timeout", "900"],
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 360
+        deadline = time.time() + 1000  # the api-server alone took over 6 min on the loaded 2-core machine
         while "ready; Ctrl-C" not in (root / "ui.log").read_text():
             if proc.poll() is not None or time.time() > deadline:
                 logs = "".join(f"--- {p}\n{p.read_text(errors='replace')[-2500:]}\n"
@@ -110,6 +115,24 @@ def ui(tmp_path_factory):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
         log.close()
+        # Stopping `make ui` stopped the scoring servers the scheduler's deploy started (own sessions).
+        orphans = _running_local_servers(home)
+        for pid in orphans:
+            os.killpg(pid, signal.SIGKILL)
+        assert not orphans, f"scripts/ui.py left local scoring servers running: pids {orphans}"
+
+
+def _running_local_servers(home: Path) -> list[int]:
+    from airflow_mlops_provider.core.local_serving import Server, group_alive
+
+    pids = []
+    for path in (home / "serving").glob("*.json"):
+        state = json.loads(path.read_text())
+        for raw in (state.get("live"), state.get("candidate")):
+            server = Server.from_dict(raw)
+            if server is not None and group_alive(server.pid):
+                pids.append(server.pid)
+    return pids
 
 
 def _api(ui, path: str) -> dict:
@@ -118,8 +141,34 @@ def _api(ui, path: str) -> dict:
     return json.loads(body)
 
 
-def _runs(ui, dag_id: str) -> list[dict]:
-    return _api(ui, f"/api/v2/dags/{dag_id}/dagRuns?order_by=logical_date")["dag_runs"]
+def _runs(ui, dag_id: str, run_type: str = "manual") -> list[dict]:
+    """The DAG's runs of one type (the demo's are ``manual``: `airflow dags test`), oldest first."""
+    runs = _api(ui, f"/api/v2/dags/{dag_id}/dagRuns?order_by=run_after&limit=100")["dag_runs"]
+    return [r for r in runs if r["run_type"] == run_type]
+
+
+LOOP_TIMEOUT = 2400  # s: a retrain and a local deploy through the scheduler, on a loaded 2-core machine
+
+
+@pytest.fixture(scope="module")
+def closed_loop(ui):
+    """The retrain the scheduler starts from the demo's queued events, waited for until it ends
+    (bounded by its progress: a task must finish within every LOOP_TIMEOUT seconds)."""
+    deadline, progress = time.time() + LOOP_TIMEOUT, None
+    while True:
+        runs = _runs(ui, "mlops_retrain", "asset_triggered")
+        if runs and runs[0]["state"] in ("success", "failed"):
+            break
+        if runs:
+            tis = _api(ui, f"/api/v2/dags/mlops_retrain/dagRuns/{runs[0]['dag_run_id']}/taskInstances")
+            done = sorted(t["task_id"] for t in tis["task_instances"] if t["state"] in ("success", "skipped"))
+            if done != progress:
+                progress, deadline = done, time.time() + LOOP_TIMEOUT
+        assert time.time() < deadline, f"no asset-triggered mlops_retrain ended; runs {runs}, done {progress}"
+        time.sleep(5)
+    run = runs[0]
+    tis = _api(ui, f"/api/v2/dags/mlops_retrain/dagRuns/{run['dag_run_id']}/taskInstances")["task_instances"]
+    return {"run": run, "states": {t["task_id"]: t["state"] for t in tis}, "tis": tis}
 
 
 def _browser(pw, ui):
@@ -148,7 +197,7 @@ def test_a_browser_without_login_is_sent_to_the_login_page(ui):
 
 
 def test_demo_runs_have_real_durations_and_task_logs(ui):
-    runs = _runs(ui, "mlops_retrain")
+    runs = _runs(ui, "mlops_retrain")  # the demo's three (the scheduler's own run is checked below)
     assert len(runs) == 3 and all(r["state"] == "success" for r in runs)
     for run in runs + _runs(ui, "mlops_batch_inference"):
         start, end = (datetime.fromisoformat(run[k].replace("Z", "+00:00")) for k in ("start_date", "end_date"))
@@ -212,14 +261,39 @@ def test_report_links_render_on_task_pages_and_open_behind_the_login(ui):
             browser.close()
 
 
-def test_models_view_shows_the_gate_on_one_holdout(ui):
+def test_the_scheduler_retrains_on_the_demo_events_and_deploys_locally(ui, closed_loop):
+    run, states = closed_loop["run"], closed_loop["states"]
+    assert len(_runs(ui, "mlops_retrain", "asset_triggered")) == 1  # one run for both queued events
+    assert run["state"] == "success", states
+    events = _api(ui, f"/api/v2/dags/mlops_retrain/dagRuns/{run['dag_run_id']}/upstreamAssetEvents")
+    uris = {e["uri"] for e in events["asset_events"]}
+    assert {"mlops://drift/fraud-detector", "mlops://performance/fraud-detector"} <= uris, uris
+    # The local lane deployed, verified and promoted; nothing was rolled back.
+    for task_id in ("decide", "local.deploy", "local.verify", "local.promote_traffic", "local.promote"):
+        assert states[task_id] == "success", (task_id, states)
+    assert states["no_deploy"] == "skipped" and states["local.rollback"] == "skipped", states
+    deploy = next(t for t in closed_loop["tis"] if t["task_id"] == "local.deploy")
+    _, _, body = _get(f"{ui['base']}/api/v2/dags/mlops_retrain/dagRuns/{run['dag_run_id']}/taskInstances/"
+                      f"local.deploy/logs/{deploy['try_number']}", ui["token"])
+    assert "Started the MLflow scoring server of fraud-detector v4" in body, body[:2000]  # the worker's task log
+
+
+def test_models_view_shows_the_gate_and_the_endpoint(ui, closed_loop):
     from playwright.sync_api import sync_playwright
 
     facts = _api(ui, "/mlops/api/models")
     (model,) = facts["models"]
-    newest = model["gate"][0]
-    assert newest["challenger_version"] == "3" and newest["champion_version"] == "2"
-    assert newest["holdout"]["of_version"] == "3" and newest["holdout"]["rows"] > 0
+    newest, earlier = model["gate"][0], model["gate"][1]
+    # The scheduler's retrain: v4 (data v4) against champion v2, on v4's holdout, promoted.
+    assert newest["challenger_version"] == "4" and newest["champion_version"] == "2", newest
+    assert newest["verdict"] == "promote" and newest["holdout"]["of_version"] == "4"
+    # The demo's noisy v3 stays rejected in the history.
+    assert earlier["challenger_version"] == "3" and earlier["verdict"] == "rejected", earlier
+    assert model["holders"]["champion"]["version"] == "4"
+    (endpoint,) = [s for s in model["serving"] if s["target"] == "local"]
+    assert endpoint["role"] == "live" and endpoint["version"] == "4" and endpoint["running"], endpoint
+    status, _, _ = _get(f"{endpoint['url']}/ping")
+    assert status == 200  # a real scoring server answers there
     with sync_playwright() as pw:
         browser = _browser(pw, ui)
         try:
@@ -230,11 +304,15 @@ def test_models_view_shows_the_gate_on_one_holdout(ui):
             page.goto(f"{ui['base']}/mlops/models", wait_until="load")
             elapsed = time.time() - started
             gate = page.locator("table.gate").first
-            assert gate.get_attribute("data-challenger") == "3" and gate.get_attribute("data-champion") == "2"
-            assert gate.get_attribute("data-holdout") == "3"
+            assert gate.get_attribute("data-challenger") == "4" and gate.get_attribute("data-champion") == "2"
+            assert gate.get_attribute("data-holdout") == "4"
             caption = gate.locator("caption").inner_text()
-            assert "v3's holdout" in caption and "rejected" in caption
-            assert page.locator("table.ledger td.reject").count() >= 1
+            assert "v4's holdout" in caption and "promote" in caption
+            assert page.locator("table.ledger td.reject").count() >= 1  # v3's rejection
+            row = page.locator("li[data-target='local']")
+            assert row.count() == 1
+            text = row.inner_text()
+            assert "live" in text and "v4" in text and endpoint["url"] in text, text
             page.screenshot(path=str(ARTIFACTS / "models-view-dark.png"), full_page=True)
             print(f"Models view answered in {elapsed:.1f}s")
         finally:

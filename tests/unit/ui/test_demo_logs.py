@@ -38,3 +38,32 @@ def test_parallelism_follows_the_cores(monkeypatch):
     assert parallelism() == 4
     monkeypatch.setattr("os.cpu_count", lambda: 16)
     assert parallelism() == 32
+
+
+def test_ui_shutdown_stops_the_recorded_local_scoring_servers(tmp_path):
+    """`make ui` stops the servers the local deploy target started (own sessions: no orphans)."""
+    import json
+    import subprocess
+
+    from ui import stop_local_servers
+
+    from airflow_mlops_provider.core.local_serving import Server, group_alive
+
+    # A process that looks like a scoring server to the target's checks ("serve" and its port in argv).
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "serve", "-p", "54321"],
+                            start_new_session=True)
+    try:
+        serving = tmp_path / "serving"
+        serving.mkdir()
+        live = Server(version="4", port=54321, pid=proc.pid)
+        gone = Server(version="2", port=54322, pid=proc.pid + 100_000)  # recorded, not running
+        (serving / "fraud-detector.json").write_text(json.dumps(
+            {"model": "fraud-detector", "live": live.to_dict(), "candidate": gone.to_dict()}))
+        assert stop_local_servers(tmp_path) == ["fraud-detector v4"]
+        proc.wait(timeout=10)
+        assert not group_alive(proc.pid)
+        state = json.loads((serving / "fraud-detector.json").read_text())
+        assert state["live"]["version"] == "4"  # the record stays: the Models view shows it not serving
+    finally:
+        if proc.poll() is None:
+            proc.kill()
