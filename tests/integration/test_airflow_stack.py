@@ -257,8 +257,8 @@ def _land(home: Path, day: str, kind: str, seed: int) -> Path:
 def test_ui_trigger_over_rest_trains_the_first_champion(stack):
     # Only the project's DAGs, no examples; new DAGs start paused as in any deployment.
     dags = stack.ok("GET", "/api/v2/dags?limit=100")["dags"]
-    assert sorted(d["dag_id"] for d in dags) == ["mlops_batch_inference", "mlops_performance_monitoring",
-                                                  "mlops_retrain"]
+    assert sorted(d["dag_id"] for d in dags) == ["mlops_alias_audit", "mlops_batch_inference",
+                                                  "mlops_performance_monitoring", "mlops_retrain", "mlops_rollback"]
     pools = {p["name"]: p["slots"] for p in stack.ok("GET", "/api/v2/pools")["pools"]}
     assert pools.get("mlops_promotion") == 1
     stack.ok("PATCH", "/api/v2/dags/mlops_retrain", {"is_paused": False})
