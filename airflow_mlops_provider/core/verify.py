@@ -64,31 +64,16 @@ _NULLABLE = ("max_latency_ms",)
 
 def bake_limits(*, smoke_rows: Any, bake_requests: Any, max_error_rate: Any, max_latency_ms: Any) -> dict[str, Any]:
     """The verification limits, cast from (possibly templated) values and checked against
-    :data:`VERIFY_LIMITS`.
+    :data:`VERIFY_LIMITS` (the same check as the load test's limits).
 
     Raises ``ValueError`` naming the field when one is out of range.
     """
+    from airflow_mlops_provider.core.load import check_limits
+
     given = {"smoke_rows": smoke_rows, "bake_requests": bake_requests, "max_error_rate": max_error_rate,
              "max_latency_ms": max_latency_ms}
-    out: dict[str, Any] = {}
-    for name, rule in VERIFY_LIMITS.items():
-        value = given[name]
-        if name in _NULLABLE and value in (None, "", "None"):
-            out[name] = None
-            continue
-        cast = int if rule["type"] == "integer" else float
-        try:
-            number = cast(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a number, got {value!r}") from None
-        low, high = rule.get("minimum", rule.get("exclusiveMinimum")), rule.get("maximum")
-        too_low = number <= low if "exclusiveMinimum" in rule else number < low
-        if too_low or (high is not None and number > high):
-            opening = "(" if "exclusiveMinimum" in rule else "["
-            raise ValueError(f"{name} must be in {opening}{low}, {high if high is not None else 'inf'}], "
-                             f"got {value!r}")
-        out[name] = number
-    return out
+    unset = {name: None for name in _NULLABLE if given[name] in (None, "", "None")}
+    return {**check_limits({n: r for n, r in VERIFY_LIMITS.items() if n not in unset}, given), **unset}
 
 
 def rollback_record(decision: dict[str, Any], *, target: str, states: dict[str, str | None],

@@ -50,7 +50,7 @@ def test_limits_are_cast_from_templated_values_and_checked_by_name():
         "smoke_rows": 5, "bake_requests": 3, "max_error_rate": 0.1, "max_latency_ms": None}
     with pytest.raises(ValueError, match="max_error_rate must be in"):
         bake_limits(smoke_rows=1, bake_requests=1, max_error_rate=2, max_latency_ms=10)
-    with pytest.raises(ValueError, match="smoke_rows must be a number, got 'many'"):
+    with pytest.raises(ValueError, match="smoke_rows must be a whole number, got 'many'"):
         bake_limits(smoke_rows="many", bake_requests=1, max_error_rate=0, max_latency_ms=10)
     with pytest.raises(ValueError, match="max_latency_ms must be in"):
         bake_limits(smoke_rows=1, bake_requests=1, max_error_rate=0, max_latency_ms=0)
