@@ -49,6 +49,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def stop_group(proc: subprocess.Popen, *, grace: float = 60) -> None:
+    """Stop a process started with ``start_new_session=True`` and everything it started: SIGTERM to its
+    group, SIGKILL after ``grace`` seconds."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=grace)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
 # -- Airflow ---------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:

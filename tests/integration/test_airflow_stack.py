@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -42,7 +41,7 @@ from pathlib import Path
 import pytest
 
 from airflow_mlops_provider.core.demo_data import TARGET, generate
-from tests.conftest import BIN, REPO_ROOT, _dvc, _git, conn_env, free_port, running_mlflow_server
+from tests.conftest import BIN, REPO_ROOT, _dvc, _git, conn_env, free_port, running_mlflow_server, stop_group
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.xdist_group("postgres"),
               # Waits are bounded by progress (Stack.wait_run), not by this: it only catches a hung test.
@@ -102,14 +101,7 @@ class Stack:
     def stop(self) -> None:
         if self.proc is None:
             return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=60)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        stop_group(self.proc)
         self.proc = None
 
     def tails(self) -> str:

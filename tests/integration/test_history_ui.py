@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 import urllib.error
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, REPO_ROOT
+from tests.conftest import BIN, REPO_ROOT, stop_group
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500), pytest.mark.xdist_group("history_ui")]
 
@@ -148,14 +147,7 @@ def stack(tmp_path_factory):
             time.sleep(2)
         yield {"base": base, "tokens": tokens, "home": home, "root": root, "chromium": chromium, "env": env}
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=60)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        stop_group(proc)
         log.close()
         with pytest.MonkeyPatch.context() as mp:  # never leave a scoring server behind
             mp.setenv("MLOPS_HOME", str(home))

@@ -34,7 +34,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from tests.conftest import BIN, REPO_ROOT, free_port
+from tests.conftest import BIN, REPO_ROOT, free_port, stop_group
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400),
               pytest.mark.xdist_group("ui_demo")]  # one worker: the module's demo runs once  # the demo runs first: 7 DAG runs
@@ -106,14 +106,7 @@ def ui(tmp_path_factory):
             token = json.load(resp)["access_token"]
         yield {"base": base, "token": token, "home": home, "root": root, "chromium": chromium}
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=60)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        stop_group(proc)
         log.close()
         # Stopping `make ui` stopped the scoring servers the scheduler's deploy started (own sessions).
         orphans = _running_local_servers(home)
