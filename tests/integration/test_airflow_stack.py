@@ -47,6 +47,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.xdist_g
               # Waits are bounded by progress (Stack.wait_run), not by this: it only catches a hung test.
               pytest.mark.timeout(2400)]
 
+# The DAG files in dags/: nothing else (no examples) is loaded by `make ui`.
+PROJECT_DAGS = ["mlops_alias_audit", "mlops_batch_inference", "mlops_performance_monitoring", "mlops_retrain",
+                "mlops_rollback"]
+
 # Task states in which a run is moving even when no state changes for a while.
 ACTIVE = {"running", "deferred", "up_for_reschedule", "restarting"}
 
@@ -97,6 +101,17 @@ class Stack:
                 raise AssertionError(f"scripts/ui.py did not get ready:\n{self.tails()}")
             time.sleep(1)
         self.token = self._token()
+        # `ready` means the servers answer; the dag-processor may still be parsing the DAG folder
+        # (it starts after the api-server): wait, bounded, until every project DAG is there.
+        deadline = time.monotonic() + 300
+        while not set(PROJECT_DAGS) <= set(self.dag_ids()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the DAGs {PROJECT_DAGS} were not all parsed within 300s: {self.dag_ids()}\n"
+                                     f"{self.tails()}")
+            time.sleep(2)
+
+    def dag_ids(self) -> list[str]:
+        return sorted(d["dag_id"] for d in self.ok("GET", "/api/v2/dags?limit=100")["dags"])
 
     def stop(self) -> None:
         if self.proc is None:
@@ -248,9 +263,7 @@ def _land(home: Path, day: str, kind: str, seed: int) -> Path:
 
 def test_ui_trigger_over_rest_trains_the_first_champion(stack):
     # Only the project's DAGs, no examples; new DAGs start paused as in any deployment.
-    dags = stack.ok("GET", "/api/v2/dags?limit=100")["dags"]
-    assert sorted(d["dag_id"] for d in dags) == ["mlops_alias_audit", "mlops_batch_inference",
-                                                  "mlops_performance_monitoring", "mlops_retrain", "mlops_rollback"]
+    assert stack.dag_ids() == PROJECT_DAGS
     pools = {p["name"]: p["slots"] for p in stack.ok("GET", "/api/v2/pools")["pools"]}
     assert pools.get("mlops_promotion") == 1
     stack.ok("PATCH", "/api/v2/dags/mlops_retrain", {"is_paused": False})
