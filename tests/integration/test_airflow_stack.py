@@ -179,7 +179,10 @@ class Stack:
             now = time.monotonic()
             marks = (run["state"], sorted((t["task_id"], t["map_index"], t["state"] or "", t["try_number"])
                                           for t in tis))
-            if marks != seen or any(t["state"] in ACTIVE for t in tis):
+            # A queued run waits while another run of its DAG holds max_active_runs (e.g. the weekly
+            # cron's latest tick, started when the DAG is unpaused): that run moving counts.
+            waiting = run["state"] == "queued" and self.others_running(dag_id, run_id)
+            if marks != seen or waiting or any(t["state"] in ACTIVE for t in tis):
                 seen, last_move = marks, now
             if now - last_move > stall or now - started > cap:
                 why = f"nothing moved for {now - last_move:.0f}s" if now - last_move > stall \
@@ -187,6 +190,10 @@ class Stack:
                 raise AssertionError(f"{dag_id} {run_id} not done ({why}): {self.task_states(dag_id, run_id)}\n"
                                      f"{self.tails()}")
             time.sleep(3)
+
+    def others_running(self, dag_id: str, run_id: str) -> bool:
+        runs = self.ok("GET", f"/api/v2/dags/{dag_id}/dagRuns?state=running&limit=50")["dag_runs"]
+        return any(r["dag_run_id"] != run_id for r in runs)
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         return self.ok("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=200")["task_instances"]
