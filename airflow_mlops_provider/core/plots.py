@@ -10,7 +10,7 @@ Pure: no Airflow.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 _COLORS = {"challenger": "#d62728", "champion": "#1f77b4"}
@@ -70,6 +70,14 @@ def _curves(y: Any, proba: Mapping[str, Any], labels: Sequence[Any]) -> dict[str
     return {side: [(str(c), (y == c).astype(int), proba[side][:, i]) for i, c in enumerate(labels)]}
 
 
+def _drawable(curves: Mapping[str, list[tuple[str, Any, Any]]], binary: bool) -> Iterator[tuple[str, Any, Any, Any]]:
+    """(legend name, colour, truth, score) of every one-vs-rest curve that can be drawn (both classes present)."""
+    for side, items in curves.items():
+        for label, truth, score in items:
+            if truth.min() != truth.max():
+                yield (side if binary else f"{side} class {label}"), (_COLORS.get(side) if binary else None), truth, score
+
+
 def _classifier_plots(y: Any, proba: Mapping[str, Any], labels: Sequence[Any]) -> dict[str, str]:
     import numpy as np
     from sklearn.calibration import calibration_curve
@@ -81,13 +89,9 @@ def _classifier_plots(y: Any, proba: Mapping[str, Any], labels: Sequence[Any]) -
 
     fig = _figure()
     ax = fig.subplots()
-    for side, items in curves.items():
-        for label, truth, score in items:
-            if truth.min() == truth.max():
-                continue
-            fpr, tpr, _ = roc_curve(truth, score)
-            name = side if binary else f"{side} class {label}"
-            ax.plot(fpr, tpr, color=_COLORS.get(side) if binary else None, label=f"{name} (AUC {auc(fpr, tpr):.3f})")
+    for name, color, truth, score in _drawable(curves, binary):
+        fpr, tpr, _ = roc_curve(truth, score)
+        ax.plot(fpr, tpr, color=color, label=f"{name} (AUC {auc(fpr, tpr):.3f})")
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8)
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
     ax.legend(fontsize=7, loc="lower right")
@@ -95,13 +99,9 @@ def _classifier_plots(y: Any, proba: Mapping[str, Any], labels: Sequence[Any]) -
 
     fig = _figure()
     ax = fig.subplots()
-    for side, items in curves.items():
-        for label, truth, score in items:
-            if truth.min() == truth.max():
-                continue
-            precision, recall, _ = precision_recall_curve(truth, score)
-            name = side if binary else f"{side} class {label}"
-            ax.plot(recall, precision, color=_COLORS.get(side) if binary else None, label=name)
+    for name, color, truth, score in _drawable(curves, binary):
+        precision, recall, _ = precision_recall_curve(truth, score)
+        ax.plot(recall, precision, color=color, label=name)
     ax.set(xlabel="recall", ylabel="precision", title="Precision-recall", ylim=(0, 1.02))
     ax.legend(fontsize=7, loc="lower left")
     out["precision_recall"] = _png(fig)
