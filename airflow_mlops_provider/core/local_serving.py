@@ -136,7 +136,12 @@ def pid_alive(pid: int) -> bool:
 
 
 def group_alive(pgid: int) -> bool:
-    """Any process of the session ``pgid`` leads still runs (the scoring server is a child of it)."""
+    """Any process of the session ``pgid`` leads still runs (the scoring server is a child of it).
+
+    Zombies do not count: a server started by an earlier task process is reparented when that task
+    ends, and where PID 1 does not reap (a container's init, this machine's) its killed processes
+    stay as zombies that ``killpg(pgid, 0)`` still finds.
+    """
     pid_alive(pgid)  # reaps the leader when it is our exited child
     try:
         os.killpg(pgid, 0)
@@ -144,7 +149,22 @@ def group_alive(pgid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True  # no /proc: the group exists
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # fields after the command: state, ppid, pgrp, ...
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            return True
+    return False
 
 
 def is_running(server: Server) -> bool:

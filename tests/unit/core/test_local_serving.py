@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 
@@ -55,3 +58,22 @@ def test_a_process_that_is_not_a_scoring_server_is_never_signalled():
         proc.kill()
         proc.wait()
     assert not is_running(Server(version="1", port=5999, pid=proc.pid))
+
+
+def test_a_server_started_by_an_ended_task_process_is_stopped():
+    # The deploy task's process started the server and ended: the server was reparented (to PID 1, or
+    # a subreaper). Killed by a later task (the rollback), it may stay a zombie that nobody reaps (a
+    # container's init; this machine's): that group counts as stopped, not as "does not stop".
+    starter = ("import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', 'import time; "
+               "time.sleep(60)', 'serve', '-p', '5998'], start_new_session=True, stdout=subprocess.DEVNULL, "
+               "stderr=subprocess.DEVNULL); "
+               "print(p.pid)")
+    pid = int(subprocess.run([sys.executable, "-c", starter], capture_output=True, text=True, check=True).stdout)
+    server = Server(version="2", port=5998, pid=pid)
+    try:
+        assert is_running(server)
+        assert stop_server(server, timeout=10) is True
+        assert not is_running(server)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)

@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from airflow_mlops_provider.deploy.base import VERIFY_DEFAULTS
 from airflow_mlops_provider.pipelines.targets import get_deploy_target
 from tests.deploy_lanes import lane_of as build
 
@@ -29,8 +30,11 @@ SAGEMAKER = {
 
 
 def test_kserve_and_sagemaker_keep_the_dag_config_and_sagemaker_specifics():
-    assert get_deploy_target("kserve").defaults_for("fraud-detector") == KSERVE
-    assert get_deploy_target("sagemaker").defaults_for("fraud-detector") == SAGEMAKER
+    # The DAG's keys keep their values; every lane also carries the shared checks' limits (load test,
+    # quality canary), whose defaults are defined once where those checks live.
+    assert get_deploy_target("kserve").defaults_for("fraud-detector") == {**VERIFY_DEFAULTS, **KSERVE}
+    assert get_deploy_target("sagemaker").defaults_for("fraud-detector") == {**VERIFY_DEFAULTS, **SAGEMAKER}
+    assert VERIFY_DEFAULTS["load_requests"] > 0 and VERIFY_DEFAULTS["canary_min_agreement"] > 0
     assert get_deploy_target("local").defaults["port"] == 0
     _, _, lane = build("sagemaker")
     assert lane.deploy.retries == 0  # a retry after SageMaker's own rollback would push the canary again
