@@ -66,9 +66,11 @@ def _seed(home: Path) -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 3))
     y = (x[:, 0] > 0).astype(int)
-    mlflow.set_experiment("history-ui")
+    # An explicit experiment id, not mlflow.set_experiment: that sets a process global (and the
+    # MLFLOW_EXPERIMENT_ID variable) that would follow this worker into the next test's store.
+    experiment_id = hook.client.create_experiment("history-ui")
     for c in (0.1, 1.0):
-        with mlflow.start_run():
+        with mlflow.start_run(experiment_id=experiment_id):
             mlflow.log_metric("roc_auc", 0.8 + c / 10)
             mlflow.sklearn.log_model(LogisticRegression(C=c).fit(x, y), name="model", input_example=x[:2],
                                      registered_model_name=MODEL)
