@@ -110,6 +110,20 @@ class Stack:
                                      f"{self.tails()}")
             time.sleep(2)
 
+    def wait_parsed_with_queue(self, dag_id: str, queue: str, timeout: float = 300) -> None:
+        """Wait (bounded) until the serialized ``dag_id`` sends its tasks to ``queue``: an operator's queue
+        is fixed when the dag-processor parses the file, and a run triggered before the restarted
+        dag-processor re-parsed it sends its tasks to the old queue, where no worker listens."""
+        deadline = time.monotonic() + timeout
+        while True:
+            queues = {t["task_id"]: t["queue"] for t in self.ok("GET", f"/api/v2/dags/{dag_id}/tasks")["tasks"]}
+            if set(queues.values()) == {queue}:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{dag_id} was not re-parsed with queue {queue!r} within {timeout:.0f}s: "
+                                     f"{queues}\n{self.tails()}")
+            time.sleep(2)
+
     def dag_ids(self) -> list[str]:
         return sorted(d["dag_id"] for d in self.ok("GET", "/api/v2/dags?limit=100")["dags"])
 
@@ -389,6 +403,7 @@ def test_celery_workers_share_the_shards_and_write_the_same_partition(stack):
         "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://postgres@127.0.0.1:5432/{stack.database}",
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
     })
+    stack.wait_parsed_with_queue("mlops_batch_inference", queue)
     local_output = stack.home / "outputs" / "scores" / f"date={NORMAL_DAY}.parquet"
     celery_output = stack.home / "outputs" / "celery" / f"date={NORMAL_DAY}.parquet"
     run_id = stack.trigger_like_the_ui(
