@@ -174,8 +174,12 @@ def test_a_challenger_worse_on_one_slice_is_rejected_naming_it_and_the_card_show
     assert set(card["plots"]) == {"roc", "precision_recall", "calibration", "confusion_matrix"}
     assert all(uri.startswith("data:image/png;base64,") for uri in card["plots"].values())
     assert card["decision"]["verdict"] == "rejected"
-    assert card["explanations"] is None
+    # The gate's explanations (on by default with the explain extra) go into the card's evidence.
+    expl = card["explanations"]
+    assert expl["version"] == flipped["version"] and expl["method"].startswith("shap")
+    assert expl["features"] and all(value >= 0 for value in expl["features"].values())  # mean |attribution|
+    assert expl["shift"]["against_version"] == strong["version"]
     assert [h["event"] for h in card["history"]].count("decision") == 3
     # Self-contained: the plots are inline, nothing is fetched.
     assert page.count("<img") == 4 and "src='http" not in page and "<script" not in page
-    assert "merchant_category=electronics" in page and "not computed" in page and "REJECTED" in page
+    assert "merchant_category=electronics" in page and "Shift against the champion" in page and "REJECTED" in page
