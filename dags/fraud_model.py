@@ -18,9 +18,11 @@ from airflow_mlops_provider.pipelines.config import ModelConfig
 MODEL_NAME = "fraud-detector"
 # Per deployment, in airflow.cfg (or AIRFLOW__MLOPS_EXAMPLE__*): where an accepted challenger of a
 # scheduled or event-triggered retrain is deployed (`none` or a registered target; `make demo` sets
-# `local`), and the weekly retrain's cron (empty: asset events only; `make demo` sets it empty).
+# `local`), the weekly retrain's cron (empty: asset events only; `make demo` sets it empty) and the
+# nightly scoring's cron (empty: manual and API-triggered runs only).
 DEPLOY_TARGET = conf.get("mlops_example", "deploy_target", fallback="none")
 RETRAIN_CRON = conf.get("mlops_example", "retrain_cron", fallback="0 3 * * 0") or None
+BATCH_CRON = conf.get("mlops_example", "batch_cron", fallback="0 2 * * *") or None
 
 TRAINING_SUITE: dict[str, Any] = {
     "name": "transactions_training",
