@@ -99,6 +99,10 @@ def test_first_run_crowns_a_champion_then_a_worse_model_is_rejected(mlops_home, 
     assert set(grocery["metrics"]) == {"challenger", "champion"}
     assert grocery["intervals"]["champion"]["roc_auc"]["low"] is not None
     assert set(card["plots"]) == {"roc", "precision_recall", "calibration", "confusion_matrix"}
+    # Attributions of both versions on the same holdout sample (the gate's, with the explain extra).
+    explanations = card["explanations"]
+    assert explanations["version"] == str(rejected.version) and explanations["method"].startswith("shap.")
+    assert explanations["features"] and explanations["shift"]["against_version"] == str(champion.version)
     assert card["decision"]["verdict"] == "rejected" and card["decision"]["reasons"] == decision["reasons"]
     assert [h["event"] for h in card["history"]] == ["decision", "promoted", "decision"]
     assert client.get_model_version(MODEL, champion.version).tags["mlops.card"].endswith("model_card.html")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import tarfile
+import threading
 import time
 from unittest.mock import MagicMock
 
@@ -337,8 +338,11 @@ def test_already_settled_endpoint_does_not_defer(sm, versions):
 def test_throttling_is_retried_then_named(sm, versions, monkeypatch):
     from airflow_mlops_provider.core import sagemaker as core
 
-    sleeps = []
-    monkeypatch.setattr(core.time, "sleep", sleeps.append)
+    # Only this thread's sleeps are the backoff's (and skipped): ``time.sleep`` is one global, and
+    # other threads of the worker (the fake server's, a session's) sleep through it too.
+    sleeps, real_sleep, me = [], time.sleep, threading.get_ident()
+    monkeypatch.setattr(core.time, "sleep",
+                        lambda s: sleeps.append(s) if threading.get_ident() == me else real_sleep(s))
     sm.throttle["CreateModel"] = 2
     sm.throttle["CreateEndpointConfig"] = 1
     result = deploy(versions[0])
