@@ -185,17 +185,22 @@ def run_dag(airflow_db: Path, mlops_home: Path):
             run.proc.wait()
 
 
+# The api_server fixture's second user (user name, password): Airflow's ``viewer`` role.
+API_VIEWER = ("watcher", "another-not-a-real-secret")
+
+
 @pytest.fixture
 def api_server(airflow_db: Path, tmp_path: Path):
-    """A real ``airflow api-server`` on the tests' metadata DB, with one user ``reviewer`` (admin).
+    """A real ``airflow api-server`` on the tests' metadata DB, with the users ``reviewer`` (admin) and
+    :data:`API_VIEWER` (viewer).
 
     Yields ``(base_url, headers)``; the headers carry the reviewer's JWT.
     """
 
     port = free_port()
     passwords = tmp_path / "api-passwords.json"
-    passwords.write_text(json.dumps({"reviewer": "not-a-real-secret"}))
-    env = {**os.environ, "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "reviewer:admin",
+    passwords.write_text(json.dumps({"reviewer": "not-a-real-secret", API_VIEWER[0]: API_VIEWER[1]}))
+    env = {**os.environ, "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"reviewer:admin,{API_VIEWER[0]}:viewer",
            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords)}
     log = open(tmp_path / "api-server.log", "w")
     proc = subprocess.Popen([str(BIN / "airflow"), "api-server", "--port", str(port), "--host", "127.0.0.1"],

@@ -85,7 +85,7 @@ def rollback_action(model: str, user: Any) -> dict[str, Any] | None:
     return dag
 
 
-def _airflow_api(request: Any) -> str:
+def airflow_api_root(request: Any) -> str:
     """Airflow's REST API root as this request reached the api-server (``MLOPS_AIRFLOW_API_URL`` overrides)."""
     from airflow_mlops_provider.links.base import api_base_path
 
@@ -95,7 +95,7 @@ def _airflow_api(request: Any) -> str:
     return f"{request.url.scheme}://{request.url.netloc}{api_base_path()}"
 
 
-def _user_token(request: Any) -> str | None:
+def user_token(request: Any) -> str | None:
     """The credential this request came with: the bearer token, else the UI's JWT cookie."""
     from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
 
@@ -122,10 +122,10 @@ def trigger_rollback(request: Any, user: Any, model: str, to_version: str | None
     version = (to_version or "").strip().lstrip("v")
     if version and not version.isdigit():
         raise HTTPException(status_code=400, detail=f"to_version {to_version!r} is not a version number")
-    token = _user_token(request)
+    token = user_token(request)
     if not token:
         raise HTTPException(status_code=401, detail="Not authenticated")
-    url = f"{_airflow_api(request)}/api/v2/dags/{quote(dag['dag_id'], safe='')}/dagRuns"
+    url = f"{airflow_api_root(request)}/api/v2/dags/{quote(dag['dag_id'], safe='')}/dagRuns"
     body = {"logical_date": None, "conf": {"to_version": version, "reason": (reason or "").strip()[:500]},
             "note": f"Rollback of {model} requested from the Models view"}
     try:
@@ -257,9 +257,23 @@ def install(app: Any, facts: Any) -> None:
         return RedirectResponse(back, status_code=303)
 
 
-def page_actions(facts: dict[str, Any], user: Any, rollback_run: str | None = None) -> dict[str, Any]:
-    """Add what ``user`` may do (the rollback button) and a just-started run to each model of the page."""
+def page_actions(facts: dict[str, Any], user: Any, rollback_run: str | None = None,
+                 answered: dict[str, str] | None = None) -> dict[str, Any]:
+    """Add what ``user`` may do (the rollback button, the answers to waiting approvals) and a
+    just-started rollback run or a just-given answer to each model of the page."""
+    from airflow_mlops_provider.ui.approvals import approvals_for
+
     for model in facts.get("models", []):
+        try:
+            model["approvals"] = approvals_for(model["name"], user)
+        except Exception:
+            import logging
+
+            logging.getLogger(__name__).warning("cannot list the waiting approvals of %s", model["name"],
+                                                exc_info=True)
+            model["approvals"] = []
+        if answered and answered.get("model") == model["name"]:
+            model["approval_answered"] = answered
         model["rollback"] = rollback_action(model["name"], user) if user is not None else None
         if rollback_run and model["rollback"]:
             model["rollback_started"] = {"dag_id": model["rollback"]["dag_id"], "dag_run_id": rollback_run,
@@ -267,5 +281,5 @@ def page_actions(facts: dict[str, Any], user: Any, rollback_run: str | None = No
     return facts
 
 
-__all__ = ["history_facts", "history_section", "install", "may_trigger", "page_actions", "rollback_action",
-           "rollback_dag_of", "trigger_rollback"]
+__all__ = ["airflow_api_root", "history_facts", "history_section", "install", "may_trigger", "page_actions",
+           "rollback_action", "rollback_dag_of", "trigger_rollback", "user_token"]

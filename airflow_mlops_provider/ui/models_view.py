@@ -458,6 +458,7 @@ def _gate_table(gate: dict[str, Any], airflow: str) -> str:
 def render(facts: dict[str, Any], *, base: str = "/mlops", airflow: str = "") -> str:
     """The page. ``base``: where the plugin is mounted; ``airflow``: the Airflow UI's base URL
     (empty: same origin), for links to DAG runs."""
+    from airflow_mlops_provider.ui.approvals import approvals_section
     from airflow_mlops_provider.ui.cards import cards_section
     from airflow_mlops_provider.ui.history_view import history_section
 
@@ -575,6 +576,7 @@ def render(facts: dict[str, Any], *, base: str = "/mlops", airflow: str = "") ->
                            f"<td>{_e('; '.join(map(str, reasons)))}</td>"
                            f"<td>{_airflow_run(airflow, r.get('dag_id'), r.get('run_id'))}</td></tr>")
             out.append("</table>")
+        out.append(approvals_section(model, base=base))
         out.append(history_section(model, base=base))
         out.append("</section>")
     out.append("</body></html>")
@@ -644,11 +646,14 @@ def create_app() -> Any:
                                 detail=str(hook.unavailable(err, "reading the model registry"))) from err
 
     @app.get("/models", response_class=HTMLResponse)
-    def models_page(model: str | None = None, rollback_run: str | None = None,
+    def models_page(model: str | None = None, rollback_run: str | None = None, answered: str | None = None,
+                    answered_run: str | None = None, answered_task: str | None = None,
                     user=Depends(get_user)) -> HTMLResponse:  # noqa: B008 - FastAPI's dependency
         from airflow_mlops_provider.ui.history_view import page_actions
 
-        return HTMLResponse(render(page_actions(facts(model), user, rollback_run), airflow=api_base_path()))
+        given = {"model": model, "answer": answered, "dag_run_id": answered_run, "task_id": answered_task} \
+            if model and answered else None
+        return HTMLResponse(render(page_actions(facts(model), user, rollback_run, given), airflow=api_base_path()))
 
     @app.get("/api/models")
     def models_json(model: str | None = None) -> JSONResponse:
@@ -666,6 +671,9 @@ def create_app() -> Any:
     from airflow_mlops_provider.ui import history_view
 
     history_view.install(app, facts)  # /api/history, /api/compare, the rollback routes
+    from airflow_mlops_provider.ui import approvals
+
+    approvals.install(app)  # the waiting approvals: list, approve, reject
 
     reports = REPORTS_URL_PREFIX.removeprefix("/mlops")
 

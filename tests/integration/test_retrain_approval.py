@@ -8,6 +8,7 @@ KServe is tests/fakes/kube_api.py (no Kubernetes can run here); everything else 
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -20,6 +21,7 @@ from airflow_mlops_provider.core.settings import mlops_home as home_settings
 from airflow_mlops_provider.hooks.dvc import DvcHook, init_local_repo
 from airflow_mlops_provider.hooks.mlflow import MlflowHook
 from airflow_mlops_provider.operators.deploy_kserve import version_storage_uri
+from tests.conftest import API_VIEWER
 from tests.integration.test_retrain_kserve import NS, conf, env, kube, storage_uri  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("retrain_approval")]
@@ -30,6 +32,23 @@ MODEL = "fraud-detector"
 def hitl_url(base: str, run_id: str, task_id: str) -> str:
     return (f"{base}/api/v2/dags/mlops_retrain/dagRuns/{urllib.parse.quote(run_id, safe='')}"
             f"/taskInstances/{task_id}/-1/hitlDetails")
+
+
+def call(base: str, headers: dict, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(f"{base}{path}", method=method, headers=headers,
+                                     data=None if body is None else json.dumps(body).encode())
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")
+
+
+def login(base: str, user: str, password: str) -> str:
+    status, body = call(base, {"Content-Type": "application/json"}, "POST", "/auth/token",
+                        {"username": user, "password": password})
+    assert status in (200, 201), body
+    return body["access_token"]
 
 
 def answer(api, run, option: str) -> dict:
@@ -54,13 +73,30 @@ def test_reviewer_approves_rejects_and_a_superseded_promotion_rolls_back(
     client = MlflowHook().client
     gated = {**conf(), "require_approval": True}
 
-    # 1. Approved: traffic and @champion move to the challenger.
+    # 1. Approved from the Models view: the model's page lists the waiting approval with its evidence;
+    #    a viewer may not answer it; the reviewer's Approve goes through Airflow's HITL API as the
+    #    reviewer. Traffic and @champion move to the challenger.
     run = run_dag("mlops_retrain", "2026-11-01", conf=gated, env=env(kube), background=True)
-    detail = answer(api_server, run, "Approve")
+    run_id = run.wait_for_state("kserve.approve", "awaiting_input")
+    base, headers = api_server
+    detail = call(base, headers, "GET", hitl_url("", run_id, "kserve.approve"))[1]
     assert detail["subject"] == f"Promote {MODEL} v1 on kserve?"
     assert detail["options"] == ["Approve", "Reject"] and detail["defaults"] == ["Reject"]
     assert "Verified on kserve: 3 requests, error rate 0.0%" in detail["body"]
     assert "| roc_auc |" in detail["body"]
+    status, listed = call(base, headers, "GET", f"/mlops/api/models/{MODEL}/approvals")
+    assert status == 200, listed
+    (waiting,) = listed["approvals"]
+    assert (waiting["dag_id"], waiting["dag_run_id"], waiting["task_id"]) == ("mlops_retrain", run_id, "kserve.approve")
+    assert waiting["subject"] == detail["subject"] and waiting["body"] == detail["body"] and waiting["may_answer"]
+    which = {k: waiting[k] for k in ("dag_id", "dag_run_id", "task_id", "map_index")}
+    viewer = {**headers, "Authorization": f"Bearer {login(base, *API_VIEWER)}"}
+    assert call(base, viewer, "GET", f"/mlops/api/models/{MODEL}/approvals")[1]["approvals"][0]["may_answer"] is False
+    status, refused = call(base, viewer, "POST", f"/mlops/api/models/{MODEL}/approvals", {**which, "answer": "approve"})
+    assert status == 403, refused
+    status, given = call(base, headers, "POST", f"/mlops/api/models/{MODEL}/approvals", {**which, "answer": "approve"})
+    assert status == 200, given
+    assert given["chosen_options"] == ["Approve"] and given["responded_by"] == "reviewer"
     first = run.wait()
     assert first.returncode == 0, first
     for task in ("kserve.approve", "kserve.promote_traffic", "kserve.promote"):
