@@ -86,10 +86,9 @@ def answer_approval(request: Any, user: Any, model: str, payload: dict[str, Any]
 
     Raises ``HTTPException``: 400 a bad answer, 404 no such waiting approval of this model, 403 not
     allowed, the REST API's own status when it refuses."""
-    import httpx
     from fastapi import HTTPException
 
-    from airflow_mlops_provider.ui.history_view import airflow_api_root, user_token
+    from airflow_mlops_provider.ui.history_view import call_airflow_as_user
 
     choice = ANSWERS.get(str(payload.get("answer") or "").strip().lower())
     if choice is None:
@@ -106,24 +105,10 @@ def answer_approval(request: Any, user: Any, model: str, payload: dict[str, Any]
     if not may_answer(user, item["dag_id"]):
         raise HTTPException(status_code=403, detail=f"Forbidden: you may not answer the approvals of "
                                                     f"{item['dag_id']!r}")
-    token = user_token(request)
-    if not token:
-        raise HTTPException(status_code=401, detail="Not authenticated")
-    url = (f"{airflow_api_root(request)}/api/v2/dags/{quote(item['dag_id'], safe='')}/dagRuns/"
-           f"{quote(item['dag_run_id'], safe='')}/taskInstances/{quote(item['task_id'], safe='')}/"
-           f"{item['map_index']}/hitlDetails")
-    try:
-        answer = httpx.patch(url, json={"chosen_options": [choice], "params_input": {}},
-                             headers={"Authorization": f"Bearer {token}"}, timeout=30)
-    except httpx.HTTPError as err:
-        raise HTTPException(status_code=502, detail=f"Airflow's REST API at {url} did not answer: {err}") from err
-    if answer.status_code >= 400:
-        try:
-            detail = answer.json().get("detail")
-        except ValueError:
-            detail = answer.text[:500]
-        raise HTTPException(status_code=answer.status_code, detail=f"Airflow refused the answer: {detail}")
-    body = answer.json()
+    path = (f"/api/v2/dags/{quote(item['dag_id'], safe='')}/dagRuns/{quote(item['dag_run_id'], safe='')}/"
+            f"taskInstances/{quote(item['task_id'], safe='')}/{item['map_index']}/hitlDetails")
+    body = call_airflow_as_user(request, "PATCH", path, {"chosen_options": [choice], "params_input": {}},
+                                refused="Airflow refused the answer")
     return {"model": model, "dag_id": item["dag_id"], "dag_run_id": item["dag_run_id"], "task_id": item["task_id"],
             "map_index": item["map_index"], "chosen_options": body.get("chosen_options", [choice]),
             "responded_by": (body.get("responded_by_user") or body.get("responded_by") or {}).get("name")}

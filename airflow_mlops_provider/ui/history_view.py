@@ -105,12 +105,37 @@ def user_token(request: Any) -> str | None:
     return request.cookies.get(COOKIE_NAME_JWT_TOKEN)
 
 
+def call_airflow_as_user(request: Any, method: str, path: str, body: dict[str, Any], *, refused: str) -> dict[str, Any]:
+    """``method path`` on Airflow's REST API with the requesting user's own token (so Airflow checks the
+    permission again and records the user); its JSON answer.
+
+    Raises ``HTTPException``: 401 no token, 502 no answer, the API's own status with ``refused`` and
+    its detail when it refuses."""
+    import httpx
+    from fastapi import HTTPException
+
+    token = user_token(request)
+    if not token:
+        raise HTTPException(status_code=401, detail="Not authenticated")
+    url = f"{airflow_api_root(request)}{path}"
+    try:
+        answer = httpx.request(method, url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    except httpx.HTTPError as err:
+        raise HTTPException(status_code=502, detail=f"Airflow's REST API at {url} did not answer: {err}") from err
+    if answer.status_code >= 400:
+        try:
+            detail = answer.json().get("detail")
+        except ValueError:
+            detail = answer.text[:500]
+        raise HTTPException(status_code=answer.status_code, detail=f"{refused}: {detail}")
+    return answer.json()
+
+
 def trigger_rollback(request: Any, user: Any, model: str, to_version: str | None, reason: str | None) -> dict[str, Any]:
     """Trigger ``model``'s rollback DAG as ``user`` (their token forwarded to Airflow's REST API).
 
     Raises ``HTTPException``: 404 no rollback DAG, 403 not allowed, 400 a bad version, the REST API's
     own status when it refuses."""
-    import httpx
     from fastapi import HTTPException
 
     dag = rollback_dag_of(model)
@@ -122,23 +147,10 @@ def trigger_rollback(request: Any, user: Any, model: str, to_version: str | None
     version = (to_version or "").strip().lstrip("v")
     if version and not version.isdigit():
         raise HTTPException(status_code=400, detail=f"to_version {to_version!r} is not a version number")
-    token = user_token(request)
-    if not token:
-        raise HTTPException(status_code=401, detail="Not authenticated")
-    url = f"{airflow_api_root(request)}/api/v2/dags/{quote(dag['dag_id'], safe='')}/dagRuns"
     body = {"logical_date": None, "conf": {"to_version": version, "reason": (reason or "").strip()[:500]},
             "note": f"Rollback of {model} requested from the Models view"}
-    try:
-        answer = httpx.post(url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30)
-    except httpx.HTTPError as err:
-        raise HTTPException(status_code=502, detail=f"Airflow's REST API at {url} did not answer: {err}") from err
-    if answer.status_code >= 400:
-        try:
-            detail = answer.json().get("detail")
-        except ValueError:
-            detail = answer.text[:500]
-        raise HTTPException(status_code=answer.status_code, detail=f"Airflow refused the run: {detail}")
-    run = answer.json()
+    run = call_airflow_as_user(request, "POST", f"/api/v2/dags/{quote(dag['dag_id'], safe='')}/dagRuns", body,
+                               refused="Airflow refused the run")
     return {"model": model, "dag_id": dag["dag_id"], "dag_run_id": run.get("dag_run_id"), "state": run.get("state"),
             "paused": dag["paused"], "to_version": version or None}
 
@@ -281,5 +293,5 @@ def page_actions(facts: dict[str, Any], user: Any, rollback_run: str | None = No
     return facts
 
 
-__all__ = ["airflow_api_root", "history_facts", "history_section", "install", "may_trigger", "page_actions",
+__all__ = ["airflow_api_root", "call_airflow_as_user", "history_facts", "history_section", "install", "may_trigger", "page_actions",
            "rollback_action", "rollback_dag_of", "trigger_rollback", "user_token"]

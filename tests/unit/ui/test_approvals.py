@@ -4,8 +4,6 @@ tests/integration/test_retrain_approval.py)."""
 
 from __future__ import annotations
 
-import pytest
-
 from airflow_mlops_provider.ui import approvals
 from airflow_mlops_provider.ui.approvals import approvals_section
 
@@ -32,27 +30,13 @@ def test_buttons_only_for_a_user_who_may_answer_and_everything_is_escaped():
     assert "Answered <b>approve</b>" in answered and "manual__1" in answered
 
 
-@pytest.fixture
-def app(monkeypatch, tmp_path):
-    from airflow.api_fastapi.core_api.security import get_user
-
-    from airflow_mlops_provider.ui.models_view import create_app
-
-    monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
-    app = create_app()
-    for dependency in app.router.dependencies:
-        app.dependency_overrides[dependency.dependency] = lambda: None
-    app.dependency_overrides[get_user] = lambda: "someone"
-    return app
-
-
-def test_answer_refusals_name_the_cause(app, monkeypatch):
+def test_answer_refusals_name_the_cause(view_app, monkeypatch):
     from fastapi.testclient import TestClient
 
     asked = []
     monkeypatch.setattr(approvals, "pending_approvals", lambda model: [dict(WAITING)] if model == M else [])
     monkeypatch.setattr(approvals, "may_answer", lambda user, dag_id: asked.append((user, dag_id)) or False)
-    client = TestClient(app)
+    client = TestClient(view_app)
     body = {k: WAITING[k] for k in ("dag_id", "dag_run_id", "task_id", "map_index")}
 
     bad = client.post(f"/api/models/{M}/approvals", json={**body, "answer": "maybe"})

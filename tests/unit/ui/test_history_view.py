@@ -3,8 +3,6 @@ are in tests/integration/test_history_ui.py)."""
 
 from __future__ import annotations
 
-import pytest
-
 from airflow_mlops_provider.ui import history_view
 from airflow_mlops_provider.ui.history_view import history_facts, history_section
 
@@ -40,37 +38,23 @@ def test_button_only_with_an_action_and_the_started_run_is_named():
     assert "data-run='manual__1'" in page and "paused" in page
 
 
-@pytest.fixture
-def app(monkeypatch, tmp_path):
-    from airflow.api_fastapi.core_api.security import get_user
-
-    from airflow_mlops_provider.ui.models_view import create_app
-
-    monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
-    app = create_app()
-    for dependency in app.router.dependencies:
-        app.dependency_overrides[dependency.dependency] = lambda: None
-    app.dependency_overrides[get_user] = lambda: "someone"
-    return app
-
-
-def test_rollback_route_answers_403_when_airflow_refuses_and_404_without_a_rollback_dag(app, monkeypatch):
+def test_rollback_route_answers_403_when_airflow_refuses_and_404_without_a_rollback_dag(view_app, monkeypatch):
     from fastapi.testclient import TestClient
 
     asked = []
     monkeypatch.setattr(history_view, "rollback_dag_of", lambda m: {"dag_id": "mlops_rollback", "paused": False})
     monkeypatch.setattr(history_view, "may_trigger", lambda user, dag_id: asked.append((user, dag_id)) or False)
-    answer = TestClient(app).post(f"/api/models/{M}/rollback", json={"reason": "x"})
+    answer = TestClient(view_app).post(f"/api/models/{M}/rollback", json={"reason": "x"})
     assert answer.status_code == 403 and "mlops_rollback" in answer.json()["detail"]
     assert asked == [("someone", "mlops_rollback")]
-    form = TestClient(app).post(f"/models/{M}/rollback", data={"reason": "x"}, follow_redirects=False)
+    form = TestClient(view_app).post(f"/models/{M}/rollback", data={"reason": "x"}, follow_redirects=False)
     assert form.status_code == 403
     monkeypatch.setattr(history_view, "rollback_dag_of", lambda m: None)
-    assert TestClient(app).post(f"/api/models/{M}/rollback", json={}).status_code == 404
+    assert TestClient(view_app).post(f"/api/models/{M}/rollback", json={}).status_code == 404
 
 
-def test_history_route_refuses_a_bad_time_naming_it(app):
+def test_history_route_refuses_a_bad_time_naming_it(view_app):
     from fastapi.testclient import TestClient
 
-    answer = TestClient(app).get("/api/history", params={"model": M, "at": "yesterday"})
+    answer = TestClient(view_app).get("/api/history", params={"model": M, "at": "yesterday"})
     assert answer.status_code == 400 and "at='yesterday'" in answer.json()["detail"]
