@@ -128,11 +128,17 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    fields = _proc_stat(pid)
+    return fields is None or fields[0] != "Z"
+
+
+def _proc_stat(pid: int | str) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command (state, ppid, pgrp, ...); None when unreadable."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
+            return fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
 
 
 def group_alive(pgid: int) -> bool:
@@ -154,15 +160,8 @@ def group_alive(pgid: int) -> bool:
     except OSError:
         return True  # no /proc: the group exists
     for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        # fields after the command: state, ppid, pgrp, ...
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+        fields = _proc_stat(entry) if entry.isdigit() else None
+        if fields and len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
             return True
     return False
 

@@ -22,16 +22,13 @@ No ``from __future__ import annotations`` here: FastAPI reads the routes' annota
 types are imported inside :func:`install`.
 """
 
-import html
 from typing import Annotated, Any
 from urllib.parse import quote
 
+from airflow_mlops_provider.ui.history_view import _e, call_airflow_as_user, may_access_dag
+
 APPROVAL_OPERATOR = "DeploymentApprovalOperator"
 ANSWERS = {"approve": "Approve", "reject": "Reject"}
-
-
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
 
 
 def pending_approvals(model: str) -> list[dict[str, Any]]:
@@ -60,13 +57,7 @@ def pending_approvals(model: str) -> list[dict[str, Any]]:
 
 def may_answer(user: Any, dag_id: str) -> bool:
     """Whether Airflow's auth manager lets ``user`` answer the HITL tasks of ``dag_id``."""
-    from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
-    from airflow.models.dag import DagModel
-
-    return bool(get_auth_manager().is_authorized_dag(
-        method="PUT", access_entity=DagAccessEntity.HITL_DETAIL,
-        details=DagDetails(id=dag_id, team_name=DagModel.get_team_name(dag_id)), user=user))
+    return may_access_dag(user, dag_id, method="PUT", entity="HITL_DETAIL")
 
 
 def approvals_for(model: str, user: Any) -> list[dict[str, Any]]:
@@ -87,8 +78,6 @@ def answer_approval(request: Any, user: Any, model: str, payload: dict[str, Any]
     Raises ``HTTPException``: 400 a bad answer, 404 no such waiting approval of this model, 403 not
     allowed, the REST API's own status when it refuses."""
     from fastapi import HTTPException
-
-    from airflow_mlops_provider.ui.history_view import call_airflow_as_user
 
     choice = ANSWERS.get(str(payload.get("answer") or "").strip().lower())
     if choice is None:

@@ -65,15 +65,21 @@ def rollback_dag_of(model: str) -> dict[str, Any] | None:
     return None if row is None else {"dag_id": row[0], "paused": bool(row[1])}
 
 
-def may_trigger(user: Any, dag_id: str) -> bool:
-    """Whether Airflow's auth manager lets ``user`` trigger (create a run of) ``dag_id``."""
+def may_access_dag(user: Any, dag_id: str, *, method: str, entity: str) -> bool:
+    """Whether Airflow's auth manager lets ``user`` do ``method`` on ``dag_id``'s ``entity`` (a
+    ``DagAccessEntity`` name: ``RUN``, ``HITL_DETAIL``, ...)."""
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
     from airflow.models.dag import DagModel
 
     return bool(get_auth_manager().is_authorized_dag(
-        method="POST", access_entity=DagAccessEntity.RUN,
+        method=method, access_entity=DagAccessEntity[entity],
         details=DagDetails(id=dag_id, team_name=DagModel.get_team_name(dag_id)), user=user))
+
+
+def may_trigger(user: Any, dag_id: str) -> bool:
+    """Whether Airflow's auth manager lets ``user`` trigger (create a run of) ``dag_id``."""
+    return may_access_dag(user, dag_id, method="POST", entity="RUN")
 
 
 def rollback_action(model: str, user: Any) -> dict[str, Any] | None:
@@ -293,5 +299,6 @@ def page_actions(facts: dict[str, Any], user: Any, rollback_run: str | None = No
     return facts
 
 
-__all__ = ["airflow_api_root", "call_airflow_as_user", "history_facts", "history_section", "install", "may_trigger", "page_actions",
-           "rollback_action", "rollback_dag_of", "trigger_rollback", "user_token"]
+__all__ = ["airflow_api_root", "call_airflow_as_user", "history_facts", "history_section", "install",
+           "may_access_dag", "may_trigger", "page_actions", "rollback_action", "rollback_dag_of", "trigger_rollback",
+           "user_token"]
