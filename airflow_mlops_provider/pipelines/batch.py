@@ -25,6 +25,7 @@ from airflow_mlops_provider.pipelines.common import (
     check_dag,
     check_macros,
     daily_dag,
+    param,
 )
 from airflow_mlops_provider.pipelines.config import MAX_EXPLAIN_TOP_K, ModelConfig
 
@@ -39,23 +40,22 @@ OUTPUT_PATH = "{{ params.output_path or (mlops_home() ~ '/outputs/scores/date=' 
 
 
 def batch_scoring_params(model: ModelConfig, shards: int | None = None) -> dict[str, Any]:
-    from airflow.sdk import Param
 
     return {
-        "input_path": Param("", type="string", maxLength=PATH_MAX_LENGTH,
+        "input_path": param("", type="string", maxLength=PATH_MAX_LENGTH,
                             description="Input partition (absolute path or s3://... inside the allowed roots, "
                                         "[mlops] allowed_roots); empty: MLOPS_HOME/data/incoming/<ds>.parquet"),
-        "output_path": Param("", type="string", maxLength=PATH_MAX_LENGTH,
+        "output_path": param("", type="string", maxLength=PATH_MAX_LENGTH,
                              description="Output partition (inside the allowed roots); empty: "
                                          "MLOPS_HOME/outputs/scores/date=<ds>.parquet"),
-        "shards": Param(shards or model.batch_shards, type="integer", minimum=1, maximum=64,
+        "shards": param(shards or model.batch_shards, type="integer", minimum=1, maximum=64,
                         description="Parallel scoring tasks (dynamically mapped)"),
-        "shadow_alias": Param("", type="string", pattern=ALIAS_PATTERN, maxLength=255,
+        "shadow_alias": param("", type="string", pattern=ALIAS_PATTERN, maxLength=255,
                               description="Also score with this alias, e.g. challenger"),
-        "explain_top_k": Param(model.explain_top_k, type="integer", minimum=0, maximum=MAX_EXPLAIN_TOP_K,
+        "explain_top_k": param(model.explain_top_k, type="integer", minimum=0, maximum=MAX_EXPLAIN_TOP_K,
                                description="Per-row reason codes: the top k features and their contributions "
                                            "(reason_<i>_feature / reason_<i>_contribution); 0: none"),
-        "drift_policy": Param(dict(model.drift_policy), type="object", schema=DRIFT_POLICY_SCHEMA,
+        "drift_policy": param(dict(model.drift_policy), type="object", schema=DRIFT_POLICY_SCHEMA,
                               description="When drift schedules a retrain: share of drifted features, key "
                                           "features, or drifted model outputs"),
     }

@@ -15,6 +15,24 @@ PATH_MAX_LENGTH = 4096
 ALIAS_PATTERN = "^([A-Za-z_][A-Za-z0-9_-]*)?$"  # an MLflow alias (or empty)
 
 
+#: The JSON Schema dialect every builder's Param declares. Airflow validates each Param (and the
+#: schema itself, against the dialect's meta-schema) every time it serializes a task, and every task
+#: carries its DAG's params: with the default dialect (2020-12, whose meta-schema resolves
+#: ``$dynamicRef``) that was about 11 of the 18 s of an ``airflow dags test`` of the example DAGs.
+#: Draft-07's meta-schema checks the same keywords about four times faster.
+PARAM_SCHEMA_DIALECT = "http://json-schema.org/draft-07/schema#"
+
+
+def param(default: Any, *, description: str | None = None, schema: dict[str, Any] | None = None,
+          **keywords: Any) -> Any:
+    """An ``airflow.sdk.Param`` whose schema (the JSON Schema keywords, then ``schema``) declares draft-07."""
+    from airflow.sdk import Param
+
+    body = {**keywords, **(schema or {})}
+    body.setdefault("$schema", PARAM_SCHEMA_DIALECT)
+    return Param(default, description=description, schema=body)
+
+
 def _home() -> str:
     from airflow_mlops_provider.core.settings import mlops_home
 

@@ -29,19 +29,19 @@ def rollback_tag(model_name: str) -> str:
 
 
 def rollback_params(model: ModelConfig) -> dict[str, Any]:
-    from airflow.sdk import Param
+    from airflow_mlops_provider.pipelines.common import param
 
     params: dict[str, Any] = {
-        "to_version": Param("", type="string", pattern=r"^(v?[0-9]+)?$", maxLength=12,
+        "to_version": param("", type="string", pattern=r"^(v?[0-9]+)?$", maxLength=12,
                             description="The version @champion goes back to; empty: the last good champion"),
-        "reason": Param("", type="string", maxLength=500, description="Why (recorded in the audit ledger)"),
-        "deploy_target": Param("auto", enum=["auto", "none", *model.lanes],
+        "reason": param("", type="string", maxLength=500, description="Why (recorded in the audit ledger)"),
+        "deploy_target": param("auto", enum=["auto", "none", *model.lanes],
                                description="Where serving goes back to the restored champion (auto: every "
                                            "target where the model is live now)"),
     }
     for name in model.lanes:
         target = get_deploy_target(name)
-        params[name] = Param(target.defaults_for(model.name, model.deploy_config.get(name)), type="object",
+        params[name] = param(target.defaults_for(model.name, model.deploy_config.get(name)), type="object",
                              schema=target.param_schema(), description=target.description)
     return params
 

@@ -20,28 +20,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from airflow_mlops_provider.pipelines.common import PATH_MAX_LENGTH, check_dag, check_macros, daily_dag
+from airflow_mlops_provider.pipelines.common import PATH_MAX_LENGTH, check_dag, check_macros, daily_dag, param
 from airflow_mlops_provider.pipelines.config import ModelConfig
 
 LABELS_PATH = "{{ params.labels_path or (mlops_home() ~ '/data/labels/' ~ ds ~ '.parquet') }}"
 
 
 def performance_monitoring_params(model: ModelConfig) -> dict[str, Any]:
-    from airflow.sdk import Param
 
     from airflow_mlops_provider.core.decay import DECAY_POLICY_SCHEMA, DEFAULT_SCORES_PATH
 
     return {
-        "labels_path": Param("", type="string", maxLength=PATH_MAX_LENGTH,
+        "labels_path": param("", type="string", maxLength=PATH_MAX_LENGTH,
                              description="The day's labels partition (id columns + target; inside the allowed "
                                          "roots); empty: MLOPS_HOME/data/labels/<ds>.parquet"),
-        "scores_path": Param(DEFAULT_SCORES_PATH, type="string", minLength=1, maxLength=PATH_MAX_LENGTH,
+        "scores_path": param(DEFAULT_SCORES_PATH, type="string", minLength=1, maxLength=PATH_MAX_LENGTH,
                              pattern=r".*\{date\}.*",
                              description="Scored partitions to match labels to; {date}: the scoring day "
                                          "(YYYY-MM-DD), {home}: MLOPS_HOME"),
-        "lookback_days": Param(model.labels_lookback_days, type="integer", minimum=0, maximum=366,
+        "lookback_days": param(model.labels_lookback_days, type="integer", minimum=0, maximum=366,
                                description="How many days before the labels day to look for the scored rows"),
-        "decay_policy": Param(model.effective_decay_policy, type="object", schema=DECAY_POLICY_SCHEMA,
+        "decay_policy": param(model.effective_decay_policy, type="object", schema=DECAY_POLICY_SCHEMA,
                               description=f"When the {model.task_type} model's live performance counts as "
                                           "degraded against its holdout (per metric, over min_rows labelled rows)"),
     }

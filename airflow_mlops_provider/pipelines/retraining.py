@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from airflow_mlops_provider.deploy.base import VERIFY_DEFAULTS, get_deploy_target
-from airflow_mlops_provider.pipelines.common import check_dag, connection_defaults
+from airflow_mlops_provider.pipelines.common import check_dag, connection_defaults, param
 from airflow_mlops_provider.pipelines.config import ModelConfig
 
 _RULE_SCHEMA: dict[str, Any] = {
@@ -105,28 +105,27 @@ def retraining_schedule(model: ModelConfig, cron: str | None = "0 3 * * 0") -> A
 
 def retraining_params(model: ModelConfig) -> dict[str, Any]:
     """The Params a retraining DAG needs, with JSON schemas (the UI's trigger form)."""
-    from airflow.sdk import Param
 
     params: dict[str, Any] = {
-        "data_path": Param(model.data_path, type="string", minLength=1, maxLength=1024,
+        "data_path": param(model.data_path, type="string", minLength=1, maxLength=1024,
                            pattern=r"^(?!/)(?!.*(^|/)\.\.(/|$))[^:]+$",
                            description="Path of the training file inside the DVC repository"),
-        "data_rev": Param("", type="string", description="Git rev of the data; empty: the latest (HEAD)"),
-        "train_params": Param(dict(model.train_params), type="object",
+        "data_rev": param("", type="string", description="Git rev of the data; empty: the latest (HEAD)"),
+        "train_params": param(dict(model.train_params), type="object",
                               description="Hyper-parameters passed to the training callable"),
-        "policy": Param(model.effective_policy, type="object", schema=POLICY_SCHEMA,
+        "policy": param(model.effective_policy, type="object", schema=POLICY_SCHEMA,
                         description=f"PromotionPolicy for this {model.task_type} model: per-metric direction, "
                                     "floor and change threshold against the champion"),
-        "deploy_target": Param(model.deploy_target, enum=["none", *model.lanes],
+        "deploy_target": param(model.deploy_target, enum=["none", *model.lanes],
                                description="Where an accepted challenger is rolled out before promotion"),
-        "require_approval": Param(model.require_approval, type="boolean",
+        "require_approval": param(model.require_approval, type="boolean",
                                   description="Ask a human (Required actions) before a verified deployment is "
                                               "promoted; a rejection rolls it back"),
     }
     for name in model.lanes:
         target = get_deploy_target(name)
         defaults = target.defaults_for(model.name, model.deploy_config.get(name))
-        params[name] = Param(defaults, type="object", schema=target.param_schema(), description=target.description)
+        params[name] = param(defaults, type="object", schema=target.param_schema(), description=target.description)
     return params
 
 

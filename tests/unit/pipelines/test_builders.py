@@ -224,3 +224,29 @@ def test_connection_ids_set_on_the_config_reach_every_task_that_takes_them():
 def test_bad_connections_name_the_field(connections, match):
     with pytest.raises((ValueError, TypeError), match=match):
         config(connections=connections)
+
+
+def test_every_builder_param_declares_draft_07_and_still_validates():
+    """Airflow checks each Param's schema against its dialect's meta-schema per task it serializes;
+    the builders declare draft-07 (benchmarks/dag_serialize.py: about 4x cheaper than 2020-12)."""
+    from airflow.sdk.exceptions import ParamValidationError
+
+    from airflow_mlops_provider.pipelines import performance_monitoring_dag, rollback_dag
+    from airflow_mlops_provider.pipelines.common import PARAM_SCHEMA_DIALECT
+
+    dags = [retraining_dag(config(), dag_id="houses_dialect"), batch_scoring_dag(config(), dag_id="houses_b_dialect"),
+            performance_monitoring_dag(config(), dag_id="houses_p_dialect"), rollback_dag(config(), dag_id="houses_r")]
+    for dag in dags:
+        assert dag.params, dag.dag_id
+        for key in dag.params:
+            param = dag.params.get_param(key)
+            assert param.schema["$schema"] == PARAM_SCHEMA_DIALECT, (dag.dag_id, key)
+            assert param.resolve() == param.value, (dag.dag_id, key)
+    # The keywords and the schema still both count: a bad value is refused, naming why.
+    retrain = dags[0].params
+    with pytest.raises(ParamValidationError, match="'sideways' is not one of"):
+        retrain.get_param("deploy_target").resolve("sideways")
+    with pytest.raises(ParamValidationError, match="is not of type 'object'"):
+        retrain.get_param("policy").resolve([1])
+    with pytest.raises(ParamValidationError, match="is greater than the maximum of 64"):
+        dags[1].params.get_param("shards").resolve(65)
