@@ -370,3 +370,23 @@ def dvc_repo(tmp_path: Path) -> DvcRepo:
 def conn_env(conn_id: str, **fields) -> dict[str, str]:
     """An ``AIRFLOW_CONN_*`` variable for a connection defined as JSON."""
     return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(fields)}
+
+
+@pytest.fixture
+def s3_bucket(monkeypatch):
+    """A real S3 API (moto server on loopback) behind an Airflow ``aws`` connection."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_LAKE", json.dumps({
+        "conn_type": "aws", "login": "testing", "password": "testing",
+        "extra": {"endpoint_url": url, "region_name": "us-east-1"}}))
+    client = boto3.client("s3", endpoint_url=url, aws_access_key_id="testing", aws_secret_access_key="testing",
+                          region_name="us-east-1")
+    client.create_bucket(Bucket="lake")
+    yield client
+    server.stop()

@@ -298,28 +298,6 @@ def test_a_failed_write_publishes_nothing_partial(mlops_home, tmp_path, monkeypa
 
 
 # -- object storage --------------------------------------------------------------------------
-@pytest.fixture
-def s3_bucket(monkeypatch):
-    """A real S3 API (moto server on loopback) behind an Airflow ``aws`` connection."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    from tests.conftest import free_port
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_LAKE", json.dumps({
-        "conn_type": "aws", "login": "testing", "password": "testing",
-        "extra": {"endpoint_url": url, "region_name": "us-east-1"}}))
-    client = boto3.client("s3", endpoint_url=url, aws_access_key_id="testing", aws_secret_access_key="testing",
-                          region_name="us-east-1")
-    client.create_bucket(Bucket="lake")
-    yield client
-    server.stop()
-
-
 def test_s3_input_and_outputs_through_object_storage(mlops_home, tmp_path, s3_bucket):
     df = clean_frame(8)
     df.loc[[1, 6], "hour"] = 99
