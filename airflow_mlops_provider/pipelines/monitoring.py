@@ -26,7 +26,9 @@ from airflow_mlops_provider.pipelines.config import ModelConfig
 LABELS_PATH = "{{ params.labels_path or (mlops_home() ~ '/data/labels/' ~ ds ~ '.parquet') }}"
 
 
-def performance_monitoring_params(model: ModelConfig) -> dict[str, Any]:
+def performance_monitoring_params(model: ModelConfig, *, scores_path: str | None = None) -> dict[str, Any]:
+    """``scores_path``: the default of the Param (None: the batch pipeline's partitions; the online
+    pipeline's are :func:`~airflow_mlops_provider.pipelines.online.online_scores_path`)."""
 
     from airflow_mlops_provider.core.decay import DECAY_POLICY_SCHEMA, DEFAULT_SCORES_PATH
 
@@ -34,7 +36,7 @@ def performance_monitoring_params(model: ModelConfig) -> dict[str, Any]:
         "labels_path": param("", type="string", maxLength=PATH_MAX_LENGTH,
                              description="The day's labels partition (id columns + target; inside the allowed "
                                          "roots); empty: MLOPS_HOME/data/labels/<ds>.parquet"),
-        "scores_path": param(DEFAULT_SCORES_PATH, type="string", minLength=1, maxLength=PATH_MAX_LENGTH,
+        "scores_path": param(scores_path or DEFAULT_SCORES_PATH, type="string", minLength=1, maxLength=PATH_MAX_LENGTH,
                              pattern=r".*\{date\}.*",
                              description="Scored partitions to match labels to; {date}: the scoring day "
                                          "(YYYY-MM-DD), {home}: MLOPS_HOME"),
@@ -46,8 +48,12 @@ def performance_monitoring_params(model: ModelConfig) -> dict[str, Any]:
     }
 
 
-def performance_monitoring_pipeline(model: ModelConfig, *, labels_path: str = LABELS_PATH) -> dict[str, Any]:
-    """Add the performance-monitoring tasks for ``model`` to the DAG being defined; returns them by name."""
+def performance_monitoring_pipeline(model: ModelConfig, *, labels_path: str = LABELS_PATH,
+                                    key_columns: list[str] | None = None) -> dict[str, Any]:
+    """Add the performance-monitoring tasks for ``model`` to the DAG being defined; returns them by name.
+
+    ``key_columns``: what labels and scored rows are joined on (None: ``model.id_columns``; online
+    traffic: ``["request_id"]``)."""
     from airflow_mlops_provider import assets
     from airflow_mlops_provider.operators.performance import MlflowCheckPerformanceDecayOperator
     from airflow_mlops_provider.operators.signals import SignalPerformanceDegradedOperator
@@ -61,7 +67,7 @@ def performance_monitoring_pipeline(model: ModelConfig, *, labels_path: str = LA
     check_macros(dag, labels_path)
     check = MlflowCheckPerformanceDecayOperator(
         task_id="check_performance", model_name=model.name, model_task_type=model.task_type, target=model.target,
-        key_columns=list(model.id_columns), labels_path=labels_path,
+        key_columns=list(key_columns or model.id_columns), labels_path=labels_path,
         scores_path="{{ params.scores_path | tojson }}", lookback_days="{{ params.lookback_days }}",
         policy="{{ params.decay_policy }}")
     # Once per check: an earlier event of the same check (read through inlets) means no second retrain.
@@ -73,12 +79,16 @@ def performance_monitoring_pipeline(model: ModelConfig, *, labels_path: str = LA
 
 def performance_monitoring_dag(model: ModelConfig, *, dag_id: str, schedule: Any = "0 6 * * *",
                                start_date: datetime | None = None, doc_md: str | None = None,
-                               tags: list[str] | None = None, **dag_kwargs: Any) -> Any:
-    """A complete daily performance-monitoring DAG for ``model`` (``schedule``: a UTC cron or a timetable)."""
+                               tags: list[str] | None = None, scores_path: str | None = None,
+                               key_columns: list[str] | None = None, **dag_kwargs: Any) -> Any:
+    """A complete daily performance-monitoring DAG for ``model`` (``schedule``: a UTC cron or a timetable).
+
+    For online traffic: ``scores_path=online_scores_path(model), key_columns=["request_id"]``
+    (:mod:`airflow_mlops_provider.pipelines.online`)."""
     with daily_dag(model, dag_id=dag_id, schedule=schedule, start_date=start_date,
                    description=f"Late labels of {model.name} against the versions that scored them; decay "
                                "schedules a retrain",
                    doc_md=doc_md or __doc__, tags=tags or ["mlops", "monitoring", model.name],
-                   params=performance_monitoring_params(model), **dag_kwargs) as dag:
-        performance_monitoring_pipeline(model)
+                   params=performance_monitoring_params(model, scores_path=scores_path), **dag_kwargs) as dag:
+        performance_monitoring_pipeline(model, key_columns=key_columns)
     return dag

@@ -296,3 +296,94 @@ def test_late_labels_degraded_day_emits_performance_degraded_once_and_queues_a_r
     points = {p["labels_day"]: p for p in facts["models"][0]["performance"][champion]}
     assert points["2026-11-12"]["degraded"] is False and points["2026-11-23"]["degraded"] is True
     assert points["2026-11-23"]["live"] == pytest.approx(figures["live"]) and points["2026-11-12"]["unmatched"] == 5
+
+
+ONLINE_DAGS = '''
+from fraud_model import FRAUD
+
+from airflow_mlops_provider.pipelines import online_monitoring_dag, online_scores_path, performance_monitoring_dag
+
+online = online_monitoring_dag(FRAUD, dag_id="fraud_online", capture_format="sagemaker",
+                               capture_path="{{ mlops_home() }}/capture/sagemaker")
+performance = performance_monitoring_dag(FRAUD, dag_id="fraud_online_performance",
+                                         scores_path=online_scores_path(FRAUD), key_columns=["request_id"])
+'''
+
+
+def test_online_traffic_captured_by_sagemaker_drifts_and_decays_like_batch(mlops_home, run_dag, airflow_db, tmp_path):
+    """A day of normal and a day of drifted online requests, captured in SageMaker's Data Capture
+    format (what the champion really answered), become partitions: the drifted day emits
+    ``drift detected`` and queues mlops_retrain; late labels keyed by request id, a third of them
+    no longer following the old pattern, fire ``performance degraded``."""
+    import shutil
+
+    import numpy as np
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    from tests.conftest import REPO_ROOT
+
+    dags = tmp_path / "dags"
+    shutil.copytree(REPO_ROOT / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
+    (dags / "mlops_online.py").write_text(ONLINE_DAGS)
+    hook = MlflowHook()
+    champion = str(hook.client.get_model_version_by_alias(MODEL, "champion").version)
+    model = hook.load_pyfunc(f"models:/{MODEL}/{champion}")
+    features = model.metadata.get_input_schema().input_names()
+    capture = home_settings().root / "capture" / "sagemaker" / f"v{champion}" / "fraud-prod" / "AllTraffic"
+    days = {"2026-11-25": generate(1500, seed=41), "2026-11-26": generate(1500, seed=42, kind="drifted")}
+    for day, frame in days.items():
+        probas = np.asarray(model.predict(frame[features]))
+        folder = capture / day.replace("-", "/") / "10"
+        folder.mkdir(parents=True)
+        lines = []
+        for i, (tx, row) in enumerate(zip(frame["transaction_id"], frame[features].to_dict("split")["data"])):
+            body = json.dumps({"dataframe_split": {"columns": features, "data": [row]}}, default=str)
+            answer = json.dumps({"predictions": [list(map(float, probas[i]))]})
+            lines.append(json.dumps({"captureData": {
+                "endpointInput": {"observedContentType": "application/json", "mode": "INPUT", "data": body,
+                                  "encoding": "JSON"},
+                "endpointOutput": {"observedContentType": "application/json", "mode": "OUTPUT", "data": answer,
+                                   "encoding": "JSON"}},
+                "eventMetadata": {"eventId": f"ev-{tx}", "inferenceId": tx,
+                                  "inferenceTime": f"{day}T10:{i % 60:02d}:00Z"}, "eventVersion": "0"}))
+        (folder / "capture.jsonl").write_text("\n".join(lines))
+    with create_session() as session:  # the retrain DAG consumes the events only when unpaused
+        session.get(DagModel, "mlops_retrain").is_paused = False
+    before = len(drift_events(airflow_db))
+
+    normal = run_dag("fraud_online", "2026-11-25", dags_folder=dags)
+    assert normal.returncode == 0, normal
+    assert normal.states["check_drift"] == "success" and normal.states["signal_drift"] == "skipped", normal.states
+    online = home_settings().outputs_dir / "online" / MODEL
+    table = pq.read_table(online / "date=2026-11-25.parquet").to_pandas()
+    assert len(table) == 1500 and set(table["model_version"]) == {champion}
+    assert sorted(table["request_id"]) == sorted(days["2026-11-25"]["transaction_id"])
+    assert table["score"].to_numpy() == pytest.approx(np.asarray(model.predict(table[features]))[:, 1])
+
+    drifted = run_dag("fraud_online", "2026-11-26", dags_folder=dags)
+    assert drifted.returncode == 0, drifted
+    assert drifted.states["signal_drift"] == "success", drifted.states
+    events = drift_events(airflow_db)
+    assert len(events) == before + 1 and events[-1]["model_version"] == champion
+    assert "amount" in events[-1]["drifted_features"]
+    assert events[-1]["data_path"].endswith("online/fraud-detector/date=2026-11-26.parquet")
+    with sqlite3.connect(airflow_db) as conn:
+        queued = conn.execute("SELECT q.target_dag_id FROM asset_dag_run_queue q JOIN asset a ON a.id = q.asset_id "
+                              "WHERE a.name = ?", (f"mlops_drift_detected__{MODEL}",)).fetchall()
+    assert ("mlops_retrain",) in queued
+
+    # Labels of the first day arrive two days later, keyed by the request id; 35 % no longer
+    # follow the old pattern.
+    labels = days["2026-11-25"][["transaction_id", TARGET]].rename(columns={"transaction_id": "request_id"})
+    flip = pd.Series(range(len(labels))).mod(3).eq(0).to_numpy()
+    labels[TARGET] = labels[TARGET].where(~flip, 1 - labels[TARGET])
+    labels_dir = home_settings().data_dir / "labels"
+    labels_dir.mkdir(parents=True, exist_ok=True)
+    labels.to_parquet(labels_dir / "2026-11-27.parquet", index=False)
+    decayed = run_dag("fraud_online_performance", "2026-11-27", conf={"lookback_days": 3}, dags_folder=dags)
+    assert decayed.returncode == 0, decayed
+    assert decayed.states["signal_degradation"] == "success", decayed.states
+    event = asset_events(airflow_db, f"mlops_performance_degraded__{MODEL}")[-1]
+    assert event["model_version"] == champion and event["labelled_rows"] == 1500
+    assert event["figures"]["roc_auc"]["degradation"] > 0.05

@@ -250,3 +250,19 @@ def test_every_builder_param_declares_draft_07_and_still_validates():
         retrain.get_param("policy").resolve([1])
     with pytest.raises(ParamValidationError, match="is greater than the maximum of 64"):
         dags[1].params.get_param("shards").resolve(65)
+
+
+def test_the_online_builder_wires_capture_drift_and_signal_and_checks_its_format():
+    from airflow_mlops_provider.pipelines import online_monitoring_dag, online_scores_path
+
+    dag = online_monitoring_dag(config(), dag_id="houses_online", capture_format="cloudevents",
+                                capture_path="s3://capture/houses", deploy_target="kserve")
+    assert set(dag.task_dict) == {"reconcile_aliases", "capture_partition", "check_drift", "signal_drift"}
+    capture = dag.task_dict["capture_partition"]
+    assert capture.deploy_target == "kserve" and capture.capture_path == "s3://capture/houses"
+    assert "/outputs/online/house-prices/date=" in capture.output_path
+    assert dag.task_dict["check_drift"].upstream_task_ids == {"capture_partition"}
+    assert dag.task_dict["signal_drift"].outlets[0].uri == "mlops://drift/house-prices"
+    assert online_scores_path(config()) == "{home}/outputs/online/house-prices/date={date}.parquet"
+    with pytest.raises(ValueError, match=r"capture_format must be one of \['sagemaker', 'cloudevents'\], got 'kafka'"):
+        online_monitoring_dag(config(), dag_id="houses_online_bad", capture_format="kafka", capture_path="/x")
