@@ -337,7 +337,8 @@ def test_online_traffic_captured_by_sagemaker_drifts_and_decays_like_batch(mlops
         folder = capture / day.replace("-", "/") / "10"
         folder.mkdir(parents=True)
         lines = []
-        for i, (tx, row) in enumerate(zip(frame["transaction_id"], frame[features].to_dict("split")["data"])):
+        for i, (tx, row) in enumerate(zip(frame["transaction_id"], frame[features].to_dict("split")["data"],
+                                                  strict=True)):
             body = json.dumps({"dataframe_split": {"columns": features, "data": [row]}}, default=str)
             answer = json.dumps({"predictions": [list(map(float, probas[i]))]})
             lines.append(json.dumps({"captureData": {
