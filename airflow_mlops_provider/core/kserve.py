@@ -64,6 +64,9 @@ class InferenceServiceSpec:
     canary_traffic_percent: int | None = None
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
+    #: KServe's inference logger: every request and response as a CloudEvent to this sink (None: off).
+    logger_url: str | None = None
+    logger_mode: str = "all"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -111,6 +114,11 @@ class InferenceServiceSpec:
         pct = self.canary_traffic_percent
         if pct is not None and (isinstance(pct, bool) or not isinstance(pct, int) or not 0 <= pct <= 100):
             raise _bad("canary_traffic_percent", pct, "must be an integer from 0 to 100 or None")
+        if self.logger_url is not None and not (isinstance(self.logger_url, str)
+                                                and re.match(r"^https?://[^\s/]+", self.logger_url)):
+            raise _bad("logger_url", self.logger_url, "must be the http(s) URL of a CloudEvents sink or None")
+        if self.logger_mode not in ("all", "request", "response"):
+            raise _bad("logger_mode", self.logger_mode, "must be 'all', 'request' or 'response'")
         for key in ("labels", "annotations"):
             mapping = getattr(self, key)
             if not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str)
@@ -139,6 +147,8 @@ class InferenceServiceSpec:
             predictor["serviceAccountName"] = self.service_account
         if self.canary_traffic_percent is not None:
             predictor["canaryTrafficPercent"] = self.canary_traffic_percent
+        if self.logger_url:
+            predictor["logger"] = {"mode": self.logger_mode, "url": self.logger_url}
         metadata: dict[str, Any] = {"name": self.name, "namespace": self.namespace}
         if self.labels:
             metadata["labels"] = dict(self.labels)

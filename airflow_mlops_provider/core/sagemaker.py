@@ -222,6 +222,9 @@ class EndpointSpec:
     initial_instance_count: int = 1
     execution_role_arn: str = ""
     variant_name: str = "AllTraffic"
+    #: SageMaker Data Capture: requests and responses to ``<capture_uri>/v<version>/`` (empty: off).
+    capture_uri: str = ""
+    capture_percent: int = 100
 
     def __post_init__(self) -> None:
         if not isinstance(self.endpoint_name, str) or not _NAME_RE.match(self.endpoint_name):
@@ -241,6 +244,9 @@ class EndpointSpec:
                        "expected arn:aws:iam::<account>:role/<name>")
         if not re.match(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$", str(self.variant_name)):
             raise _bad("variant_name", self.variant_name, "1-63 letters, digits or hyphens")
+        if self.capture_uri and not re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$", str(self.capture_uri)):
+            raise _bad("data_capture_uri", self.capture_uri, "expected s3://<bucket>/<prefix> (empty: no capture)")
+        object.__setattr__(self, "capture_percent", _int("data_capture_percent", self.capture_percent, 1, 100))
 
     def model_request(self, model_name: str, model_data_url: str, environment: dict[str, str] | None = None
                       ) -> dict[str, Any]:
@@ -252,11 +258,26 @@ class EndpointSpec:
         return {"ModelName": model_name, "PrimaryContainer": container,
                 "ExecutionRoleArn": self.execution_role_arn}
 
-    def endpoint_config_request(self, config_name: str, model_name: str) -> dict[str, Any]:
-        """``CreateEndpointConfig`` arguments: one variant with all the traffic."""
-        return {"EndpointConfigName": config_name, "ProductionVariants": [{
+    def capture_destination(self, version: str | int) -> str:
+        """Where this version's captured traffic goes: one prefix per version, so every captured
+        call names the version that answered it (SageMaker adds ``<endpoint>/<variant>/yyyy/mm/dd/hh/``)."""
+        return f"{str(self.capture_uri).rstrip('/')}/v{version}"
+
+    def endpoint_config_request(self, config_name: str, model_name: str, version: str | int | None = None
+                                ) -> dict[str, Any]:
+        """``CreateEndpointConfig`` arguments: one variant with all the traffic; with ``capture_uri``
+        (and the ``version``), Data Capture of every request and response."""
+        request: dict[str, Any] = {"EndpointConfigName": config_name, "ProductionVariants": [{
             "VariantName": self.variant_name, "ModelName": model_name, "InstanceType": self.instance_type,
             "InitialInstanceCount": self.initial_instance_count, "InitialVariantWeight": 1.0}]}
+        if self.capture_uri and version is not None:
+            request["DataCaptureConfig"] = {
+                "EnableCapture": True, "InitialSamplingPercentage": self.capture_percent,
+                "DestinationS3Uri": self.capture_destination(version),
+                "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+                "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"],
+                                             "JsonContentTypes": ["application/json"]}}
+        return request
 
 
 def same_variants(live: dict[str, Any], wanted: dict[str, Any]) -> bool:
@@ -266,7 +287,13 @@ def same_variants(live: dict[str, Any], wanted: dict[str, Any]) -> bool:
     def norm(config: dict[str, Any]) -> list[tuple[Any, ...]]:
         return sorted(tuple(v.get(k) for k in keys) for v in config.get("ProductionVariants") or [])
 
-    return norm(live) == norm(wanted)
+    def capture(config: dict[str, Any]) -> tuple[Any, ...]:
+        data = config.get("DataCaptureConfig") or {}
+        if not data.get("EnableCapture"):
+            return ()
+        return data.get("DestinationS3Uri"), data.get("InitialSamplingPercentage")
+
+    return norm(live) == norm(wanted) and capture(live) == capture(wanted)
 
 
 def s3_model_key(prefix: str, endpoint_name: str, model_name: str, version: str | int) -> str:

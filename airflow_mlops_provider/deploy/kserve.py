@@ -142,7 +142,7 @@ def _check_configured(conn_id: str) -> None:
 
 def lane(*, config: str, model_name: Any, model_version: Any, challenger: Any) -> DeployLane:
     """Canary → verify → traffic 100%; rollback sends serving back to ``@champion``."""
-    from airflow_mlops_provider.operators.deploy import config_field
+    from airflow_mlops_provider.operators.deploy import config_field, optional_config_field
     from airflow_mlops_provider.operators.deploy_kserve import (
         KServeDeployInferenceServiceOperator,
         KServePromoteInferenceServiceOperator,
@@ -157,7 +157,8 @@ def lane(*, config: str, model_name: Any, model_version: Any, challenger: Any) -
                "poll_interval": cfg("poll_interval_s")}
     deploy = KServeDeployInferenceServiceOperator(
         task_id="deploy", model_name=model_name, model_version=model_version,
-        canary_traffic_percent=cfg("canary_traffic_percent"), **service)
+        canary_traffic_percent=cfg("canary_traffic_percent"), logger_url=optional_config_field(config, "logger_url"),
+        **service)
     verify = KServeVerifyInferenceServiceOperator.from_config(config, deployment=deploy.output, challenger=challenger)
     promote_traffic = KServePromoteInferenceServiceOperator(task_id="promote_traffic", **service)
     rollback = KServeRollbackInferenceServiceOperator(task_id="rollback", model_name=model_name, alias="champion",
@@ -169,12 +170,15 @@ TARGET = DeployTarget(
     name="kserve",
     description="KServe InferenceService on Kubernetes: canary share, verify, then all traffic",
     resource_field="name",  # the builders name the InferenceService after the model
-    defaults={"namespace": "default", "canary_traffic_percent": 10,
+    defaults={"namespace": "default", "canary_traffic_percent": 10, "logger_url": "",
               "ready_timeout_s": 900, "poll_interval_s": 10, **VERIFY_DEFAULTS},
     schema={
         "name": {"type": "string", "pattern": "^[a-z]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63},
         "namespace": {"type": "string", "minLength": 1},
         "canary_traffic_percent": {"type": "integer", "minimum": 1, "maximum": 100},
+        "logger_url": {"type": "string", "pattern": "^(https?://.+)?$",
+                       "description": "KServe inference logger: requests and responses as CloudEvents to this "
+                                      "sink (what online_monitoring_dag reads); empty: off"},
         "ready_timeout_s": {"type": "number", "exclusiveMinimum": 0},
         "poll_interval_s": {"type": "number", "exclusiveMinimum": 0},
         **VERIFY_SCHEMA,

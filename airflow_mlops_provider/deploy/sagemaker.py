@@ -146,7 +146,7 @@ def serving(model_name: str, *, aws_conn_id: str = DEFAULT_CONN_ID, region_name:
 
 def lane(*, config: str, model_name: Any, model_version: Any, challenger: Any) -> DeployLane:
     """Blue/green update (canary and alarms inside SageMaker) → verify; rollback to ``@champion``."""
-    from airflow_mlops_provider.operators.deploy import config_field
+    from airflow_mlops_provider.operators.deploy import config_field, optional_config_field
     from airflow_mlops_provider.operators.deploy_sagemaker import (
         SageMakerDeployModelVersionOperator,
         SageMakerRollbackEndpointOperator,
@@ -162,6 +162,8 @@ def lane(*, config: str, model_name: Any, model_version: Any, challenger: Any) -
         task_id="deploy", model_name=model_name, model_version=model_version, image_uri=cfg("image_uri"),
         execution_role_arn=cfg("execution_role_arn"), s3_bucket=cfg("s3_bucket"), instance_type=cfg("instance_type"),
         initial_instance_count=cfg("initial_instance_count"), deployment_config=cfg("deployment_config"),
+        data_capture_uri=optional_config_field(config, "data_capture_uri"),
+        data_capture_percent=optional_config_field(config, "data_capture_percent"),
         retries=0,  # a retry after SageMaker's own rollback would push the rejected canary again
         **endpoint)
     verify = SageMakerVerifyEndpointOperator.from_config(config, deployment=deploy.output, challenger=challenger)
@@ -179,6 +181,7 @@ TARGET = DeployTarget(
     defaults={
         "image_uri": "", "execution_role_arn": "", "s3_bucket": "",
         "instance_type": "ml.m5.large", "initial_instance_count": 1,
+        "data_capture_uri": "", "data_capture_percent": 100,
         "deployment_config": {"traffic_shift": {"type": "canary", "percent": 10, "wait_seconds": 600},
                               "max_execution_timeout": 3600, "auto_rollback_alarms": []},
         "ready_timeout_s": 3600, "poll_interval_s": 30, **VERIFY_DEFAULTS,
@@ -190,6 +193,10 @@ TARGET = DeployTarget(
         "s3_bucket": {"type": "string"},
         "instance_type": {"type": "string"},
         "initial_instance_count": {"type": "integer", "minimum": 1},
+        "data_capture_uri": {"type": "string", "pattern": "^(s3://.+)?$",
+                             "description": "SageMaker Data Capture into <uri>/v<version>/ (what online_monitoring_dag "
+                                            "reads); empty: off"},
+        "data_capture_percent": {"type": "integer", "minimum": 1, "maximum": 100},
         "deployment_config": {"type": "object"},
         "ready_timeout_s": {"type": "number", "exclusiveMinimum": 0},
         "poll_interval_s": {"type": "number", "exclusiveMinimum": 0},

@@ -117,7 +117,7 @@ class KServeDeployInferenceServiceOperator(_KServeOperator):
 
     template_fields: Sequence[str] = (*_KServeOperator.template_fields, "model_name", "model_version",
                                       "storage_uri", "canary_traffic_percent", "predictor_resources", "labels",
-                                      "annotations", "runtime", "service_account")
+                                      "annotations", "runtime", "service_account", "logger_url")
     template_fields_renderers = {"predictor_resources": "json", "labels": "json", "annotations": "json"}
 
     def __init__(self, *, name: str, model_name: str | None = None, model_version: str | int | None = None,
@@ -126,8 +126,10 @@ class KServeDeployInferenceServiceOperator(_KServeOperator):
                  predictor_resources: dict[str, dict[str, str]] | None = None, min_replicas: int | None = 1,
                  max_replicas: int | None = None, labels: dict[str, str] | None = None,
                  annotations: dict[str, str] | None = None, schema_path: str | None = None,
+                 logger_url: str | None = None,
                  mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
         super().__init__(name=name, mlflow_conn_id=mlflow_conn_id, **kwargs)
+        self.logger_url = logger_url
         self.model_name = model_name
         self.model_version = model_version
         self.storage_uri = storage_uri
@@ -207,7 +209,8 @@ class KServeDeployInferenceServiceOperator(_KServeOperator):
             protocol_version=self.protocol_version, runtime=self.runtime, service_account=self.service_account,
             resources=dict(self.predictor_resources or {}), min_replicas=self.min_replicas, max_replicas=self.max_replicas,
             canary_traffic_percent=canary,
-            labels=dict(self.labels or {}), annotations=annotations)
+            labels=dict(self.labels or {}), annotations=annotations,
+            logger_url=str(self.logger_url).strip() if self.logger_url not in (None, "", "None") else None)
         manifest = spec.to_manifest()
         if self.schema_path:
             validate_manifest(manifest, load_schema(self.schema_path))

@@ -146,16 +146,20 @@ class SageMakerDeployModelVersionOperator(_SageMakerEndpointOperator):
 
     template_fields: Sequence[str] = (*_SageMakerEndpointOperator.template_fields, "model_name", "model_version",
                                       "image_uri", "instance_type", "initial_instance_count", "execution_role_arn",
-                                      "s3_bucket", "s3_prefix", "deployment_config", "environment")
+                                      "s3_bucket", "s3_prefix", "deployment_config", "environment",
+                                      "data_capture_uri", "data_capture_percent")
     template_fields_renderers = {"deployment_config": "json", "environment": "json"}
 
     def __init__(self, *, endpoint_name: str, model_name: str, model_version: str | int, image_uri: str,
                  execution_role_arn: str, s3_bucket: str, instance_type: str = "ml.m5.large",
                  initial_instance_count: int = 1, s3_prefix: str = "mlops/sagemaker",
                  deployment_config: dict[str, Any] | DeploymentConfig | None = None,
-                 environment: dict[str, str] | None = None,
+                 environment: dict[str, str] | None = None, data_capture_uri: str | None = None,
+                 data_capture_percent: int | str = 100,
                  mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
         super().__init__(endpoint_name=endpoint_name, mlflow_conn_id=mlflow_conn_id, **kwargs)
+        self.data_capture_uri = data_capture_uri
+        self.data_capture_percent = data_capture_percent
         self.model_name = model_name
         self.model_version = model_version
         self.image_uri = image_uri
@@ -240,7 +244,7 @@ class SageMakerDeployModelVersionOperator(_SageMakerEndpointOperator):
             self.log.info("Created SageMaker model %s", name)
         else:
             self.log.info("SageMaker model %s exists (rerun): reusing it", name)
-        wanted = spec.endpoint_config_request(name, name)
+        wanted = spec.endpoint_config_request(name, name, version)
         live = self._describe_or_none("DescribeEndpointConfig", lambda: self.hook.describe_endpoint_config(name))
         if live is None:
             wanted["Tags"] = [{"Key": PREVIOUS_CONFIG_TAG, "Value": previous or "none"},
@@ -250,8 +254,9 @@ class SageMakerDeployModelVersionOperator(_SageMakerEndpointOperator):
             return previous
         if not same_variants(live, wanted):
             raise SageMakerError(
-                f"Endpoint config {name!r} already exists with other variants "
-                f"({live.get('ProductionVariants')}) than requested ({wanted['ProductionVariants']}); "
+                f"Endpoint config {name!r} already exists with other variants or data capture "
+                f"({live.get('ProductionVariants')}, {live.get('DataCaptureConfig')}) than requested "
+                f"({wanted['ProductionVariants']}, {wanted.get('DataCaptureConfig')}); "
                 "configs are immutable: delete it or deploy under another endpoint name",
                 endpoint=self.endpoint_name, config=name, reason="conflict")
         tags = self._call("ListTags", lambda: self.hook.conn.list_tags(ResourceArn=live["EndpointConfigArn"]))
@@ -266,7 +271,11 @@ class SageMakerDeployModelVersionOperator(_SageMakerEndpointOperator):
         # 1. Everything that can be checked without AWS, before any resource exists.
         spec = EndpointSpec(endpoint_name=str(self.endpoint_name), image_uri=self.image_uri,
                             instance_type=self.instance_type, initial_instance_count=self.initial_instance_count,
-                            execution_role_arn=self.execution_role_arn)
+                            execution_role_arn=self.execution_role_arn,
+                            capture_uri=str(self.data_capture_uri or "").strip() if self.data_capture_uri
+                            not in (None, "None") else "",
+                            capture_percent=100 if self.data_capture_percent in (None, "", "None")
+                            else self.data_capture_percent)
         deployment = (DeploymentConfig.from_dict(self.deployment_config)
                       if self.deployment_config not in (None, "", {}) else None)
         if not self.s3_bucket:

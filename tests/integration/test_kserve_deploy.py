@@ -125,6 +125,16 @@ def test_api_errors_name_the_inference_service(kube):
 
 
 # -- deploy, wait, promote, roll back ---------------------------------------------------------
+def test_inference_logger_sends_requests_and_responses_to_the_sink(kube):
+    """The predictor logs every request and response as CloudEvents to ``logger_url`` (the
+    sink whose files ``online_monitoring_dag(capture_format="cloudevents")`` reads); the fake API
+    server checks the manifest against KServe's real CRD schema."""
+    deploy("s3://m/1", logger_url="http://events.monitoring.svc/fraud")
+    assert predictor(kube)["logger"] == {"mode": "all", "url": "http://events.monitoring.svc/fraud"}
+    with pytest.raises(InferenceServiceSpecError, match="logger_url"):
+        deploy("s3://m/1", logger_url="events.monitoring.svc")
+
+
 def test_deploy_waits_until_ready_after_n_polls(kube):
     kube.ready_after = 4
     result = deploy("s3://m/1")

@@ -145,6 +145,22 @@ def test_first_deploy_creates_everything_and_serves(sm, versions):
                                                                  "data": [[0.0, 1.0], [2.0, 1.0], [1.0, 1.0]]}}
 
 
+def test_data_capture_goes_to_one_prefix_per_version(sm, versions):
+    """Each version's endpoint config captures to ``<uri>/v<version>``: a captured call names the
+    version that answered it, through a blue/green switch too (the online pipeline reads it)."""
+    deploy(versions[0], data_capture_uri="s3://lake/capture/fraud/", data_capture_percent="25")
+    deploy(versions[1], data_capture_uri="s3://lake/capture/fraud/", data_capture_percent="25")
+    for version in versions:
+        config = sm.client().describe_endpoint_config(EndpointConfigName=version_resource_name(ENDPOINT, MODEL, version))
+        capture = config["DataCaptureConfig"]
+        assert capture["EnableCapture"] is True and capture["InitialSamplingPercentage"] == 25
+        assert capture["DestinationS3Uri"] == f"s3://lake/capture/fraud/v{version}"
+        assert {o["CaptureMode"] for o in capture["CaptureOptions"]} == {"Input", "Output"}
+    # A rerun asking for other capture settings cannot reuse the immutable config: it says so.
+    with pytest.raises(SageMakerError, match="already exists with other variants"):
+        deploy(versions[1], data_capture_uri="s3://lake/other")
+
+
 def test_rerun_is_idempotent(sm, versions):
     first = deploy(versions[0])
     calls_before = dict(sm.calls)
@@ -366,6 +382,8 @@ def test_throttling_is_retried_then_named(sm, versions, monkeypatch):
     ({"image_uri": "docker.io/library/python:3.11"}, "image_uri"),
     ({"execution_role_arn": "sagemaker-exec"}, "execution_role_arn"),
     ({"deployment_config": {"traffic_shift": {"type": "canary", "percent": 80}}}, "traffic_shift.percent"),
+    ({"data_capture_uri": "capture/fraud"}, "data_capture_uri"),
+    ({"data_capture_uri": "s3://lake/capture", "data_capture_percent": 0}, "data_capture_percent"),
 ])
 def test_bad_inputs_create_nothing(sm, versions, override, field):
     with pytest.raises(SageMakerSpecError) as err:

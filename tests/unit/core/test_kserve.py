@@ -97,6 +97,8 @@ def test_full_manifest_shape():
         ({"min_replicas": 3, "max_replicas": 2}, "max_replicas"),
         ({"labels": {"team": 1}}, "labels"),
         ({"runtime": "Bad Runtime"}, "runtime"),
+        ({"logger_url": "sink:8080"}, "logger_url"),
+        ({"logger_url": "http://sink", "logger_mode": "everything"}, "logger_mode"),
     ],
 )
 def test_bad_arguments_name_the_field(overrides, field):
