@@ -18,10 +18,12 @@ from tests.deploy_lanes import lane_of as build
 # What dags/mlops_retrain.py offered before the targets moved into their modules, for the fraud model
 # (the builders name the serving resource after the model).
 KSERVE = {"name": "fraud-detector", "namespace": "default", "canary_traffic_percent": 10, "ready_timeout_s": 900,
-          "poll_interval_s": 10, "bake_requests": 5, "max_error_rate": 0.0, "max_latency_ms": 2000, "smoke_rows": 5}
+          "poll_interval_s": 10, "bake_requests": 5, "max_error_rate": 0.0, "max_latency_ms": 2000, "smoke_rows": 5,
+          "logger_url": ""}  # online capture (KServe's inference logger): off
 SAGEMAKER = {
     "endpoint_name": "fraud-detector", "image_uri": "", "execution_role_arn": "", "s3_bucket": "",
     "instance_type": "ml.m5.large", "initial_instance_count": 1,
+    "data_capture_uri": "", "data_capture_percent": 100,  # online capture (Data Capture): off
     "deployment_config": {"traffic_shift": {"type": "canary", "percent": 10, "wait_seconds": 600},
                           "max_execution_timeout": 3600, "auto_rollback_alarms": []},
     "ready_timeout_s": 3600, "poll_interval_s": 30, "bake_requests": 5, "max_error_rate": 0.0,
@@ -43,6 +45,7 @@ def test_kserve_and_sagemaker_keep_the_dag_config_and_sagemaker_specifics():
     _, _, lane = build("kserve")
     assert lane.deploy.name == lane.promote_traffic.name == lane.rollback.name == "{{ params.kserve.name }}"
     assert lane.deploy.timeout == "{{ params.kserve.ready_timeout_s }}"
+    assert lane.deploy.logger_url == "{{ params.kserve.get('logger_url') }}"  # an older run's config may lack it
     _, _, lane = build("sagemaker")
     assert lane.deploy.timeout == lane.rollback.timeout == "{{ params.sagemaker.ready_timeout_s }}"
 
