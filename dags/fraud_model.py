@@ -23,6 +23,12 @@ MODEL_NAME = "fraud-detector"
 DEPLOY_TARGET = conf.get("mlops_example", "deploy_target", fallback="none")
 RETRAIN_CRON = conf.get("mlops_example", "retrain_cron", fallback="0 3 * * 0") or None
 BATCH_CRON = conf.get("mlops_example", "batch_cron", fallback="0 2 * * *") or None
+# Online traffic (dags/mlops_online_monitoring.py): where the serving side captures requests and
+# responses, in which format (`cloudevents`: KServe's inference logger sink or the local target's
+# capture; `sagemaker`: the Data Capture destination), and the daily cron (empty: triggered only).
+CAPTURE_FORMAT = conf.get("mlops_example", "capture_format", fallback="cloudevents")
+CAPTURE_PATH = conf.get("mlops_example", "capture_path", fallback="") or "{{ mlops_home() }}/capture/" + MODEL_NAME
+ONLINE_CRON = conf.get("mlops_example", "online_cron", fallback="30 0 * * *") or None
 
 TRAINING_SUITE: dict[str, Any] = {
     "name": "transactions_training",

@@ -116,9 +116,12 @@ class CapturedTrafficToPartitionOperator(MlflowHookMixin, ObjectStorageMixin):
         self._facts: dict[str, dict[str, Any]] = {}
         records = ledger.read(mlops_home().ledger_path)
 
+        served_by = None if str(self.deploy_target or "") in ("", "None", "none", "auto") else str(self.deploy_target)
+
         def version_at(at: datetime) -> str | None:
-            found = live_at(records, self.model_name, at, target=self.deploy_target or None) if self.deploy_target \
-                else live_at(records, self.model_name, at)
+            # What the target served then; without a target, what @champion named then.
+            found = live_at(records, self.model_name, at, target=served_by) if served_by else \
+                live_at(records, self.model_name, at)
             return found["version"]
 
         counts = CaptureCounts()

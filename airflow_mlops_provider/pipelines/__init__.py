@@ -32,6 +32,7 @@ _LAZY = {
     "online_monitoring_pipeline": "airflow_mlops_provider.pipelines.online",
     "online_monitoring_params": "airflow_mlops_provider.pipelines.online",
     "online_scores_path": "airflow_mlops_provider.pipelines.online",
+    "ONLINE_LABELS_PATH": "airflow_mlops_provider.pipelines.online",
     "rollback_dag": "airflow_mlops_provider.pipelines.history",
     "rollback_pipeline": "airflow_mlops_provider.pipelines.history",
     "rollback_params": "airflow_mlops_provider.pipelines.history",

@@ -80,15 +80,16 @@ def performance_monitoring_pipeline(model: ModelConfig, *, labels_path: str = LA
 def performance_monitoring_dag(model: ModelConfig, *, dag_id: str, schedule: Any = "0 6 * * *",
                                start_date: datetime | None = None, doc_md: str | None = None,
                                tags: list[str] | None = None, scores_path: str | None = None,
-                               key_columns: list[str] | None = None, **dag_kwargs: Any) -> Any:
+                               key_columns: list[str] | None = None, labels_path: str = LABELS_PATH,
+                               **dag_kwargs: Any) -> Any:
     """A complete daily performance-monitoring DAG for ``model`` (``schedule``: a UTC cron or a timetable).
 
     For online traffic: ``scores_path=online_scores_path(model), key_columns=["request_id"]``
-    (:mod:`airflow_mlops_provider.pipelines.online`)."""
+    and ``labels_path=ONLINE_LABELS_PATH`` (:mod:`airflow_mlops_provider.pipelines.online`)."""
     with daily_dag(model, dag_id=dag_id, schedule=schedule, start_date=start_date,
                    description=f"Late labels of {model.name} against the versions that scored them; decay "
                                "schedules a retrain",
                    doc_md=doc_md or __doc__, tags=tags or ["mlops", "monitoring", model.name],
                    params=performance_monitoring_params(model, scores_path=scores_path), **dag_kwargs) as dag:
-        performance_monitoring_pipeline(model, key_columns=key_columns)
+        performance_monitoring_pipeline(model, key_columns=key_columns, labels_path=labels_path)
     return dag

@@ -13,8 +13,8 @@ a batch-scored one has, plus ``request_id`` (default
 outputs with the training data of the version that answered most of the day's requests, under
 the same drift policy as the batch pipeline; ``signal_drift`` emits the same ``drift detected``
 Asset, which schedules the model's retraining DAG. Late labels keyed by ``request_id`` are
-judged by the performance-monitoring DAG built with ``scores_path=online_scores_path(model)`` and
-``key_columns=["request_id"]``.
+judged by the performance-monitoring DAG built with ``scores_path=online_scores_path(model)``,
+``key_columns=["request_id"]`` and ``labels_path=ONLINE_LABELS_PATH``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ from typing import Any
 
 from airflow_mlops_provider.pipelines.common import PATH_MAX_LENGTH, check_dag, check_macros, daily_dag, param
 from airflow_mlops_provider.pipelines.config import ModelConfig
+
+#: The day's labels of online predictions (``request_id`` and the target): the ``labels_path``
+#: Param, else ``MLOPS_HOME/data/online-labels/<ds>.parquet``.
+ONLINE_LABELS_PATH = "{{ params.labels_path or (mlops_home() ~ '/data/online-labels/' ~ ds ~ '.parquet') }}"
 
 
 def online_output_path(model: ModelConfig) -> str:
@@ -98,5 +102,5 @@ def online_monitoring_dag(model: ModelConfig, *, dag_id: str, capture_format: st
     return dag
 
 
-__all__ = ["online_monitoring_dag", "online_monitoring_params", "online_monitoring_pipeline", "online_output_path",
+__all__ = ["ONLINE_LABELS_PATH", "online_monitoring_dag", "online_monitoring_params", "online_monitoring_pipeline", "online_output_path",
            "online_scores_path"]

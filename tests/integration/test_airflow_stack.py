@@ -48,8 +48,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.xdist_g
               pytest.mark.timeout(2400)]
 
 # The DAG files in dags/: nothing else (no examples) is loaded by `make ui`.
-PROJECT_DAGS = ["mlops_alias_audit", "mlops_batch_inference", "mlops_performance_monitoring", "mlops_retrain",
-                "mlops_rollback"]
+PROJECT_DAGS = ["mlops_alias_audit", "mlops_batch_inference", "mlops_online_monitoring", "mlops_online_performance",
+                "mlops_performance_monitoring", "mlops_retrain", "mlops_rollback"]
 
 # Task states in which a run is moving even when no state changes for a while.
 ACTIVE = {"running", "deferred", "up_for_reschedule", "restarting"}

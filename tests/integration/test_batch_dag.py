@@ -298,34 +298,18 @@ def test_late_labels_degraded_day_emits_performance_degraded_once_and_queues_a_r
     assert points["2026-11-23"]["live"] == pytest.approx(figures["live"]) and points["2026-11-12"]["unmatched"] == 5
 
 
-ONLINE_DAGS = '''
-from fraud_model import FRAUD
-
-from airflow_mlops_provider.pipelines import online_monitoring_dag, online_scores_path, performance_monitoring_dag
-
-online = online_monitoring_dag(FRAUD, dag_id="fraud_online", capture_format="sagemaker",
-                               capture_path="{{ mlops_home() }}/capture/sagemaker")
-performance = performance_monitoring_dag(FRAUD, dag_id="fraud_online_performance",
-                                         scores_path=online_scores_path(FRAUD), key_columns=["request_id"])
-'''
-
-
 def test_online_traffic_captured_by_sagemaker_drifts_and_decays_like_batch(mlops_home, run_dag, airflow_db, tmp_path):
     """A day of normal and a day of drifted online requests, captured in SageMaker's Data Capture
     format (what the champion really answered), become partitions: the drifted day emits
     ``drift detected`` and queues mlops_retrain; late labels keyed by request id, a third of them
     no longer following the old pattern, fire ``performance degraded``."""
-    import shutil
-
     import numpy as np
     from airflow.models.dag import DagModel
     from airflow.utils.session import create_session
 
-    from tests.conftest import REPO_ROOT
-
-    dags = tmp_path / "dags"
-    shutil.copytree(REPO_ROOT / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
-    (dags / "mlops_online.py").write_text(ONLINE_DAGS)
+    # The shipped dags/mlops_online_monitoring.py, reading SageMaker's format from where it captured.
+    sagemaker = {"AIRFLOW__MLOPS_EXAMPLE__CAPTURE_FORMAT": "sagemaker",
+                 "AIRFLOW__MLOPS_EXAMPLE__CAPTURE_PATH": str(home_settings().root / "capture" / "sagemaker")}
     hook = MlflowHook()
     champion = str(hook.client.get_model_version_by_alias(MODEL, "champion").version)
     model = hook.load_pyfunc(f"models:/{MODEL}/{champion}")
@@ -353,7 +337,7 @@ def test_online_traffic_captured_by_sagemaker_drifts_and_decays_like_batch(mlops
         session.get(DagModel, "mlops_retrain").is_paused = False
     before = len(drift_events(airflow_db))
 
-    normal = run_dag("fraud_online", "2026-11-25", dags_folder=dags)
+    normal = run_dag("mlops_online_monitoring", "2026-11-25", env=sagemaker)
     assert normal.returncode == 0, normal
     assert normal.states["check_drift"] == "success" and normal.states["signal_drift"] == "skipped", normal.states
     online = home_settings().outputs_dir / "online" / MODEL
@@ -362,7 +346,7 @@ def test_online_traffic_captured_by_sagemaker_drifts_and_decays_like_batch(mlops
     assert sorted(table["request_id"]) == sorted(days["2026-11-25"]["transaction_id"])
     assert table["score"].to_numpy() == pytest.approx(np.asarray(model.predict(table[features]))[:, 1])
 
-    drifted = run_dag("fraud_online", "2026-11-26", dags_folder=dags)
+    drifted = run_dag("mlops_online_monitoring", "2026-11-26", env=sagemaker)
     assert drifted.returncode == 0, drifted
     assert drifted.states["signal_drift"] == "success", drifted.states
     events = drift_events(airflow_db)
@@ -379,10 +363,10 @@ def test_online_traffic_captured_by_sagemaker_drifts_and_decays_like_batch(mlops
     labels = days["2026-11-25"][["transaction_id", TARGET]].rename(columns={"transaction_id": "request_id"})
     flip = pd.Series(range(len(labels))).mod(3).eq(0).to_numpy()
     labels[TARGET] = labels[TARGET].where(~flip, 1 - labels[TARGET])
-    labels_dir = home_settings().data_dir / "labels"
+    labels_dir = home_settings().data_dir / "online-labels"
     labels_dir.mkdir(parents=True, exist_ok=True)
     labels.to_parquet(labels_dir / "2026-11-27.parquet", index=False)
-    decayed = run_dag("fraud_online_performance", "2026-11-27", conf={"lookback_days": 3}, dags_folder=dags)
+    decayed = run_dag("mlops_online_performance", "2026-11-27", conf={"lookback_days": 3}, env=sagemaker)
     assert decayed.returncode == 0, decayed
     assert decayed.states["signal_degradation"] == "success", decayed.states
     event = asset_events(airflow_db, f"mlops_performance_degraded__{MODEL}")[-1]

@@ -22,7 +22,7 @@ def test_there_are_dags():
 
 @pytest.mark.parametrize(("folder", "dag_ids"), [
     ("dags", {"mlops_retrain", "mlops_batch_inference", "mlops_performance_monitoring", "mlops_rollback",
-              "mlops_alias_audit"}),
+              "mlops_alias_audit", "mlops_online_monitoring", "mlops_online_performance"}),
     ("examples", {"species_retrain", "species_batch_inference", "house_price_retrain", "house_price_batch_inference",
                   "visit_count_retrain", "visit_count_batch_inference", "species_spark_batch_inference",
                   "fraud_governed_retrain"}),
