@@ -298,9 +298,16 @@ def cloudevent_calls(lines: Iterable[str], features: Sequence[str], *, name: str
         if event_id not in responses:
             continue
         answer_where, response = responses[event_id]
-        inputs = request_frame(_event_data(request, where), features, where)
-        answer = _event_data(response, answer_where)
-        outputs = response_values(answer, answer_where)
+        if "csv" in str(request.get("datacontenttype") or ""):
+            inputs = _csv_rows(_event_text(request, where), features, where)
+        else:
+            inputs = request_frame(_event_data(request, where), features, where)
+        if "csv" in str(response.get("datacontenttype") or ""):
+            answer = None
+            outputs = _body_values("text/csv", _event_text(response, answer_where), answer_where)
+        else:
+            answer = _event_data(response, answer_where)
+            outputs = response_values(answer, answer_where)
         if outputs.ndim == 0:
             outputs = outputs.reshape(1)
         _check_rows(inputs, outputs, answer_where)
@@ -308,6 +315,18 @@ def cloudevent_calls(lines: Iterable[str], features: Sequence[str], *, name: str
             (answer.get("model_version") if isinstance(answer, dict) else None)
         at = parse_time(request.get("time") or response.get("time"), where)
         yield Call(event_id, at, inputs, outputs, str(version) if version not in (None, "") else None)
+
+
+def _event_text(event: Mapping[str, Any], where: str) -> str:
+    if "data_base64" in event:
+        try:
+            return base64.b64decode(event["data_base64"]).decode("utf-8")
+        except ValueError as err:
+            raise _fail(where, f"data_base64 does not decode: {err}") from None
+    data = event.get("data")
+    if not isinstance(data, str):
+        raise _fail(where, "a text/csv event needs its data as a string")
+    return data
 
 
 def _event_data(event: Mapping[str, Any], where: str) -> Any:

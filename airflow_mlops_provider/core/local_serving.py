@@ -47,6 +47,7 @@ class Server:
     host: str = "127.0.0.1"
     started_at: str = ""
     log_path: str = ""
+    capture_dir: str = ""  # online capture (core.capture_server) into this folder; empty: none
 
     @property
     def url(self) -> str:
@@ -61,7 +62,7 @@ class Server:
             return None
         return cls(version=str(raw["version"]), port=int(raw["port"]), pid=int(raw["pid"]),
                    host=str(raw.get("host") or "127.0.0.1"), started_at=str(raw.get("started_at") or ""),
-                   log_path=str(raw.get("log_path") or ""))
+                   log_path=str(raw.get("log_path") or ""), capture_dir=str(raw.get("capture_dir") or ""))
 
 
 @dataclass
@@ -71,10 +72,12 @@ class ServingState:
     model: str
     live: Server | None = None
     candidate: Server | None = None
+    #: Where the model's servers capture their traffic (the last deploy's choice); empty: nowhere.
+    capture_dir: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "live": self.live.to_dict() if self.live else None,
-                "candidate": self.candidate.to_dict() if self.candidate else None}
+                "candidate": self.candidate.to_dict() if self.candidate else None, "capture_dir": self.capture_dir}
 
     def servers(self) -> list[Server]:
         return [s for s in (self.live, self.candidate) if s is not None]
@@ -93,7 +96,8 @@ def load_state(path: Path, model: str) -> ServingState:
         return ServingState(model)
     try:
         raw = json.loads(path.read_text())
-        return ServingState(model, Server.from_dict(raw.get("live")), Server.from_dict(raw.get("candidate")))
+        return ServingState(model, Server.from_dict(raw.get("live")), Server.from_dict(raw.get("candidate")),
+                            capture_dir=str(raw.get("capture_dir") or ""))
     except (ValueError, KeyError, TypeError) as err:
         raise LocalServingError(f"serving state {str(path)!r} of model {model!r} is unreadable: {err}",
                                 model=model, path=str(path), reason="invalid") from err
@@ -178,7 +182,8 @@ def is_running(server: Server) -> bool:
             argv = fh.read().decode(errors="replace").split("\0")
     except OSError:
         return True  # no /proc: trust the pid
-    return "serve" in argv and str(server.port) in argv
+    serving = "serve" in argv or CAPTURE_APP in argv  # mlflow models serve, or the capturing server
+    return serving and str(server.port) in argv
 
 
 def is_healthy(server: Server, timeout: float = 2.0) -> bool:
@@ -215,16 +220,23 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def serve_command(model_uri: str, host: str, port: int) -> list[str]:
-    """``mlflow models serve`` in this interpreter's environment (``--env-manager local``)."""
+CAPTURE_APP = "airflow_mlops_provider.core.capture_server:app"
+
+
+def serve_command(model_uri: str, host: str, port: int, *, capture: bool = False) -> list[str]:
+    """``mlflow models serve`` in this interpreter's environment (``--env-manager local``); with
+    ``capture``, uvicorn on MLflow's same scoring app wrapped by :mod:`~airflow_mlops_provider.core.capture_server`
+    (which reads the model from its environment)."""
+    if capture:
+        return [sys.executable, "-m", "uvicorn", "--host", host, "--port", str(port), "--no-access-log", CAPTURE_APP]
     return [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "-h", host, "-p", str(port),
             "--env-manager", "local"]
 
 
 def start_server(model: str, version: str, *, host: str, port: int, env: dict[str, str],
-                 log_dir: Path, model_uri: str | None = None) -> Server:
+                 log_dir: Path, model_uri: str | None = None, capture_dir: str | Path | None = None) -> Server:
     """Start ``models:/<model>/<version>`` (or its local copy ``model_uri``) detached (own session);
-    returns at once (not yet healthy)."""
+    returns at once (not yet healthy). ``capture_dir``: capture its answered calls there."""
     if port == 0:
         port = free_port(host)
     elif port_in_use(host, port):
@@ -232,12 +244,20 @@ def start_server(model: str, version: str, *, host: str, port: int, env: dict[st
                                 model=model, version=version, port=port, reason="invalid")
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{model}-v{version}-{port}.log"
+    uri = model_uri or f"models:/{model}/{version}"
+    if capture_dir:
+        from airflow_mlops_provider.core import capture_server
+
+        Path(capture_dir).mkdir(parents=True, exist_ok=True)
+        env = {**env, capture_server.MODEL_URI_ENV: uri, capture_server.DIR_ENV: str(capture_dir),
+               capture_server.MODEL_ENV: model, capture_server.VERSION_ENV: str(version)}
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(serve_command(model_uri or f"models:/{model}/{version}", host, port), env=env,
+        proc = subprocess.Popen(serve_command(uri, host, port, capture=bool(capture_dir)), env=env,
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 cwd=str(log_dir), start_new_session=True)
     return Server(version=str(version), port=port, pid=proc.pid, host=host,
-                  started_at=datetime.now(timezone.utc).isoformat(), log_path=str(log_path))
+                  started_at=datetime.now(timezone.utc).isoformat(), log_path=str(log_path),
+                  capture_dir=str(capture_dir or ""))
 
 
 def log_tail(server: Server, chars: int = 1500) -> str:
@@ -283,6 +303,8 @@ def invoke(url: str, rows: list[list[Any]], columns: list[str] | None = None, *,
         body = scoring_request(rows, columns)
     except ValueError as err:
         raise LocalServingError(f"cannot send to {endpoint}: {err}", url=endpoint, reason="invalid") from err
+    # The provider's own checks are not traffic: a capturing server leaves them out (core.capture_server).
     predictions, latency_ms = post_for_predictions(endpoint, body, len(rows), parse=predictions_from_body,
-                                                   failure=LocalServingError, timeout=timeout, what="invocation")
+                                                   failure=LocalServingError, timeout=timeout, what="invocation",
+                                                   headers={"X-MLOps-Check": "1"})
     return {"url": endpoint, "rows": len(rows), "latency_ms": round(latency_ms, 1), "predictions": predictions[:max_predictions]}

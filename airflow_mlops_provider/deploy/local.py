@@ -96,7 +96,7 @@ def serving(model_name: str) -> list[dict[str, Any]]:
 
 def lane(*, config: str, model_name: Any, model_version: Any, challenger: Any) -> DeployLane:
     """Candidate beside the live server → verify → candidate goes live; rollback to ``@champion``."""
-    from airflow_mlops_provider.operators.deploy import config_field
+    from airflow_mlops_provider.operators.deploy import config_field, optional_config_field
     from airflow_mlops_provider.operators.deploy_local import (
         LocalDeployModelVersionOperator,
         LocalPromoteModelVersionOperator,
@@ -109,7 +109,8 @@ def lane(*, config: str, model_name: Any, model_version: Any, challenger: Any) -
 
     server = {"model_name": model_name, "timeout": cfg("ready_timeout_s"), "poll_interval": cfg("poll_interval_s")}
     deploy = LocalDeployModelVersionOperator(task_id="deploy", model_version=model_version, port=cfg("port"),
-                                             **server)
+                                             capture=optional_config_field(config, "capture"),
+                                             capture_path=optional_config_field(config, "capture_path"), **server)
     verify = LocalVerifyDeploymentOperator.from_config(config, deployment=deploy.output, challenger=challenger)
     promote_traffic = LocalPromoteModelVersionOperator(task_id="promote_traffic", **server)
     rollback = LocalRollbackModelVersionOperator(task_id="rollback", alias="champion", **server)
@@ -119,11 +120,15 @@ def lane(*, config: str, model_name: Any, model_version: Any, challenger: Any) -
 TARGET = DeployTarget(
     name="local",
     description="MLflow's scoring server on this machine (mlflow models serve on loopback): no cloud needed",
-    defaults={"ready_timeout_s": 120, "poll_interval_s": 0.5, "port": 0, **VERIFY_DEFAULTS},
+    defaults={"ready_timeout_s": 120, "poll_interval_s": 0.5, "port": 0, "capture": False, "capture_path": "",
+              **VERIFY_DEFAULTS},
     schema={
         "ready_timeout_s": {"type": "number", "exclusiveMinimum": 0},
         "poll_interval_s": {"type": "number", "exclusiveMinimum": 0},
         "port": {"type": "integer", "minimum": 0, "maximum": 65535, "description": "0: any free port"},
+        "capture": {"type": "boolean", "description": "Capture the served requests and responses (CloudEvents, "
+                                                      "what online_monitoring_dag reads)"},
+        "capture_path": {"type": "string", "description": "Where; empty: MLOPS_HOME/capture/<model>"},
         **VERIFY_SCHEMA,
     },
     lane=lane,

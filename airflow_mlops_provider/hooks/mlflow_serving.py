@@ -117,14 +117,18 @@ class MlflowServingHook(MlflowHook):
 
         return locked_state(self.state_path(model), model)
 
-    def start(self, model: str, version: str, *, host: str = "127.0.0.1", port: int = 0):
-        """Start a scoring server of ``models:/<model>/<version>`` (returns before it is healthy)."""
+    def start(self, model: str, version: str, *, host: str = "127.0.0.1", port: int = 0,
+              capture_dir: str | None = None):
+        """Start a scoring server of ``models:/<model>/<version>`` (returns before it is healthy);
+        ``capture_dir``: it captures its answered calls there (:mod:`~airflow_mlops_provider.core.capture_server`)."""
         from airflow_mlops_provider.core.local_serving import start_server
 
         server = start_server(model, version, host=host, port=port, env=self.serving_env(),
-                              log_dir=self.serving_dir / "logs", model_uri=str(self.local_copy(model, version)))
-        self.log.info("Started the MLflow scoring server of %s v%s on %s (pid %s, log %s)", model, version,
-                      server.url, server.pid, server.log_path)
+                              log_dir=self.serving_dir / "logs", model_uri=str(self.local_copy(model, version)),
+                              capture_dir=capture_dir or None)
+        self.log.info("Started the MLflow scoring server of %s v%s on %s (pid %s, log %s%s)", model, version,
+                      server.url, server.pid, server.log_path,
+                      f", capturing into {capture_dir}" if capture_dir else "")
         return server
 
     def stop(self, server) -> bool:

@@ -92,6 +92,10 @@ class LocalDeployModelVersionOperator(_LocalServingOperator):
     :param port: the candidate's port; 0: a free one.
     :param host: the interface it binds (loopback by default).
     :param timeout: seconds to wait for ``/ping`` (the model loads first).
+    :param capture: capture the served traffic (every answered request and response, as
+        CloudEvents, :mod:`~airflow_mlops_provider.core.capture_server`) into ``capture_path``
+        (empty: ``MLOPS_HOME/capture/<model>``), for ``online_monitoring_dag``. Remembered for the
+        model: a rollback's restarted champion captures too.
 
     Idempotent: when the version already serves (live or candidate) and answers, that server is
     reused. A candidate of another version is stopped first.
@@ -100,12 +104,27 @@ class LocalDeployModelVersionOperator(_LocalServingOperator):
     "candidate"|"live", "action": "started"|"unchanged", "live_version", "ready"}``.
     """
 
-    template_fields: Sequence[str] = (*_LocalServingOperator.template_fields, "model_version", "port")
+    template_fields: Sequence[str] = (*_LocalServingOperator.template_fields, "model_version", "port", "capture",
+                                      "capture_path")
 
-    def __init__(self, *, model_name: str, model_version: str | int, port: int = 0, **kwargs: Any) -> None:
+    def __init__(self, *, model_name: str, model_version: str | int, port: int = 0, capture: bool | str = False,
+                 capture_path: str | None = None, **kwargs: Any) -> None:
         super().__init__(model_name=model_name, **kwargs)
         self.model_version = model_version
         self.port = port
+        self.capture = capture
+        self.capture_path = capture_path
+
+    def _capture_dir(self) -> str:
+        if str(self.capture).strip().lower() not in ("true", "1", "yes", "on"):
+            return ""
+        if self.capture_path not in (None, "", "None"):
+            from airflow_mlops_provider.paths import require_allowed
+
+            return str(require_allowed(str(self.capture_path), "capture_path"))
+        from airflow_mlops_provider.core.settings import mlops_home
+
+        return str(mlops_home().root / "capture" / self.model_name)
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow_mlops_provider.core.local_serving import is_running
@@ -119,19 +138,23 @@ class LocalDeployModelVersionOperator(_LocalServingOperator):
             raise LocalServingError(f"{self.task_id}: port {self.port!r} is not 0 (any free port) or a TCP port",
                                     field="port", reason="invalid")
         version = self.resolve_model_version(self.model_name, self.model_version)
+        capture_dir = self._capture_dir()
         with self.hook.locked_state(self.model_name) as state:
             live, candidate = state.live, state.candidate
+            state.capture_dir = capture_dir
             if live is not None and live.version == version and is_running(live):
                 self.log.info("v%s already is the live server of %s on %s", version, self.model_name, live.url)
                 server, role, action = live, "live", "unchanged"
-            elif candidate is not None and candidate.version == version and is_running(candidate):
+            elif (candidate is not None and candidate.version == version and is_running(candidate)
+                  and candidate.capture_dir == capture_dir):  # another capture setting: started again
                 self.log.info("v%s already runs as the candidate on %s (rerun): reusing it", version, candidate.url)
                 server, role, action = candidate, "candidate", "unchanged"
             else:
                 if candidate is not None:
                     self.log.info("Replacing the candidate v%s of %s", candidate.version, self.model_name)
                     self.hook.stop(candidate)
-                state.candidate = server = self.hook.start(self.model_name, version, host=str(self.host), port=port)
+                state.candidate = server = self.hook.start(self.model_name, version, host=str(self.host), port=port,
+                                                           capture_dir=capture_dir)
                 role, action = "candidate", "started"
         details = {"role": role, "action": action, "live_version": live.version if live else None}
         return self.wait_for(context, server, details)
@@ -253,7 +276,8 @@ class LocalRollbackModelVersionOperator(_LocalServingOperator, DeployTargetRollb
             else:
                 if live is not None and self.hook.stop(live):
                     stopped.append(live.version)
-                state.live = server = self.hook.start(self.model_name, champion, host=str(self.host))
+                state.live = server = self.hook.start(self.model_name, champion, host=str(self.host),
+                                                      capture_dir=state.capture_dir)
                 action = "started"
         self.log.info("@%s of %s is v%s: live on %s (%s; stopped %s)", self.alias, self.model_name, champion,
                       server.url, action, stopped or "nothing")

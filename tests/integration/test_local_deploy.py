@@ -53,6 +53,12 @@ def _servers_of(home: Path) -> list[int]:
             continue
         if b"serve" in cmdline and any(str(home / "serving" / "models").encode() in arg for arg in cmdline):
             pids.append(int(proc.name))
+        elif any(b"capture_server:app" in arg for arg in cmdline):  # the capturing server: its model is in env
+            try:
+                if str(home / "serving" / "models").encode() in (proc / "environ").read_bytes():
+                    pids.append(int(proc.name))
+            except OSError:
+                continue
     return pids
 
 
@@ -164,7 +170,7 @@ def test_rollback_starts_the_champion_or_skips_without_one(registry):
     assert state()["live"]["pid"] == started["pid"]
     stopped = LocalUndeployModelOperator(task_id="undeploy", model_name=MODEL).execute({})
     assert stopped == {"model_name": MODEL, "stopped_versions": [v1["version"]]}
-    assert not answers(started["url"]) and state() == {"model": MODEL, "live": None, "candidate": None}
+    assert not answers(started["url"]) and state() == {"model": MODEL, "live": None, "candidate": None, "capture_dir": ""}
 
 
 def test_deferred_deploy_round_trips_and_returns_the_sync_shape(registry):
@@ -292,3 +298,57 @@ def test_load_policy_and_quality_canary_decide_the_local_lane(registry_with_a_di
 
     promoted = run(LocalPromoteModelVersionOperator)
     assert promoted["model_version"] == v2["version"] and promoted["stopped_version"] == v1["version"]
+
+
+def test_capture_records_served_traffic_that_becomes_a_partition(registry, tmp_path, monkeypatch):
+    """With ``capture`` on, the server is MLflow's scoring app behind the capture middleware: the
+    answered calls (JSON and CSV) land as CloudEvents under MLOPS_HOME/capture/<model>/date=<day>/,
+    keyed by the caller's X-Request-Id; the provider's own checks do not. The online operator
+    turns the day into a partition of v1's rows."""
+    from datetime import datetime, timezone
+
+    import pandas as pd
+
+    from airflow_mlops_provider.core.settings import mlops_home
+    from airflow_mlops_provider.core.tasks import TASK_TYPE_TAG
+    from airflow_mlops_provider.operators.capture import CapturedTrafficToPartitionOperator
+
+    v1, _ = registry
+    MlflowHook().client.set_model_version_tag(MODEL, v1["version"], TASK_TYPE_TAG, "binary")
+    served = deploy(v1["version"], capture=True)
+    assert served["ready"] is True and state()["capture_dir"] == str(mlops_home().root / "capture" / MODEL)
+    run(LocalPromoteModelVersionOperator)
+
+    def post(body: bytes, content_type: str, request_id: str | None = None) -> tuple[dict, str | None]:
+        headers = {"Content-Type": content_type, **({"X-Request-Id": request_id} if request_id else {})}
+        req = urllib.request.Request(served["url"] + "/invocations", data=body, method="POST", headers=headers)
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read()), resp.headers.get("X-Request-Id")
+
+    answer, rid = post(json.dumps({"dataframe_split": {"columns": ["amount", "age"], "data": [[1.0, 0.0]]}}).encode(),
+                       "application/json", "tx-1")
+    assert rid == "tx-1" and len(answer["predictions"]) == 1
+    _, generated = post(b"amount,age\n2.0,1.0\n0.5,3.0\n", "text/csv")
+    assert generated and generated != "tx-1"
+    invoke(served["url"], [[1.0, 1.0]], ["amount", "age"])  # a release check: not traffic
+    with pytest.raises(urllib.error.HTTPError):  # refused by the model: not captured either
+        post(b'{"dataframe_split": {"columns": ["nope"], "data": [["x"]]}}', "application/json")
+
+    today = datetime.now(timezone.utc).date().isoformat()
+    files = list((mlops_home().root / "capture" / MODEL / f"date={today}").glob("*.jsonl"))
+    assert len(files) == 1 and files[0].name.startswith(f"{MODEL}-v{v1['version']}-")
+    events = [json.loads(line) for line in files[0].read_text().splitlines()]
+    assert [(e["id"], e["type"].rsplit(".", 1)[1], e["modelversion"]) for e in events] == [
+        ("tx-1", "request", v1["version"]), ("tx-1", "response", v1["version"]),
+        (generated, "request", v1["version"]), (generated, "response", v1["version"])]
+
+    monkeypatch.setenv("MLOPS_ALLOWED_ROOTS", f"{mlops_home().root}, {tmp_path}")
+    out = tmp_path / "online.parquet"
+    result = CapturedTrafficToPartitionOperator(
+        task_id="capture", model_name=MODEL, capture_format="cloudevents",
+        capture_path=str(mlops_home().root / "capture" / MODEL), output_path=str(out), day=today,
+        deploy_target="local").execute({})
+    assert result["rows"] == 3 and result["calls"] == 2 and result["versions"] == {v1["version"]: 3}
+    frame = pd.read_parquet(out)
+    assert sorted(frame["request_id"]) == sorted(["tx-1", f"{generated}#0", f"{generated}#1"])
+    assert frame.set_index("request_id").loc["tx-1", "amount"] == 1.0
