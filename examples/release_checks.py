@@ -1,4 +1,4 @@
-"""The release checks of a deployment lane: a load policy and a quality canary (docs/deployment.md).
+"""The release checks of a deployment lane: a load policy and a quality canary (docs/release.md).
 
 Every deploy target's config (the ``local`` / ``kserve`` / ``sagemaker`` Param of a retrain DAG)
 carries these keys; this is the policy a team would set for its fraud model, e.g.

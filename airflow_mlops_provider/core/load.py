@@ -13,7 +13,7 @@ supplies (``urllib`` for the local and KServe targets, ``boto3``'s ``invoke_endp
 SageMaker), so threads measure the same client path the smoke test and the bake use. Locust
 needs gevent's monkey-patching of the whole process, which must not happen inside an Airflow
 task (the task runner's supervisor sockets and the SDK's HTTP client share that process); see
-docs/deployment.md.
+docs/release.md.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ def test_file_blocks_show_the_file_verbatim(page, path, code):
 
 
 def test_there_are_verbatim_and_executed_blocks():
-    assert {p for p, _, _ in blocks("file")} >= {"pipelines.md", "monitoring.md"}
+    assert {p for p, _, _ in blocks("file")} >= {"pipelines.md", "monitoring.md", "release.md"}
     assert [p for p, _, _ in blocks("test")] == ["monitoring.md"]
 
 

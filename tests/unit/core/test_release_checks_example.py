@@ -1,4 +1,4 @@
-"""examples/release_checks.py (shown in docs/deployment.md) is a valid config of every built-in target."""
+"""examples/release_checks.py (shown in docs/release.md) is a valid config of every built-in target."""
 
 from __future__ import annotations
 
