@@ -236,9 +236,23 @@ def _body_values(kind: str, text: str, where: str) -> Any:
     return response_values(_json(text, where), where)
 
 
-def _check_rows(inputs: Any, outputs: Any, where: str) -> None:
+def _matched(inputs: Any, outputs: Any, where: str) -> Any:
+    """``outputs`` as one entry per request row (a lone scalar answer is one), checked against ``inputs``."""
+    if outputs.ndim == 0:
+        outputs = outputs.reshape(1)
     if len(outputs) != len(inputs):
         raise _fail(where, f"the response has {len(outputs)} predictions for {len(inputs)} request rows")
+    return outputs
+
+
+def _records(lines: Iterable[str], name: str, counts: CaptureCounts) -> Iterable[tuple[str, Any]]:
+    """``(where, parsed JSON)`` of each non-blank line; ``where`` is ``<name>:<line>`` for errors."""
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{name}:{n}"
+        counts.records += 1
+        yield where, _json(line, where)
 
 
 # -- formats -------------------------------------------------------------------------------------
@@ -246,12 +260,7 @@ def sagemaker_calls(lines: Iterable[str], features: Sequence[str], *, name: str,
                     version: str | None = None, counts: CaptureCounts | None = None) -> Iterable[Call]:
     """The answered calls of one SageMaker Data Capture file (``name`` for errors)."""
     counts = counts if counts is not None else CaptureCounts()
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{name}:{n}"
-        counts.records += 1
-        record = _json(line, where)
+    for where, record in _records(lines, name, counts):
         data = record.get("captureData") if isinstance(record, dict) else None
         meta = record.get("eventMetadata") if isinstance(record, dict) else None
         if not isinstance(data, dict) or not isinstance(meta, dict):
@@ -262,10 +271,7 @@ def sagemaker_calls(lines: Iterable[str], features: Sequence[str], *, name: str,
         if "endpointInput" not in data:
             raise _fail(where, "captureData has no endpointInput (capture both Input and Output)")
         inputs = _body_frame(*_decode(data["endpointInput"], where), features, where)
-        outputs = _body_values(*_decode(data["endpointOutput"], where), where)
-        if outputs.ndim == 0:
-            outputs = outputs.reshape(1)
-        _check_rows(inputs, outputs, where)
+        outputs = _matched(inputs, _body_values(*_decode(data["endpointOutput"], where), where), where)
         request_id = str(meta.get("inferenceId") or meta.get("eventId") or "")
         if not request_id:
             raise _fail(where, "eventMetadata has neither inferenceId nor eventId")
@@ -278,12 +284,7 @@ def cloudevent_calls(lines: Iterable[str], features: Sequence[str], *, name: str
     counts = counts if counts is not None else CaptureCounts()
     requests: dict[str, tuple[str, dict[str, Any]]] = {}
     responses: dict[str, tuple[str, dict[str, Any]]] = {}
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{name}:{n}"
-        counts.records += 1
-        event = _json(line, where)
+    for where, event in _records(lines, name, counts):
         if not isinstance(event, dict) or "id" not in event or "type" not in event:
             raise _fail(where, "not a CloudEvent in JSON format (needs id and type)")
         kind = str(event["type"])
@@ -308,9 +309,7 @@ def cloudevent_calls(lines: Iterable[str], features: Sequence[str], *, name: str
         else:
             answer = _event_data(response, answer_where)
             outputs = response_values(answer, answer_where)
-        if outputs.ndim == 0:
-            outputs = outputs.reshape(1)
-        _check_rows(inputs, outputs, answer_where)
+        outputs = _matched(inputs, outputs, answer_where)
         version = response.get("modelversion") or request.get("modelversion") or \
             (answer.get("model_version") if isinstance(answer, dict) else None)
         at = parse_time(request.get("time") or response.get("time"), where)

@@ -102,6 +102,7 @@ class CapturedTrafficToPartitionOperator(MlflowHookMixin, ObjectStorageMixin):
         from airflow_mlops_provider.core import ledger
         from airflow_mlops_provider.core.capture import (
             CaptureCounts,
+            CaptureError,
             calls_frame,
             cloudevent_calls,
             sagemaker_calls,
@@ -141,9 +142,15 @@ class CapturedTrafficToPartitionOperator(MlflowHookMixin, ObjectStorageMixin):
                 features = self._features_for(None, records, lines, version_at)
                 calls.extend(cloudevent_calls(lines, features, name=uri, counts=counts))
         task = None
-        if calls:
-            first = calls[0].version or version_at(calls[0].at)
-            task = self._version_facts(first)["task"] if first else None
+        for call in calls:  # the task type of the model (every version of one model has the same)
+            known = call.version or version_at(call.at)
+            if known:
+                task = self._version_facts(known)["task"]
+                break
+        if calls and task is None:
+            raise CaptureError(f"{len(calls)} captured calls of {self.model_name} on {day}: none names its model "
+                               "version, and the audit ledger names no version live at their times "
+                               f"(deploy_target {self.deploy_target!r})", model=self.model_name, day=str(day))
         frame = None if task is None else calls_frame(
             calls, task_type=task, classes_of=lambda v: self._version_facts(v)["classes"], version_at=version_at,
             day=day, counts=counts)

@@ -108,6 +108,17 @@ def test_kserve_logger_events_take_the_version_the_ledger_says_was_live(versions
     assert frame.loc["r1", "model_version"] == "1" and frame.loc["r2", "model_version"] == "2"
     assert [p.name for p in out.parent.iterdir()] == ["date=2026-11-21.parquet"]  # no temp file left
 
+    # Before the first promotion nothing names the version that answered: refused, not guessed.
+    early = tmp_path / "sink" / "date=2026-11-19"
+    early.mkdir()
+    (early / "events.jsonl").write_text("\n".join([
+        ev("request", "r0", "2026-11-19T08:00:00Z", {"instances": [{"amount": 1.0, "age": 2.0}]}),
+        ev("response", "r0", "2026-11-19T08:00:00Z", {"predictions": [[0.5, 0.5]]})]))
+    with pytest.raises(CaptureError, match="1 captured calls of fraud on 2026-11-19: none names its model version"):
+        run(capture_format="cloudevents", capture_path=str(tmp_path / "sink"),
+            output_path=str(tmp_path / "online" / "date=2026-11-19.parquet"), day="2026-11-19", deploy_target="kserve")
+    assert not (tmp_path / "online" / "date=2026-11-19.parquet").exists()
+
     with pytest.raises(AirflowSkipException, match="no answered call of fraud captured on 2026-11-22"):
         run(capture_format="cloudevents", capture_path=str(tmp_path / "sink"),
             output_path=str(tmp_path / "online" / "date=2026-11-22.parquet"), day="2026-11-22")
