@@ -56,6 +56,9 @@ MODEL_VERSION = "model_version"
 KSERVE_REQUEST = "org.kubeflow.serving.inference.request"
 KSERVE_RESPONSE = "org.kubeflow.serving.inference.response"
 _VERSION_SEGMENT = re.compile(r"^v(\d+)$")
+#: The inference id of the provider's own release checks against a SageMaker endpoint (smoke test,
+#: bake, load test, quality canary): Data Capture records them, the online partition leaves them out.
+CHECK_INFERENCE_PREFIX = "mlops-check-"
 
 
 class CaptureError(DataFileError):
@@ -81,11 +84,13 @@ class CaptureCounts:
     rows: int = 0
     unanswered: int = 0
     other_days: int = 0
+    checks: int = 0
     versions: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"files": self.files, "records": self.records, "calls": self.calls, "rows": self.rows,
-                "unanswered": self.unanswered, "other_days": self.other_days, "versions": dict(self.versions)}
+                "unanswered": self.unanswered, "other_days": self.other_days, "checks": self.checks,
+                "versions": dict(self.versions)}
 
 
 def _fail(where: str, why: str) -> CaptureError:
@@ -265,6 +270,9 @@ def sagemaker_calls(lines: Iterable[str], features: Sequence[str], *, name: str,
         meta = record.get("eventMetadata") if isinstance(record, dict) else None
         if not isinstance(data, dict) or not isinstance(meta, dict):
             raise _fail(where, "not a SageMaker Data Capture record (no captureData / eventMetadata)")
+        if str(meta.get("inferenceId") or "").startswith(CHECK_INFERENCE_PREFIX):
+            counts.checks += 1  # the provider's own release check, not traffic
+            continue
         if "endpointOutput" not in data:
             counts.unanswered += 1
             continue
@@ -417,6 +425,6 @@ def calls_frame(calls: Sequence[Call], *, task_type: Any, classes_of: Callable[[
                                                            ignore_index=True)
 
 
-__all__ = ["CAPTURED_AT", "FORMATS", "MODEL_VERSION", "REQUEST_ID", "Call", "CaptureCounts", "CaptureError",
+__all__ = ["CAPTURED_AT", "CHECK_INFERENCE_PREFIX", "FORMATS", "MODEL_VERSION", "REQUEST_ID", "Call", "CaptureCounts", "CaptureError",
            "calls_frame", "cloudevent_calls", "request_frame", "response_values", "sagemaker_calls",
            "sagemaker_day_of", "version_of_path"]

@@ -384,13 +384,19 @@ def smoke_test_endpoint(hook: Any, endpoint: str, rows: list[list[Any]], timeout
     :class:`SageMakerError` (``reason="smoke"``) when the call fails, is too slow, or does not
     return exactly one prediction per row.
     """
+    import uuid
+
+    from airflow_mlops_provider.core.capture import CHECK_INFERENCE_PREFIX
+
     payload = json.dumps(scoring_request(rows, columns))
     client = hook.conn
+    # The provider's own checks are not traffic: Data Capture records this id, the online partition leaves it out.
+    inference_id = f"{CHECK_INFERENCE_PREFIX}{uuid.uuid4().hex}"
     started = time.monotonic()
     try:
         response = aws_call("InvokeEndpoint", lambda: client.invoke_endpoint(
-            EndpointName=endpoint, ContentType="application/json", Accept="application/json", Body=payload),
-            attempts=throttle_attempts, endpoint=endpoint)
+            EndpointName=endpoint, ContentType="application/json", Accept="application/json", Body=payload,
+            InferenceId=inference_id), attempts=throttle_attempts, endpoint=endpoint)
         raw = response["Body"].read()
     except SageMakerError:
         raise

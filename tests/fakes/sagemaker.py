@@ -163,7 +163,8 @@ class SageMakerFake:
                     json.dumps(body)
             payload = json.loads(resp.body)
             fake.invocations.append({"endpoint": name, "config": endpoint.endpoint_config_name,
-                                     "content_type": resp.headers.get("Content-Type"), "payload": payload})
+                                     "content_type": resp.headers.get("Content-Type"), "payload": payload,
+                                     "inference_id": resp.headers.get("X-Amzn-SageMaker-Inference-Id")})
             if fake.invoke_delay:
                 time.sleep(fake.invoke_delay)
             rows = payload["dataframe_split"]["data"]

@@ -141,6 +141,7 @@ def test_first_deploy_creates_everything_and_serves(sm, versions):
     assert smoke["endpoint_name"] == ENDPOINT and smoke["rows"] == 3 and len(smoke["predictions"]) == 3
     assert smoke["latency_ms"] < 5000
     assert sm.invocations[-1]["content_type"] == "application/json"
+    assert sm.invocations[-1]["inference_id"].startswith("mlops-check-")  # left out of the online partition
     assert sm.invocations[-1]["payload"] == {"dataframe_split": {"columns": ["a", "b"],
                                                                  "data": [[0.0, 1.0], [2.0, 1.0], [1.0, 1.0]]}}
 

@@ -58,8 +58,15 @@ def test_sagemaker_csv_json_and_base64_records_become_rows_with_request_ids():
     assert frame["amount"].tolist() == [1.5, 0.1, 2.0, 0.5] and frame["age"].tolist() == [2.0, 3.0, 1.0, 1.0]
     assert np.allclose(frame["score"], [0.8, 0.1, 0.7, 0.25])
     assert set(frame["model_version"]) == {"3"}
-    assert counts.to_dict() | {} == {"files": 0, "records": 3, "calls": 3, "rows": 4, "unanswered": 0,
-                                     "other_days": 0, "versions": {"3": 4}}
+    assert counts.to_dict() == {"files": 0, "records": 3, "calls": 3, "rows": 4, "unanswered": 0,
+                                "other_days": 0, "checks": 0, "versions": {"3": 4}}
+    # The provider's own release checks (their inference id says so) are not traffic.
+    check = sm_record("e9", "2026-11-21T10:00:03Z", "0.5,1.0", "0.3", out_type="text/csv", out_enc="CSV",
+                      inference_id="mlops-check-0a1b")
+    counts = CaptureCounts()
+    assert [c.request_id for c in sagemaker_calls([lines[0], check], FEATURES, name="f", version="3",
+                                                  counts=counts)] == ["tx-1"]
+    assert counts.checks == 1 and counts.records == 2
 
 
 def test_kserve_v1_and_v2_events_pair_by_id_and_take_the_version_from_the_event_or_the_history():
