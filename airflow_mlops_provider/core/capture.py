@@ -38,11 +38,12 @@ Pure: json, base64, csv, numpy and pandas only (no Airflow, no MLflow).
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import io
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
@@ -250,6 +251,18 @@ def _matched(inputs: Any, outputs: Any, where: str) -> Any:
     return outputs
 
 
+@contextlib.contextmanager
+def _naming(where: str) -> Iterator[None]:
+    """A payload pandas or numpy cannot read (ragged rows, text where numbers belong) fails naming
+    the file and the line, like every other capture error."""
+    try:
+        yield
+    except CaptureError:
+        raise
+    except (ValueError, TypeError) as err:
+        raise _fail(where, f"the payload cannot be read: {err}") from None
+
+
 def _records(lines: Iterable[str], name: str, counts: CaptureCounts) -> Iterable[tuple[str, Any]]:
     """``(where, parsed JSON)`` of each non-blank line; ``where`` is ``<name>:<line>`` for errors."""
     for n, line in enumerate(lines, 1):
@@ -278,8 +291,9 @@ def sagemaker_calls(lines: Iterable[str], features: Sequence[str], *, name: str,
             continue
         if "endpointInput" not in data:
             raise _fail(where, "captureData has no endpointInput (capture both Input and Output)")
-        inputs = _body_frame(*_decode(data["endpointInput"], where), features, where)
-        outputs = _matched(inputs, _body_values(*_decode(data["endpointOutput"], where), where), where)
+        with _naming(where):
+            inputs = _body_frame(*_decode(data["endpointInput"], where), features, where)
+            outputs = _matched(inputs, _body_values(*_decode(data["endpointOutput"], where), where), where)
         request_id = str(meta.get("inferenceId") or meta.get("eventId") or "")
         if not request_id:
             raise _fail(where, "eventMetadata has neither inferenceId nor eventId")
@@ -307,17 +321,19 @@ def cloudevent_calls(lines: Iterable[str], features: Sequence[str], *, name: str
         if event_id not in responses:
             continue
         answer_where, response = responses[event_id]
-        if "csv" in str(request.get("datacontenttype") or ""):
-            inputs = _csv_rows(_event_text(request, where), features, where)
-        else:
-            inputs = request_frame(_event_data(request, where), features, where)
-        if "csv" in str(response.get("datacontenttype") or ""):
-            answer = None
-            outputs = _body_values("text/csv", _event_text(response, answer_where), answer_where)
-        else:
-            answer = _event_data(response, answer_where)
-            outputs = response_values(answer, answer_where)
-        outputs = _matched(inputs, outputs, answer_where)
+        with _naming(where):
+            if "csv" in str(request.get("datacontenttype") or ""):
+                inputs = _csv_rows(_event_text(request, where), features, where)
+            else:
+                inputs = request_frame(_event_data(request, where), features, where)
+        with _naming(answer_where):
+            if "csv" in str(response.get("datacontenttype") or ""):
+                answer = None
+                outputs = _body_values("text/csv", _event_text(response, answer_where), answer_where)
+            else:
+                answer = _event_data(response, answer_where)
+                outputs = response_values(answer, answer_where)
+            outputs = _matched(inputs, outputs, answer_where)
         version = response.get("modelversion") or request.get("modelversion") or \
             (answer.get("model_version") if isinstance(answer, dict) else None)
         at = parse_time(request.get("time") or response.get("time"), where)

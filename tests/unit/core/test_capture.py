@@ -110,6 +110,11 @@ def test_kserve_v1_and_v2_events_pair_by_id_and_take_the_version_from_the_event_
      "time 'yesterday' is not ISO-8601"),
     (sm_record("e", "2026-11-21T10:00:00Z", "1.0,2.0", "0.1", out_enc="GZIP"), "unknown encoding 'GZIP'"),
     (json.dumps({"hello": 1}), "not a SageMaker Data Capture record"),
+    (sm_record("e", "2026-11-21T10:00:00Z", json.dumps({"instances": [[1.0, 2.0, 3.0]]}), "0.1",
+               in_type="application/json", in_enc="JSON", out_type="text/csv", out_enc="CSV"),
+     "the payload cannot be read: .*columns"),
+    (sm_record("e", "2026-11-21T10:00:00Z", "1.0,2.0", json.dumps({"predictions": [["high"]]})),
+     "the payload cannot be read: could not convert string to float"),
 ])
 def test_a_bad_sagemaker_record_names_the_file_the_line_and_why(line, why):
     lines = [sm_record("ok", "2026-11-21T10:00:00Z", "1.0,2.0", "0.4", out_type="text/csv", out_enc="CSV"), line]
