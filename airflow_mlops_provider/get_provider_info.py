@@ -59,6 +59,18 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "/data/ml, s3://ml-bucket/scores",
                         "default": "",
                     },
+                    "mlflow_webhook_secret": {
+                        "description": "The secret MLflow signs its registry webhooks with (`airflow mlops "
+                                       "webhook --url <api-server>/mlops-webhooks/mlflow` registers them): the "
+                                       "api-server then records an alias moved outside the pipeline in the "
+                                       "audit ledger at once. Empty: webhooks are refused, and the reconcile "
+                                       "step of every run and the alias-audit DAG catch such moves.\n",
+                        "version_added": None,
+                        "type": "string",
+                        "sensitive": True,
+                        "example": None,
+                        "default": "",
+                    },
                 },
             },
         },

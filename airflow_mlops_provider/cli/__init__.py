@@ -1,10 +1,11 @@
-"""The provider's command line: ``init`` (pool, folders, allowed roots), ``doctor`` (what works) and
-``history`` (which version was live when, and why; two versions side by side).
+"""The provider's command line: ``init`` (pool, folders, allowed roots), ``doctor`` (what works),
+``history`` (which version was live when, and why; two versions side by side) and ``webhook``
+(MLflow reports alias moves to the api-server at once).
 
 Two doors, one implementation (:mod:`airflow_mlops_provider.cli.commands`):
 
-- the console script ``airflow-mlops init|doctor|history`` (:func:`main`);
-- ``airflow mlops init|doctor|history`` through the provider's CLI hook (:func:`get_cli_commands`,
+- the console script ``airflow-mlops init|doctor|history|webhook`` (:func:`main`);
+- ``airflow mlops init|doctor|history|webhook`` through the provider's CLI hook (:func:`get_cli_commands`,
   listed under ``cli`` in the provider info).
 
 Nothing heavy is imported here: Airflow builds its parser from this module on every ``airflow`` call.
@@ -46,6 +47,13 @@ HISTORY_ARGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--mlflow-conn-id",), {"default": "mlflow_default", "help": "MLflow connection"}),
 ]
 
+WEBHOOK_ARGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (("--url",), {"required": True, "help": "where MLflow's server reaches the api-server's receiver: "
+                                            "<api-server URL>/mlops-webhooks/mlflow"}),
+    (("--mlflow-conn-id",), {"default": "mlflow_default", "help": "MLflow connection (a tracking server: "
+                                                                  "the embedded store sends no webhooks)"}),
+]
+
 
 def _add(parser: argparse.ArgumentParser, args: list[tuple[tuple[str, ...], dict[str, Any]]]) -> None:
     for flags, kwargs in args:
@@ -61,6 +69,8 @@ def build_parser(prog: str = "airflow-mlops") -> argparse.ArgumentParser:
          DOCTOR_ARGS)
     _add(sub.add_parser("history", help="which version an alias or deploy target served at a time, and why"),
          HISTORY_ARGS)
+    _add(sub.add_parser("webhook", help="register the MLflow webhook that reports alias moves to the ledger"),
+         WEBHOOK_ARGS)
     return parser
 
 
@@ -70,11 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     return {"init": commands.init_command, "doctor": commands.doctor_command,
-            "history": commands.history_command}[args.command](args)
+            "history": commands.history_command, "webhook": commands.webhook_command}[args.command](args)
 
 
 def get_cli_commands() -> list[Any]:
-    """``airflow mlops init|doctor|history``: the provider's CLI hook (``cli`` in the provider info)."""
+    """``airflow mlops init|doctor|history|webhook``: the provider's CLI hook (``cli`` in the provider info)."""
     from airflow.cli.cli_config import ActionCommand, Arg, GroupCommand, lazy_load_command
 
     def arguments(spec: list[tuple[tuple[str, ...], dict[str, Any]]]) -> tuple[Any, ...]:
@@ -84,7 +94,7 @@ def get_cli_commands() -> list[Any]:
         # Airflow ignores an action's return value: exit with the check's status instead.
         return lazy_load_command(f"airflow_mlops_provider.cli.commands.{name}_and_exit")
 
-    return [GroupCommand(name="mlops", help="Set up and check the MLOps provider (init, doctor, history)",
+    return [GroupCommand(name="mlops", help="Set up and check the MLOps provider (init, doctor, history, webhook)",
                          subcommands=(
         ActionCommand(name="init", help="Create the promotion pool and the MLOPS_HOME folders; check allowed roots",
                       func=exiting("init"), args=arguments(INIT_ARGS)),
@@ -92,4 +102,6 @@ def get_cli_commands() -> list[Any]:
                       func=exiting("doctor"), args=arguments(DOCTOR_ARGS)),
         ActionCommand(name="history", help="Which version an alias or deploy target served at a time, and why",
                       func=exiting("history"), args=arguments(HISTORY_ARGS)),
+        ActionCommand(name="webhook", help="Register the MLflow webhook that reports alias moves to the ledger",
+                      func=exiting("webhook"), args=arguments(WEBHOOK_ARGS)),
     ))]

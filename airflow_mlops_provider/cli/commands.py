@@ -374,6 +374,29 @@ def history_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def webhook_command(args: argparse.Namespace) -> int:
+    """``webhook``: create or update the MLflow webhook of the alias events, signed with
+    ``[mlops] mlflow_webhook_secret`` (:mod:`airflow_mlops_provider.ui.webhooks`)."""
+    from airflow_mlops_provider.hooks.mlflow import MlflowHook
+    from airflow_mlops_provider.ui import webhooks
+
+    with _stdout_to_stderr():
+        hook = MlflowHook(mlflow_conn_id=args.mlflow_conn_id)
+        if not hook.tracking_uri.startswith(("http://", "https://")):
+            print(f"webhook: {args.mlflow_conn_id} points at {hook.tracking_uri!r}, not an MLflow tracking server: "
+                  "only a server sends webhooks (the audit DAG's reconcile step covers the embedded store)",
+                  file=sys.stderr)
+            return 2
+        try:
+            done = webhooks.register(hook.tracking_uri, args.url, webhooks.configured_secret())
+        except ValueError as err:
+            print(f"webhook: {err}", file=sys.stderr)
+            return 2
+    print(f"{done['action']} MLflow webhook {webhooks.WEBHOOK_NAME} ({done['webhook_id']}): "
+          f"{', '.join(done['events'])} -> {done['url']}")
+    return 0
+
+
 def _exit(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> Any:
     code = command(args)
     if code:
@@ -390,3 +413,7 @@ def doctor_and_exit(args: argparse.Namespace) -> None:
 
 def history_and_exit(args: argparse.Namespace) -> None:
     _exit(history_command, args)
+
+
+def webhook_and_exit(args: argparse.Namespace) -> None:
+    _exit(webhook_command, args)

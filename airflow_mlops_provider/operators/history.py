@@ -12,12 +12,43 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from airflow_mlops_provider.core.history import LEDGER_ALIASES
 from airflow_mlops_provider.core.settings import mlops_home
 from airflow_mlops_provider.operators.mixins import MlflowHookMixin
+
+
+def reconcile_aliases(hook: Any, name: str, aliases: Sequence[str] = LEDGER_ALIASES, *, seen_by: dict[str, Any],
+                      mlflow_reports: Callable[[dict[str, str]], dict[str, Any]] | None = None,
+                      ) -> tuple[dict[str, str], list[dict[str, Any]]] | None:
+    """MLflow's aliases of ``name`` now against the ledger: the ``external_change`` records appended.
+
+    Under the model's promotion lock, so a move the pipeline is making (alias set, ledger record
+    not yet written) is never taken for an outside one. ``mlflow_reports(aliases now)``: what
+    MLflow said about the change, recorded with it. Returns ``(MLflow's aliases now, records
+    appended)``, or None when ``name`` is not registered. Shared by
+    :class:`MlflowReconcileAliasesOperator` (every run, and the audit DAG's schedule) and the
+    Models view's MLflow webhook receiver (at once, when MLflow reports an alias move).
+    """
+    from mlflow.exceptions import MlflowException
+
+    from airflow_mlops_provider.core import ledger
+    from airflow_mlops_provider.core.history import reconcile
+
+    home = mlops_home()
+    with ledger.file_lock(home.root / "locks" / f"promote-{name}.lock"):
+        try:
+            registered = hook.client.get_registered_model(name)
+        except MlflowException as err:
+            if "RESOURCE_DOES_NOT_EXIST" not in str(getattr(err, "error_code", "")) + str(err):
+                raise
+            return None
+        now = {str(k): str(v) for k, v in (registered.aliases or {}).items()}
+        found = reconcile(ledger.read(home.ledger_path), name, now, aliases=list(aliases), seen_by=seen_by,
+                          mlflow_reports=mlflow_reports(now) if mlflow_reports else None)
+        return now, [ledger.append(home.ledger_path, record) for record in found]
 
 
 class MlflowReconcileAliasesOperator(MlflowHookMixin):
@@ -42,26 +73,16 @@ class MlflowReconcileAliasesOperator(MlflowHookMixin):
         self.aliases = aliases
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from mlflow.exceptions import MlflowException
-
-        from airflow_mlops_provider.core import ledger
-        from airflow_mlops_provider.core.history import reconcile
         from airflow_mlops_provider.hooks.prometheus import ledger_count, push_task_metrics
 
         home = mlops_home()
         ti = context["ti"]
-        with ledger.file_lock(home.root / "locks" / f"promote-{self.name}.lock"):
-            try:
-                registered = self.hook.client.get_registered_model(self.name)
-            except MlflowException as err:
-                if "RESOURCE_DOES_NOT_EXIST" not in str(getattr(err, "error_code", "")) + str(err):
-                    raise
-                self.log.info("%s is not registered yet: no alias to reconcile", self.name)
-                return {"model": self.name, "aliases": {}, "champion": None, "external_changes": []}
-            now = {str(k): str(v) for k, v in (registered.aliases or {}).items()}
-            found = reconcile(ledger.read(home.ledger_path), self.name, now, aliases=list(self.aliases),
-                              seen_by={"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id})
-            appended = [ledger.append(home.ledger_path, record) for record in found]
+        found = reconcile_aliases(self.hook, self.name, list(self.aliases),
+                                  seen_by={"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id})
+        if found is None:
+            self.log.info("%s is not registered yet: no alias to reconcile", self.name)
+            return {"model": self.name, "aliases": {}, "champion": None, "external_changes": []}
+        now, appended = found
         for record in appended:
             self.log.warning("%s @%s moved outside the pipeline: v%s -> v%s (MLflow records no author or time; "
                              "seen by %s / %s)", self.name, record["alias"], record["from_version"],

@@ -17,6 +17,8 @@ from airflow.plugins_manager import AirflowPlugin
 
 from airflow_mlops_provider.listeners import promotion_pool
 from airflow_mlops_provider.ui import models_app
+from airflow_mlops_provider.ui.webhooks import URL_PREFIX as WEBHOOKS_URL_PREFIX
+from airflow_mlops_provider.ui.webhooks import webhooks_app
 
 #: The plugin's name: Airflow registers one plugin per name (the first one found wins).
 PLUGIN_NAME = "mlops_models"
@@ -24,7 +26,9 @@ PLUGIN_NAME = "mlops_models"
 
 class MlopsModelsPlugin(AirflowPlugin):
     name = PLUGIN_NAME
-    fastapi_apps = [{"app": models_app, "url_prefix": "/mlops", "name": "MLOps Models view"}]
+    fastapi_apps = [{"app": models_app, "url_prefix": "/mlops", "name": "MLOps Models view"},
+                    # MLflow's registry webhooks (signed; no Airflow login): alias moves to the ledger at once.
+                    {"app": webhooks_app, "url_prefix": WEBHOOKS_URL_PREFIX, "name": "MLOps MLflow webhooks"}]
     external_views = [{
         "name": "Models",
         "href": "/mlops/models",

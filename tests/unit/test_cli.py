@@ -21,7 +21,8 @@ def test_both_doors_take_the_same_commands_and_arguments():
     flags = {c.name: sorted(a.flags[0] for a in c.args) for c in group.subcommands}
     assert flags == {"init": ["--allowed-roots", "--data-repo", "--pool"],
                      "doctor": ["--dvc-conn-id", "--mlflow-conn-id", "--pool", "--storage-conn-id"],
-                     "history": ["--alias", "--at", "--compare", "--json", "--mlflow-conn-id", "--model", "--target"]}
+                     "history": ["--alias", "--at", "--compare", "--json", "--mlflow-conn-id", "--model", "--target"],
+                     "webhook": ["--mlflow-conn-id", "--url"]}
 
 
 def test_the_provider_info_lists_the_cli_and_the_plugin():
@@ -31,7 +32,8 @@ def test_the_provider_info_lists_the_cli_and_the_plugin():
     assert info["cli"] == ["airflow_mlops_provider.cli.get_cli_commands"]
     assert info["plugins"] == [{"name": "mlops_models",
                                 "plugin-class": "airflow_mlops_provider.ui.plugin.MlopsModelsPlugin"}]
-    assert set(info["config"]["mlops"]["options"]) == {"home", "allowed_roots"}
+    assert set(info["config"]["mlops"]["options"]) == {"home", "allowed_roots", "mlflow_webhook_secret"}
+    assert info["config"]["mlops"]["options"]["mlflow_webhook_secret"]["sensitive"] is True  # masked by Airflow
 
 
 def test_home_inside_an_installation_fails_naming_the_setting(tmp_path, monkeypatch):
