@@ -388,5 +388,16 @@ def s3_bucket(monkeypatch):
     client = boto3.client("s3", endpoint_url=url, aws_access_key_id="testing", aws_secret_access_key="testing",
                           region_name="us-east-1")
     client.create_bucket(Bucket="lake")
+    _forget_store("aws_lake")
     yield client
     server.stop()
+    _forget_store("aws_lake")
+
+
+def _forget_store(conn_id: str) -> None:
+    """Drop Airflow's cached object store of ``conn_id``: it keeps a connection's filesystem for the
+    process (right for a deployment, whose connection does not move), and each test's moto server
+    has its own port."""
+    from airflow.sdk.io import store
+
+    store._STORE_CACHE.pop(f"s3-{conn_id}", None)
