@@ -292,14 +292,18 @@ class SparkScoringBackend:
         _check_values(df, job.expected_types, job.input_path)
         result_type = "array<double>" if task.predict_method == "predict_proba" else "double"
         uri = f"models:/{job.model_name}/{job.model_version}"  # the pinned version, never the alias
-        model = mlflow.pyfunc.spark_udf(spark, uri, result_type=result_type, env_manager="local")
+        # MLflow's UDF hands the executors the driver's tracking URI, not its registry URI: an executor
+        # resolves models:/ against its own environment's MLFLOW_REGISTRY_URI (whatever the Spark
+        # server was started with) unless it is given this connection's.
+        registry = {"MLFLOW_REGISTRY_URI": mlflow.get_registry_uri(), "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()}
+        model = mlflow.pyfunc.spark_udf(spark, uri, result_type=result_type, env_manager="local", extra_env=registry)
         features = [F.col(f"`{c}`") for c in job.features]
         scored = df.select(*[F.col(f"`{k}`") for k in job.key_columns], model(*features).alias(_RAW))
         shadow = None
         if job.shadow_scorer is not None and config.get("shadow_version"):
             shadow = primary
             shadow_model = mlflow.pyfunc.spark_udf(spark, f"models:/{job.model_name}/{config['shadow_version']}",
-                                                   result_type=result_type, env_manager="local")
+                                                   result_type=result_type, env_manager="local", extra_env=registry)
             scored = df.select(*[F.col(f"`{k}`") for k in job.key_columns], model(*features).alias(_RAW),
                                shadow_model(*features).alias(_SHADOW_RAW))
         key_fields = [f for f in df.schema.fields if f.name in set(job.key_columns)]
