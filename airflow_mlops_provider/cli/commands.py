@@ -388,7 +388,7 @@ def webhook_command(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
         try:
-            done = webhooks.register(hook.tracking_uri, args.url, webhooks.configured_secret())
+            done = webhooks.register(hook.client, args.url, webhooks.configured_secret())
         except ValueError as err:
             print(f"webhook: {err}", file=sys.stderr)
             return 2

@@ -21,12 +21,7 @@ from typing import Any
 from airflow.providers.standard.operators.hitl import ApprovalOperator, HITLOperator
 
 from airflow_mlops_provider.exceptions import DeploymentRejected
-
-
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
+from airflow_mlops_provider.operators.deploy import truthy
 
 
 class DeploymentApprovalOperator(ApprovalOperator):
@@ -51,7 +46,7 @@ class DeploymentApprovalOperator(ApprovalOperator):
         self.required = required
 
     def execute(self, context: Any) -> Any:
-        if not _truthy(self.required):
+        if not truthy(self.required):
             self.log.info("Approval not required for this run: proceeding")
             return {"approved": True, "required": False, "by": None, "at": None, "timed_out": False}
         return super().execute(context)

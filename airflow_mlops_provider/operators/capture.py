@@ -97,8 +97,6 @@ class CapturedTrafficToPartitionOperator(MlflowHookMixin, ObjectStorageMixin):
         return self._facts[version]
 
     def execute(self, context: Any) -> dict[str, Any]:
-        import pandas as pd
-
         from airflow_mlops_provider.core import ledger
         from airflow_mlops_provider.core.capture import (
             CaptureCounts,
@@ -121,9 +119,7 @@ class CapturedTrafficToPartitionOperator(MlflowHookMixin, ObjectStorageMixin):
 
         def version_at(at: datetime) -> str | None:
             # What the target served then; without a target, what @champion named then.
-            found = live_at(records, self.model_name, at, target=served_by) if served_by else \
-                live_at(records, self.model_name, at)
-            return found["version"]
+            return live_at(records, self.model_name, at, target=served_by)["version"]
 
         counts = CaptureCounts()
         calls = []
@@ -134,12 +130,12 @@ class CapturedTrafficToPartitionOperator(MlflowHookMixin, ObjectStorageMixin):
                 lines = fh.read().decode("utf-8").splitlines()
             if self.capture_format == "sagemaker":
                 version = version_of_path(rel)
-                features = self._features_for(version, records, lines, version_at)
+                features = self._features_for(version, lines, version_at)
                 calls.extend(sagemaker_calls(lines, features, name=uri, version=version, counts=counts))
             else:
                 # A file may hold calls of several versions: each request is read with the
                 # signature of the version that answered it (one signature per model is usual).
-                features = self._features_for(None, records, lines, version_at)
+                features = self._features_for(None, lines, version_at)
                 calls.extend(cloudevent_calls(lines, features, name=uri, counts=counts))
         task = None
         for call in calls:  # the task type of the model (every version of one model has the same)
@@ -161,15 +157,13 @@ class CapturedTrafficToPartitionOperator(MlflowHookMixin, ObjectStorageMixin):
 
             raise AirflowSkipException(f"no answered call of {self.model_name} captured on {day} under "
                                        f"{self.capture_path} ({summary})")
-        frame = frame.reset_index(drop=True)
-        assert isinstance(frame, pd.DataFrame)
         self._write(frame, str(target))
         versions = counts.versions
         main_version = max(versions, key=lambda v: (versions[v], int(v) if v.isdigit() else 0))
         print(f"online partition {target}: {len(frame)} rows from {counts.calls} calls, versions {versions}")
         return {"output_path": str(target), "model_version": main_version, **summary}
 
-    def _features_for(self, version: str | None, records: list, lines: list[str], version_at: Any) -> list[str]:
+    def _features_for(self, version: str | None, lines: list[str], version_at: Any) -> list[str]:
         """The signature's columns for the version a file's calls were answered by (its path's, or
         the one live at its first record's time, or the champion's)."""
         if version is None:
@@ -206,13 +200,7 @@ class CapturedTrafficToPartitionOperator(MlflowHookMixin, ObjectStorageMixin):
         return None
 
     def _write(self, frame: Any, uri: str) -> None:
-        from airflow_mlops_provider.core.files import atomic_path
-        from airflow_mlops_provider.hooks.storage import is_remote, local_file
-
-        if not is_remote(uri):
-            with atomic_path(local_file(uri)) as tmp:
-                frame.to_parquet(tmp, index=False)
-            return
+        """The partition, published whole (the storage hook's temp-and-rename, or one PUT)."""
         with tempfile.TemporaryDirectory(prefix="mlops-capture-") as workdir:
             local = Path(workdir) / "online.parquet"
             frame.to_parquet(local, index=False)

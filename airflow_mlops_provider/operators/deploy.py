@@ -37,6 +37,13 @@ def config_field(config: str, key: str) -> str:
     return "{{ " + config + "." + key + " }}"
 
 
+def truthy(value: Any) -> bool:
+    """A flag as a template renders it (``"True"``, ``"false"``, ``"1"``...) or as given."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
 def optional_config_field(config: str, key: str) -> str:
     """Like :func:`config_field` for a key a run's config may lack (one given in full by an older
     trigger: Airflow replaces a dict Param whole and renders with StrictUndefined); it renders

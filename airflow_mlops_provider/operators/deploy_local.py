@@ -22,6 +22,7 @@ from airflow_mlops_provider.operators.deploy import (
     DeploymentVerifyOperator,
     DeployTargetOperator,
     DeployTargetRollbackOperator,
+    truthy,
 )
 from airflow_mlops_provider.version_compat import BaseOperator
 
@@ -116,7 +117,7 @@ class LocalDeployModelVersionOperator(_LocalServingOperator):
         self.capture_path = capture_path
 
     def _capture_dir(self) -> str:
-        if str(self.capture).strip().lower() not in ("true", "1", "yes", "on"):
+        if not truthy(self.capture):
             return ""
         if self.capture_path not in (None, "", "None"):
             from airflow_mlops_provider.paths import require_allowed

@@ -55,10 +55,15 @@ def batch_scoring_params(model: ModelConfig, shards: int | None = None) -> dict[
         "explain_top_k": param(model.explain_top_k, type="integer", minimum=0, maximum=MAX_EXPLAIN_TOP_K,
                                description="Per-row reason codes: the top k features and their contributions "
                                            "(reason_<i>_feature / reason_<i>_contribution); 0: none"),
-        "drift_policy": param(dict(model.drift_policy), type="object", schema=DRIFT_POLICY_SCHEMA,
-                              description="When drift schedules a retrain: share of drifted features, key "
-                                          "features, or drifted model outputs"),
+        "drift_policy": drift_policy_param(model),
     }
+
+
+def drift_policy_param(model: ModelConfig) -> Any:
+    """The ``drift_policy`` Param (the batch and the online pipelines' drift check)."""
+    return param(dict(model.drift_policy), type="object", schema=DRIFT_POLICY_SCHEMA,
+                 description="When drift schedules a retrain: share of drifted features, key features, or "
+                             "drifted model outputs")
 
 
 def batch_scoring_pipeline(model: ModelConfig, *, input_path: str = INPUT_PATH, output_path: str = OUTPUT_PATH,

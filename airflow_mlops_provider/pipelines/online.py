@@ -42,15 +42,13 @@ def online_scores_path(model: ModelConfig) -> str:
 
 
 def online_monitoring_params(model: ModelConfig) -> dict[str, Any]:
-    from airflow_mlops_provider.pipelines.batch import DRIFT_POLICY_SCHEMA
+    from airflow_mlops_provider.pipelines.batch import drift_policy_param
 
     return {
         "output_path": param("", type="string", maxLength=PATH_MAX_LENGTH,
                              description="Where the day's online partition goes (inside the allowed roots); "
                                          f"empty: MLOPS_HOME/outputs/online/{model.name}/date=<ds>.parquet"),
-        "drift_policy": param(dict(model.drift_policy), type="object", schema=DRIFT_POLICY_SCHEMA,
-                              description="When drift schedules a retrain: share of drifted features, key "
-                                          "features, or drifted model outputs"),
+        "drift_policy": drift_policy_param(model),
     }
 
 

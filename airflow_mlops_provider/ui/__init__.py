@@ -11,23 +11,22 @@ the registry, so the first page a user sees does not pay for them.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 
-class LazyModelsApp:
-    """An ASGI app that builds :func:`~airflow_mlops_provider.ui.models_view.create_app` on first use."""
+class LazyApp:
+    """An ASGI app that calls ``build()`` for the real app on its first request (once, under a lock)."""
 
-    def __init__(self) -> None:
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build_app = build
         self._app: Any = None
         self._lock = threading.Lock()
 
     def _build(self) -> Any:
         with self._lock:
             if self._app is None:
-                from airflow_mlops_provider.ui.models_view import create_app, warm_up
-
-                self._app = create_app()
-                threading.Thread(target=warm_up, name="mlops-models-warm-up", daemon=True).start()
+                self._app = self._build_app()
         return self._app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -35,4 +34,13 @@ class LazyModelsApp:
         await app(scope, receive, send)
 
 
-models_app = LazyModelsApp()
+def _models_view() -> Any:
+    """:func:`~airflow_mlops_provider.ui.models_view.create_app`, and its background warm-up."""
+    from airflow_mlops_provider.ui.models_view import create_app, warm_up
+
+    app = create_app()
+    threading.Thread(target=warm_up, name="mlops-models-warm-up", daemon=True).start()
+    return app
+
+
+models_app = LazyApp(_models_view)

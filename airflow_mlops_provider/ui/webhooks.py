@@ -23,9 +23,10 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
 from typing import Any
+
+from airflow_mlops_provider.ui import LazyApp
 
 SIGNATURE_HEADER = "x-mlflow-signature"
 TIMESTAMP_HEADER = "x-mlflow-timestamp"
@@ -136,32 +137,17 @@ def create_app() -> Any:
     return app
 
 
-class LazyWebhooksApp:
-    """Built on the first delivery: importing the plugin stays cheap in every Airflow process."""
-
-    def __init__(self) -> None:
-        self._app: Any = None
-        self._lock = threading.Lock()
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if self._app is None:
-            with self._lock:
-                if self._app is None:
-                    self._app = create_app()
-        await self._app(scope, receive, send)
+#: Built on the first delivery: importing the plugin stays cheap in every Airflow process.
+webhooks_app = LazyApp(create_app)
 
 
-webhooks_app = LazyWebhooksApp()
-
-
-def register(tracking_uri: str | None, url: str, secret: str) -> dict[str, Any]:
-    """Create (or update) the MLflow webhook :data:`WEBHOOK_NAME` for the alias events to ``url``."""
-    from airflow_mlops_provider.hooks.mlflow import MlflowHook
-
+def register(client: Any, url: str, secret: str) -> dict[str, Any]:
+    """Create (or update), through ``client`` (an ``MlflowClient``, e.g. a connection's
+    ``MlflowHook().client`` with its credentials), the MLflow webhook :data:`WEBHOOK_NAME` for the
+    alias events to ``url``."""
     if not secret:
         raise ValueError("set [mlops] mlflow_webhook_secret (AIRFLOW__MLOPS__MLFLOW_WEBHOOK_SECRET) first: the "
                          "api-server refuses unsigned deliveries")
-    client = MlflowHook().client if tracking_uri is None else _client(tracking_uri)
     existing = [w for w in client.list_webhooks() if w.name == WEBHOOK_NAME]
     if existing:
         hook = client.update_webhook(existing[0].webhook_id, url=url, events=list(ALIAS_EVENTS), secret=secret,
@@ -172,9 +158,3 @@ def register(tracking_uri: str | None, url: str, secret: str) -> dict[str, Any]:
                                      description="Alias moves to the airflow-mlops-provider audit ledger")
         action = "created"
     return {"action": action, "webhook_id": hook.webhook_id, "url": url, "events": list(ALIAS_EVENTS)}
-
-
-def _client(tracking_uri: str) -> Any:
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)

@@ -70,9 +70,9 @@ def test_an_alias_moved_with_mlflow_client_is_recorded_at_once_and_our_own_moves
     with running_mlflow_server(root, env=SERVER_ENV) as url:
         monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps({"conn_type": "mlflow", "host": url}))
         v1, v2 = (v["version"] for v in register_versions(MODEL, tmp_path, champion=None))
-        done = webhooks.register(url, receiver, SECRET)
-        assert done["action"] == "created" and webhooks.register(url, receiver, SECRET)["action"] == "updated"
         client = MlflowClient(tracking_uri=url, registry_uri=url)
+        done = webhooks.register(client, receiver, SECRET)
+        assert done["action"] == "created" and webhooks.register(client, receiver, SECRET)["action"] == "updated"
         handled = []
         original = webhooks.handle
         monkeypatch.setattr(webhooks, "handle", lambda *a: handled.append(original(*a)) or handled[-1])
