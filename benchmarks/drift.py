@@ -155,7 +155,7 @@ def train_profile(reference: Path, work: Path) -> float:
     frame = pd.read_parquet(reference)
     features = list(frame.columns)
     (work / "profile.json").write_text(json.dumps(compute_profile(frame, features)))
-    sample_rows(frame[features]).to_parquet(work / "sample.parquet", index=False)
+    sample_rows(frame)[features].to_parquet(work / "sample.parquet", index=False)
     return time.perf_counter() - started
 
 

@@ -146,3 +146,18 @@ def thread_limits(threads: int | None) -> Iterator[None]:
 
     with threadpool_limits(limits=int(threads)):
         yield
+
+
+def single_threaded_openmp() -> None:
+    """Limit OpenMP to one thread in the calling thread (its own ICV): the initializer of the
+    threads that predict chunks side by side."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="openmp")
+
+
+def thread_limits_blas(threads: int) -> Any:
+    """A context limiting the BLAS thread pools (process-wide) to ``threads``."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=int(threads), user_api="blas")

@@ -309,7 +309,7 @@ class MlflowTrainModelOperator(MlflowHookMixin):
                 folder.mkdir()
                 profile = compute_profile(train, features, self.categorical_features)
                 (folder / files.PROFILE_FILE).write_text(json.dumps(profile))
-                sample_rows(train[features]).to_parquet(folder / files.SAMPLE_FILE, index=False)
+                sample_rows(train)[features].to_parquet(folder / files.SAMPLE_FILE, index=False)
                 prediction_profile = compute_profile(predicted, [primary],
                                                      [primary] if task.categorical_output else [])
                 (folder / files.PREDICTIONS_FILE).write_text(json.dumps(prediction_profile))

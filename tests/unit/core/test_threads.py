@@ -125,3 +125,77 @@ def test_thread_limits_bound_openmp_while_scoring_and_keep_scores_identical(tmp_
     expected = model.predict_proba(X)[:, 1]
     for limit, got in scores.items():
         assert np.array_equal(got, expected), limit
+
+
+class _SliceRecorder:
+    """A predict callable that declares itself thread-safe, as TaskScorer does on the raw
+    scikit-learn path, and records each call's thread, OpenMP limit and rows."""
+
+    thread_safe = True
+
+    def __init__(self, model):
+        import threading
+
+        self.model, self.calls, self.lock = model, [], threading.Lock()
+
+    def __call__(self, frame):
+        import threading
+
+        from threadpoolctl import threadpool_info
+
+        with self.lock:
+            self.calls.append((threading.current_thread().name, len(frame),
+                               {i["user_api"]: i["num_threads"] for i in threadpool_info()}.get("openmp")))
+        return self.model.predict_proba(frame)[:, 1]
+
+
+def test_a_thread_safe_model_predicts_slices_side_by_side_in_order(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from airflow_mlops_provider.core.scoring import score_file
+
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame(rng.normal(size=(5000, 3)), columns=list("abc"))
+    model = HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(X, (X["a"] > X["b"]).astype(int))
+    src = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"id": np.arange(len(X)), **{c: X[c] for c in X}}), src, row_group_size=1000)
+    predict = _SliceRecorder(model)
+    out = tmp_path / "out.parquet"
+    stats = score_file(src, out, predict, list("abc"), ["id"], chunk_rows=1000, threads=2)
+    table = pq.read_table(out)
+    assert stats.rows == 5000 and table.column("id").to_pylist() == list(range(5000))
+    assert np.array_equal(table.column("score").to_numpy(), model.predict_proba(X)[:, 1])
+    # Every 1000-row chunk went to the two predict threads as two 500-row slices, one OpenMP thread each.
+    assert len(predict.calls) == 10 and {rows for _, rows, _ in predict.calls} == {500}
+    assert {name.rsplit("_", 1)[0] for name, _, _ in predict.calls} == {"score-predict"}
+    assert {omp for _, _, omp in predict.calls} == {1}
+
+
+def test_a_slice_the_model_cannot_score_is_named_by_its_rows(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from airflow_mlops_provider.core.scoring import ScoringInputError, score_file
+
+    rng = np.random.default_rng(2)
+    X = pd.DataFrame(rng.normal(size=(2000, 2)), columns=list("ab"))
+    model = HistGradientBoostingClassifier(max_iter=5, random_state=0).fit(X, (X["a"] > 0).astype(int))
+    src = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"id": np.arange(len(X)), **{c: X[c] for c in X}}), src)
+    out = tmp_path / "out.parquet"
+    # The fourth call is one of the two slices of the second chunk (they run side by side).
+    calls = []
+
+    class Failing(_SliceRecorder):
+        def __call__(self, frame):
+            calls.append(len(frame))
+            if len(calls) == 4:
+                raise ValueError("cannot convert")
+            return self.model.predict_proba(frame)[:, 1]
+
+    with pytest.raises(ScoringInputError, match=r"rows (1000\.\.1499|1500\.\.1999) of") as info:
+        score_file(src, out, Failing(model), list("ab"), ["id"], chunk_rows=1000, threads=2)
+    assert "ValueError: cannot convert" in str(info.value) and not out.exists()
