@@ -154,7 +154,9 @@ def _wasserstein(ref: dict[str, Any], current_sorted: Any) -> float:
     """W1 = integral over u of |Q_ref(u) - Q_cur(u)|.
 
     Integrated piecewise between the merged step points of both quantile functions, so it is
-    exact wherever the reference is stored exactly (its tails) and interpolated in between.
+    exact wherever the reference is stored exactly (its tails) and interpolated in between. The
+    current's n steps are uniform (width 1/n): each is integrated at its midpoint, and only the
+    few steps a reference step point falls inside are cut at those points.
     """
     import numpy as np
 
@@ -168,15 +170,24 @@ def _wasserstein(ref: dict[str, Any], current_sorted: Any) -> float:
         np.linspace(0.0, 1.0, len(grid)),
     ]))
     steps = np.arange(n + 1) / n
-    # Merge the few reference step points into the current's (both sorted): no sort of n values.
-    breaks = np.insert(steps, np.searchsorted(steps, extra), extra)
-    width = np.diff(breaks)
-    keep = width > 0
-    width = width[keep]
-    mid = breaks[:-1][keep] + width / 2
-    cur_q = current_sorted[np.clip(np.ceil(mid * n).astype(np.int64) - 1, 0, n - 1)]
+    # The current's steps a reference point falls strictly inside (not on a step's edge).
+    at = np.clip(np.searchsorted(steps, extra, side="right") - 1, 0, n - 1)
+    inside = (extra > steps[at]) & (extra < steps[at + 1])
+    cut = np.unique(at[inside])
+    mid = (np.arange(n) + 0.5) / n
     # (not "@": a BLAS dot product may start threads that spin on a busy machine)
-    return float(np.sum(np.abs(cur_q - _reference_quantile_function(n_ref, low, high, grid, mid)) * width))
+    whole = np.abs(current_sorted - _reference_quantile_function(n_ref, low, high, grid, mid))
+    total = float(np.sum(whole) / n - np.sum(whole[cut]) / n) if len(cut) else float(np.sum(whole) / n)
+    if len(cut):
+        breaks = np.unique(np.concatenate([steps[cut], steps[cut + 1], extra[inside]]))
+        width = np.diff(breaks)
+        pieces = breaks[:-1] + width / 2
+        owner = np.clip(np.searchsorted(steps, pieces, side="right") - 1, 0, n - 1)
+        keep = np.isin(owner, cut) & (width > 0)  # pieces between two cut steps are not steps of their own
+        total += float(np.sum(np.abs(current_sorted[owner[keep]]
+                                     - _reference_quantile_function(n_ref, low, high, grid, pieces[keep]))
+                              * width[keep]))
+    return total
 
 
 def _z_test(ref_counts: dict[str, int], cur_counts: dict[str, int]) -> float:
