@@ -12,7 +12,7 @@ Both sides load the model before the clock; the clock covers read → predict �
 file. Ours runs as ``MlflowBatchScoreOperator`` does: :func:`prepare_scoring_threads` before the
 model is loaded, then :func:`score_file` with that thread count.
 
-    python benchmarks/scoring.py [--shape numeric|mixed|both] [--rows N] [--busy]
+    python benchmarks/scoring.py [--shape numeric|mixed|both] [--rows N] [--busy] [--chunk-rows N]
                                  [--ours-env GOMP_SPINCOUNT=300000 ...]
 
 ``--busy`` runs one CPU-bound busy-loop process per core during both sides (the state of a worker
@@ -20,8 +20,9 @@ running several tasks). ``--ours-env`` adds environment variables to our side on
 the effect of the OpenMP wait policy; a variable set there overrides what the provider would set).
 
 Prints one JSON line per shape: wall seconds, CPU-seconds (user + system, all threads), peak RSS
-and where the time went (read, Arrow → pandas, predict, write; ours overlaps read and write with
-predict in other threads) for both sides; ``ratio`` = baseline_s / ours_s, ``cpu_ratio`` =
+(and the RSS with the libraries imported and the model loaded, before the clock) and where the
+time went (read, Arrow → pandas, predict, write; ours overlaps read and write with predict in
+other threads, and its predict seconds are summed over the threads that predict) for both sides; ``ratio`` = baseline_s / ours_s, ``cpu_ratio`` =
 baseline_cpu_s / ours_cpu_s, ``memory_ratio`` = ours / baseline peak RSS, ``identical_scores``,
 and the load average before and after (the machine may be shared).
 """
@@ -49,6 +50,7 @@ CHANNELS = ["web", "app", "pos", "atm", "phone", "partner"]
 MIXED_NUMERIC = ["amount", "balance", "ratio", "age", "velocity", "external_score"]
 MIXED_INTEGER = ["hour", "tx_30d"]
 MIXED_CATEGORICAL = ["channel", "merchant"]
+CHUNK_ROWS_VAR = "BENCH_CHUNK_ROWS"  # --chunk-rows, handed to our side's process
 
 
 def numeric_frame(rng, n: int):
@@ -170,7 +172,7 @@ def run_ours(data: str, out: str, model_uri: str, tracking: str) -> dict:
     loaded_rss = current_rss_mb()
     cpu0, started = _cpu_seconds(), time.perf_counter()
     stats = score_file(data, out, task_scorer(model, "binary"), features, ["id"],
-                       constants={"model_version": "1"}, chunk_rows=int(os.environ.get("BENCH_CHUNK_ROWS", 100_000)),
+                       constants={"model_version": "1"}, chunk_rows=int(os.environ.get(CHUNK_ROWS_VAR, 100_000)),
                        threads=threads)
     seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu0
     return {"seconds": seconds, "cpu_seconds": cpu, "rows": stats.rows, "peak_rss_mb": own_peak_rss_mb(),
@@ -271,6 +273,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=None,
                         help=f"rows per shape (default: {DEFAULT_ROWS})")
     parser.add_argument("--busy", action="store_true", help="one busy-loop process per core during both sides")
+    parser.add_argument("--chunk-rows", type=int, default=100_000,
+                        help="rows per chunk of our side (MlflowBatchScoreOperator's chunk_rows; default 100,000)")
     parser.add_argument("--ours-env", action="append", default=[], metavar="NAME=VALUE",
                         help="an environment variable for our side only (repeatable)")
     parser.add_argument("--child", nargs=5, metavar=("MODE", "DATA", "OUT", "MODEL", "TRACKING"))
@@ -280,6 +284,7 @@ def main() -> None:
         emit((run_ours if mode == "ours" else run_baseline)(data, out, model_uri, tracking))
         return
     ours_env = dict(item.split("=", 1) for item in args.ours_env)
+    os.environ[CHUNK_ROWS_VAR] = str(args.chunk_rows)  # read by our side's child
     shapes = ["numeric", "mixed"] if args.shape == "both" else [args.shape]
     failed = False
     with tempfile.TemporaryDirectory() as tmp:
