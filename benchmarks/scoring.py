@@ -22,8 +22,8 @@ the effect of the OpenMP wait policy; a variable set there overrides what the pr
 Prints one JSON line per shape: wall seconds, CPU-seconds (user + system, all threads), peak RSS
 (and the RSS with the libraries imported and the model loaded, before the clock) and where the
 time went (read, Arrow → pandas, predict, write; ours overlaps read and write with predict in
-other threads, and its predict seconds are summed over the threads that predict) for both sides; ``ratio`` = baseline_s / ours_s, ``cpu_ratio`` =
-baseline_cpu_s / ours_cpu_s, ``memory_ratio`` = ours / baseline peak RSS, ``identical_scores``,
+other threads, and its predict seconds are summed over the threads that predict) for both
+sides; ``ratio`` = baseline_s / ours_s, ``cpu_ratio`` = baseline_cpu_s / ours_cpu_s, ``memory_ratio`` = ours / baseline peak RSS, ``identical_scores``,
 and the load average before and after (the machine may be shared).
 """
 

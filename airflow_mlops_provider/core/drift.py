@@ -177,7 +177,7 @@ def _wasserstein(ref: dict[str, Any], current_sorted: Any) -> float:
     mid = (np.arange(n) + 0.5) / n
     # (not "@": a BLAS dot product may start threads that spin on a busy machine)
     whole = np.abs(current_sorted - _reference_quantile_function(n_ref, low, high, grid, mid))
-    total = float(np.sum(whole) / n - np.sum(whole[cut]) / n) if len(cut) else float(np.sum(whole) / n)
+    total = float((np.sum(whole) - np.sum(whole[cut])) / n)  # the steps no reference point cuts
     if len(cut):
         breaks = np.unique(np.concatenate([steps[cut], steps[cut + 1], extra[inside]]))
         width = np.diff(breaks)

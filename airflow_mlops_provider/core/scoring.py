@@ -226,7 +226,7 @@ def score_file(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from airflow_mlops_provider.core.threads import single_threaded_openmp, thread_limits, thread_limits_blas
+    from airflow_mlops_provider.core.threads import single_threaded_openmp, thread_limits
 
     pf = open_parquet(input_path)
     check_columns(pf.schema_arrow, features, expected_types, key_columns, str(input_path))
@@ -330,7 +330,7 @@ def score_file(
                     # tree and idle while the GIL-bound steps of a pipeline (encoders) run; slices
                     # in parallel keep every core busy, with no more rows in memory than one chunk.
                     # BLAS pools are process-wide: one thread each.
-                    limits.enter_context(thread_limits_blas(1))
+                    limits.enter_context(thread_limits(1, user_api="blas"))
                     pool = limits.enter_context(concurrent.futures.ThreadPoolExecutor(
                         threads, thread_name_prefix="score-predict", initializer=single_threaded_openmp))
                 if pool is not None and item.num_rows >= 2 * threads:

@@ -136,15 +136,16 @@ def prepare_scoring_threads(explicit: Any = None) -> int:
 
 
 @contextlib.contextmanager
-def thread_limits(threads: int | None) -> Iterator[None]:
-    """Limit the thread pools of the loaded model libraries (OpenMP, BLAS) to ``threads`` inside the block
-    (threadpoolctl); None: no limit. The OpenMP limit holds in the calling thread, the one that predicts."""
+def thread_limits(threads: int | None, user_api: str | None = None) -> Iterator[None]:
+    """Limit the thread pools of the loaded model libraries (OpenMP, BLAS; ``user_api``: only
+    ``"openmp"`` or ``"blas"``) to ``threads`` inside the block (threadpoolctl); None: no limit.
+    The OpenMP limit holds in the calling thread, the one that predicts; BLAS pools are process-wide."""
     if threads is None:
         yield
         return
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=int(threads)):
+    with threadpool_limits(limits=int(threads), user_api=user_api):
         yield
 
 
@@ -154,10 +155,3 @@ def single_threaded_openmp() -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1, user_api="openmp")
-
-
-def thread_limits_blas(threads: int) -> Any:
-    """A context limiting the BLAS thread pools (process-wide) to ``threads``."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=int(threads), user_api="blas")
